@@ -470,7 +470,9 @@ class _Parser:
         by_id: dict[int, MethodSpec] = {}
         for m in methods:
             if m.id in by_id:
-                raise self.fail(f"class {name}: methods {by_id[m.id].name} and {m.name} share id {m.id}")
+                raise self.fail(
+                    f"class {name}: methods {by_id[m.id].name} and {m.name} share id {m.id}"
+                )
             by_id[m.id] = m
         return ClassSpec(
             name=name,

@@ -1,0 +1,757 @@
+# -*- test-case-name: tests.test_connection -*-
+"""
+Tests for the sans-IO connection core, L{txamqp_next._connection}, driven
+by a fake broker made of frames.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers import FrameFactory, SentParser, open_channel, open_connection
+from txamqp_next import _frames, errors
+from txamqp_next._codec import decode_table
+from txamqp_next._connection import (
+    _CHANNEL_TRANSITIONS,
+    _CONNECTION_TRANSITIONS,
+    ChannelState,
+    Connection,
+    ConnectionState,
+    Credentials,
+    _Channel,
+    negotiate,
+)
+from txamqp_next._events import (
+    ChannelClosed,
+    ConnectionClosed,
+    ConnectionOpened,
+    ContentReceived,
+    MethodReceived,
+)
+from txamqp_next.errors import LocalProtocolError, RemoteProtocolError
+
+
+class HandshakeTests(SynchronousTestCase):
+    """
+    The handshake: header, start/start-ok, tune/tune-ok, open/open-ok.
+    """
+
+    def setUp(self) -> None:
+        self.conn = Connection(
+            credentials=Credentials("user", "s3cret"), vhost="/v", connection_name="app"
+        )
+        self.factory = FrameFactory()
+        self.parser = SentParser()
+
+    def test_protocol_header_first(self) -> None:
+        """
+        The first bytes out are the 0-9-1 protocol header, and nothing else.
+        """
+        self.assertEqual(self.conn.data_to_send(), b"AMQP\x00\x00\x09\x01")
+        self.assertEqual(self.conn.data_to_send(), b"")
+
+    def test_start_ok(self) -> None:
+        """
+        C{start} is answered with C{start-ok}: PLAIN credentials, our
+        product, platform, connection name and capabilities.
+        """
+        self.parser.feed(self.conn.data_to_send())
+        self.assertEqual(self.conn.receive_data(self.factory.start()), [])
+        [start_ok] = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual(start_ok.NAME, "connection.start-ok")
+        self.assertEqual(start_ok.mechanism, "PLAIN")
+        self.assertEqual(start_ok.response, b"\0user\0s3cret")
+        props = start_ok.client_properties
+        self.assertEqual(props["product"], "txamqp_next")
+        self.assertEqual(props["connection_name"], "app")
+        self.assertIn("platform", props)
+        for capability in (
+            "publisher_confirms",
+            "consumer_cancel_notify",
+            "exchange_exchange_bindings",
+            "basic.nack",
+            "connection.blocked",
+            "authentication_failure_close",
+            "per_consumer_qos",
+            "direct_reply_to",
+        ):
+            self.assertIs(props["capabilities"][capability], True, capability)
+        self.assertNotIn("s3cret", repr(start_ok))
+        self.assertEqual(self.conn.state, ConnectionState.AWAIT_TUNE)
+
+    def test_tune_and_open(self) -> None:
+        """
+        C{tune} is answered with C{tune-ok} carrying the negotiated values,
+        then C{open} for the vhost; C{open-ok} yields L{ConnectionOpened}.
+        """
+        self.parser.feed(self.conn.data_to_send())
+        self.conn.receive_data(self.factory.start())
+        self.conn.receive_data(self.factory.tune(channel_max=100, frame_max=65536, heartbeat=30))
+        sent = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual(
+            [m.NAME for m in sent], ["connection.start-ok", "connection.tune-ok", "connection.open"]
+        )
+        tune_ok, open_ = sent[1], sent[2]
+        self.assertEqual(
+            (tune_ok.channel_max, tune_ok.frame_max, tune_ok.heartbeat), (100, 65536, 30)
+        )
+        self.assertEqual(open_.virtual_host, "/v")
+        [event] = self.conn.receive_data(self.factory.open_ok())
+        self.assertIsInstance(event, ConnectionOpened)
+        assert isinstance(event, ConnectionOpened)
+        self.assertEqual((event.channel_max, event.frame_max, event.heartbeat), (100, 65536, 30))
+        self.assertEqual(event.server_properties["product"], "RabbitMQ")
+        self.assertEqual(self.conn.state, ConnectionState.OPEN)
+
+    def test_amqplain_and_external(self) -> None:
+        """
+        AMQPLAIN sends a LOGIN/PASSWORD table without its length prefix;
+        EXTERNAL sends an empty response.
+        """
+        response = Credentials("u", "p", "amqplain").response()
+        table, _ = decode_table(len(response).to_bytes(4, "big") + response, 0)
+        self.assertEqual(table, {"LOGIN": "u", "PASSWORD": "p"})
+        self.assertEqual(Credentials(mechanism="EXTERNAL").response(), b"")
+        self.assertRaises(ValueError, Credentials, mechanism="CRAM-MD5")
+        self.assertNotIn("p'", repr(Credentials("u", "p")))
+
+    def test_mechanism_not_offered(self) -> None:
+        """
+        A broker that does not offer our mechanism ends the connection with
+        L{errors.AuthenticationError}.
+        """
+        self.conn.data_to_send()
+        [event] = self.conn.receive_data(self.factory.start(mechanisms=b"EXTERNAL"))
+        assert isinstance(event, ConnectionClosed)
+        self.assertIsInstance(event.error, errors.AuthenticationError)
+        self.assertIn("PLAIN", str(event.error))
+        self.assertEqual(self.conn.state, ConnectionState.CLOSED)
+
+    def test_refused_credentials(self) -> None:
+        """
+        A C{connection.close} answering C{start-ok} is an
+        L{errors.AuthenticationError}, and is acknowledged with close-ok.
+        """
+        self.parser.feed(self.conn.data_to_send())
+        self.conn.receive_data(self.factory.start())
+        self.parser.feed(self.conn.data_to_send())
+        [event] = self.conn.receive_data(
+            self.factory.method(
+                0,
+                "connection.close",
+                reply_code=403,
+                reply_text="ACCESS_REFUSED - Login was refused",
+            )
+        )
+        assert isinstance(event, ConnectionClosed)
+        self.assertIsInstance(event.error, errors.AuthenticationError)
+        self.assertEqual(event.error.reply_code if event.error else 0, 403)
+        [close_ok] = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual(close_ok.NAME, "connection.close-ok")
+
+    def test_missing_vhost(self) -> None:
+        """
+        A 530 answering C{open} is L{errors.NotAllowed}.
+        """
+        self.conn.receive_data(self.factory.start())
+        self.conn.receive_data(self.factory.tune())
+        [event] = self.conn.receive_data(
+            self.factory.method(
+                0, "connection.close", reply_code=530, reply_text="NOT_ALLOWED - vhost /v not found"
+            )
+        )
+        assert isinstance(event, ConnectionClosed)
+        self.assertIsInstance(event.error, errors.NotAllowed)
+
+    def test_version_mismatch(self) -> None:
+        """
+        A broker answering with another protocol header (even split in
+        pieces) gives a clear L{RemoteProtocolError}.
+        """
+        self.assertEqual(self.conn.receive_data(b"AM"), [])
+        exc = self.assertRaises(RemoteProtocolError, self.conn.receive_data, b"QP\x00\x00\x09\x00")
+        self.assertIn("does not speak AMQP 0-9-1", str(exc))
+        self.assertEqual(self.conn.state, ConnectionState.CLOSED)
+
+    def test_secure_answered(self) -> None:
+        """
+        C{connection.secure} is answered with C{secure-ok} and our response.
+        """
+        self.parser.feed(self.conn.data_to_send())
+        self.conn.receive_data(self.factory.start())
+        self.conn.receive_data(self.factory.method(0, "connection.secure", challenge=b"x"))
+        sent = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual(sent[-1].NAME, "connection.secure-ok")
+        self.assertEqual(sent[-1].response, b"\0user\0s3cret")
+
+
+class NegotiateTests(SynchronousTestCase):
+    """
+    L{negotiate} follows RabbitMQ's documented rules.
+    """
+
+    def test_rules(self) -> None:
+        """
+        The lower of two non-zero values; 0 on one side means the other's;
+        None accepts the server's.
+        """
+        self.assertEqual(negotiate(10, 60), 10)
+        self.assertEqual(negotiate(600, 60), 60)
+        self.assertEqual(negotiate(0, 60), 60)
+        self.assertEqual(negotiate(30, 0), 30)
+        self.assertEqual(negotiate(0, 0), 0)
+        self.assertEqual(negotiate(None, 0), 0)
+        self.assertEqual(negotiate(None, 60), 60)
+
+
+class ChannelTests(SynchronousTestCase):
+    """
+    Channels: opening, serialised synchronous calls, closing both ways.
+    """
+
+    def setUp(self) -> None:
+        self.conn, self.factory, self.parser = open_connection()
+        self.ms = self.conn.methods
+
+    def sent(self) -> list[str]:
+        return [m.NAME for m in self.parser.methods_sent(self.conn.data_to_send())]
+
+    def test_open(self) -> None:
+        """
+        C{open_channel} picks the lowest free id and sends C{channel.open};
+        C{open-ok} opens it and is reported.
+        """
+        self.assertEqual(self.conn.open_channel(), 1)
+        self.assertEqual(self.conn.open_channel(), 2)
+        self.assertEqual(self.sent(), ["channel.open", "channel.open"])
+        self.assertEqual(self.conn.channel_state(1), ChannelState.OPENING)
+        [event] = self.conn.receive_data(self.factory.method(1, "channel.open-ok"))
+        assert isinstance(event, MethodReceived)
+        self.assertEqual(event.method.NAME, "channel.open-ok")
+        self.assertEqual(self.conn.channel_state(1), ChannelState.OPEN)
+        exc = self.assertRaises(LocalProtocolError, self.conn.open_channel, 1)
+        self.assertIn("already", str(exc))
+
+    def test_synchronous_calls_serialised(self) -> None:
+        """
+        While a synchronous call waits for its reply, later calls on that
+        channel (synchronous or not) wait behind it, in order.
+        """
+        ch = open_channel(self.conn, self.factory, self.parser)
+        self.conn.send_method(ch, self.ms.Queue.Declare(queue="a"))
+        self.conn.send_method(ch, self.ms.Queue.Declare(queue="b"))
+        self.conn.publish(ch, b"x", routing_key="b")
+        self.assertEqual(self.sent(), ["queue.declare"])
+        self.conn.receive_data(self.factory.method(ch, "queue.declare-ok", queue="a"))
+        self.assertEqual(self.sent(), ["queue.declare"])
+        self.conn.receive_data(self.factory.method(ch, "queue.declare-ok", queue="b"))
+        self.assertEqual(self.sent(), ["basic.publish"])
+
+    def test_asynchronous_calls_not_held(self) -> None:
+        """
+        With nothing queued, asynchronous calls go out while a synchronous
+        call is outstanding.
+        """
+        ch = open_channel(self.conn, self.factory, self.parser)
+        self.conn.send_method(ch, self.ms.Queue.Declare(queue="a"))
+        self.conn.publish(ch, b"x")
+        self.assertEqual(self.sent(), ["queue.declare", "basic.publish"])
+
+    def test_no_wait_expects_no_reply(self) -> None:
+        """
+        C{no_wait=True} makes a synchronous method expect no reply, so the
+        next call goes out at once.
+        """
+        ch = open_channel(self.conn, self.factory, self.parser)
+        self.conn.send_method(ch, self.ms.Queue.Declare(queue="a", no_wait=True))
+        self.conn.send_method(ch, self.ms.Queue.Declare(queue="b"))
+        self.assertEqual(self.sent(), ["queue.declare", "queue.declare"])
+
+    def test_broker_closes_channel(self) -> None:
+        """
+        A C{channel.close} from the broker closes only that channel with the
+        typed error, is acknowledged, and frees the id; other channels go on.
+        """
+        one = open_channel(self.conn, self.factory, self.parser)
+        two = open_channel(self.conn, self.factory, self.parser)
+        self.conn.send_method(one, self.ms.Queue.Declare(queue="missing", passive=True))
+        self.sent()
+        [event] = self.conn.receive_data(
+            self.factory.method(
+                one,
+                "channel.close",
+                reply_code=404,
+                reply_text="NOT_FOUND - no queue",
+                class_id=50,
+                method_id=10,
+            )
+        )
+        assert isinstance(event, ChannelClosed)
+        self.assertIsInstance(event.error, errors.NotFound)
+        assert event.error is not None
+        self.assertEqual((event.error.class_id, event.error.method_id), (50, 10))
+        self.assertEqual(self.sent(), ["channel.close-ok"])
+        self.assertEqual(self.conn.channel_state(one), ChannelState.CLOSED)
+        self.assertEqual(self.conn.channel_state(two), ChannelState.OPEN)
+        exc = self.assertRaises(LocalProtocolError, self.conn.publish, one, b"x")
+        self.assertIn("not open", str(exc))
+        self.assertEqual(open_channel(self.conn, self.factory, self.parser), one)
+
+    def test_client_close_skips_queue(self) -> None:
+        """
+        Closing a channel sends C{channel.close} at once, even behind an
+        outstanding call; queued calls are dropped; replies that arrive while
+        closing are discarded; C{close-ok} closes the channel.
+        """
+        ch = open_channel(self.conn, self.factory, self.parser)
+        self.conn.send_method(ch, self.ms.Queue.Declare(queue="a"))
+        self.conn.send_method(ch, self.ms.Queue.Declare(queue="b"))
+        self.conn.send_method(ch, self.ms.Channel.Close(reply_code=200))
+        self.assertEqual(self.sent(), ["queue.declare", "channel.close"])
+        self.assertEqual(
+            self.conn.receive_data(self.factory.method(ch, "queue.declare-ok", queue="a")), []
+        )
+        events = self.conn.receive_data(self.factory.method(ch, "channel.close-ok"))
+        self.assertEqual([type(e) for e in events], [MethodReceived, ChannelClosed])
+        assert isinstance(events[1], ChannelClosed)
+        self.assertIsNone(events[1].error)
+        self.assertEqual(self.conn.channel_state(ch), ChannelState.CLOSED)
+
+    def test_simultaneous_close(self) -> None:
+        """
+        A broker close crossing ours is acknowledged and closes the channel.
+        """
+        ch = open_channel(self.conn, self.factory, self.parser)
+        self.conn.send_method(ch, self.ms.Channel.Close())
+        self.sent()
+        [event] = self.conn.receive_data(self.factory.method(ch, "channel.close", reply_code=406))
+        assert isinstance(event, ChannelClosed)
+        self.assertIsInstance(event.error, errors.PreconditionFailed)
+        self.assertEqual(self.sent(), ["channel.close-ok"])
+
+    def test_flow_answered(self) -> None:
+        """
+        C{channel.flow} from the broker is answered with C{flow-ok} and
+        reported.
+        """
+        ch = open_channel(self.conn, self.factory, self.parser)
+        [event] = self.conn.receive_data(self.factory.method(ch, "channel.flow", active=False))
+        assert isinstance(event, MethodReceived)
+        self.assertEqual(event.method.NAME, "channel.flow")
+        [flow_ok] = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual((flow_ok.NAME, flow_ok.active), ("channel.flow-ok", False))
+
+    def test_misuse(self) -> None:
+        """
+        Methods a client may not send, or on the wrong channel, or on a
+        channel that is not open, raise L{LocalProtocolError} and send nothing.
+        """
+        ch = open_channel(self.conn, self.factory, self.parser)
+        self.assertRaises(LocalProtocolError, self.conn.send_method, ch, self.ms.Basic.Deliver())
+        self.assertRaises(LocalProtocolError, self.conn.send_method, 0, self.ms.Queue.Declare())
+        self.assertRaises(LocalProtocolError, self.conn.send_method, ch, self.ms.Connection.Close())
+        self.assertRaises(LocalProtocolError, self.conn.send_method, 9, self.ms.Queue.Declare())
+        self.assertRaises(LocalProtocolError, self.conn.send_method, 5000, self.ms.Channel.Open())
+        self.assertRaises(
+            LocalProtocolError, self.conn.send_method, ch, self.ms.Queue.Declare(queue="x" * 256)
+        )
+        self.assertEqual(self.conn.data_to_send(), b"")
+
+    def test_blocked_reported(self) -> None:
+        """
+        C{connection.blocked} and C{unblocked} are reported as methods on
+        channel 0.
+        """
+        [blocked] = self.conn.receive_data(
+            self.factory.method(0, "connection.blocked", reason="low on memory")
+        )
+        assert isinstance(blocked, MethodReceived)
+        self.assertEqual(blocked.method.reason, "low on memory")
+        [unblocked] = self.conn.receive_data(self.factory.method(0, "connection.unblocked"))
+        assert isinstance(unblocked, MethodReceived)
+        self.assertEqual(unblocked.method.NAME, "connection.unblocked")
+
+
+class ContentTests(SynchronousTestCase):
+    """
+    Content: outgoing split at frame_max, incoming reassembled per channel.
+    """
+
+    def setUp(self) -> None:
+        self.conn, self.factory, self.parser = open_connection()
+        self.ch = open_channel(self.conn, self.factory, self.parser)
+
+    def test_outgoing_split(self) -> None:
+        """
+        A body larger than frame_max goes out in frames no larger than it.
+        """
+        body = bytes(range(256)) * 1200
+        self.conn.publish(self.ch, body, routing_key="q")
+        frames = self.parser.feed(self.conn.data_to_send())
+        self.assertEqual([f[0] for f in frames[:2]], [_frames.FRAME_METHOD, _frames.FRAME_HEADER])
+        bodies = [f[2] for f in frames[2:]]
+        self.assertEqual(b"".join(bodies), body)
+        self.assertTrue(all(len(b) <= self.conn.frame_max - 8 for b in bodies))
+        self.assertEqual(frames[1][2][1], len(body))
+
+    def test_empty_body(self) -> None:
+        """
+        An empty body sends a header and no body frame, and an incoming one
+        is delivered on its header.
+        """
+        self.conn.publish(self.ch, b"")
+        frames = self.parser.feed(self.conn.data_to_send())
+        self.assertEqual(len(frames), 2)
+        [event] = self.conn.receive_data(
+            self.factory.content(self.ch, "basic.deliver", b"", delivery_tag=1)
+        )
+        assert isinstance(event, ContentReceived)
+        self.assertEqual(event.body, b"")
+
+    def test_delivery_reassembled(self) -> None:
+        """
+        A delivery in many body frames, interleaved with another channel's
+        frames, arrives whole with its properties.
+        """
+        other = open_channel(self.conn, self.factory, self.parser)
+        body = b"0123456789" * 5000
+        stream = self.factory.content(
+            self.ch,
+            "basic.deliver",
+            body,
+            frame_max=4096,
+            properties={"content_type": "text/plain", "headers": {"a": 1}},
+            consumer_tag="c",
+            delivery_tag=7,
+            routing_key="rk",
+        )
+        half = len(stream) // 2
+        cut = stream.index(b"\xce\x03", half) + 1  # at a frame boundary
+        events = self.conn.receive_data(stream[:cut])
+        events += self.conn.receive_data(
+            self.factory.content(other, "basic.deliver", b"o", delivery_tag=1)
+        )
+        events += self.conn.receive_data(stream[cut:])
+        self.assertEqual(
+            [e.channel for e in events if isinstance(e, ContentReceived)], [other, self.ch]
+        )
+        event = events[-1]
+        assert isinstance(event, ContentReceived)
+        self.assertEqual(event.body, body)
+        self.assertEqual(event.method.delivery_tag, 7)
+        self.assertEqual(event.properties.content_type, "text/plain")
+        self.assertEqual(event.properties.headers, {"a": 1})
+
+    def test_oversized_message_closes_channel(self) -> None:
+        """
+        A message over the size cap closes its channel with 311 and discards
+        its frames; the connection and other channels go on.
+        """
+        conn, factory, parser = open_connection(max_message_size=1000)
+        ch = open_channel(conn, factory, parser)
+        other = open_channel(conn, factory, parser)
+        events = conn.receive_data(
+            factory.content(ch, "basic.deliver", b"x" * 5000, delivery_tag=1)
+        )
+        [event] = events
+        assert isinstance(event, ChannelClosed)
+        self.assertEqual(event.error.reply_code if event.error else 0, 311)
+        [close] = parser.methods_sent(conn.data_to_send())
+        self.assertEqual((close.NAME, close.reply_code), ("channel.close", 311))
+        [ok] = conn.receive_data(factory.content(other, "basic.deliver", b"fine", delivery_tag=1))
+        self.assertIsInstance(ok, ContentReceived)
+        self.assertEqual(conn.receive_data(factory.method(ch, "channel.close-ok")), [])
+        self.assertEqual(conn.channel_state(ch), ChannelState.CLOSED)
+
+
+class ByteFeedingTests(SynchronousTestCase):
+    """
+    The same stream gives the same events however it is cut.
+    """
+
+    def stream(self, factory: FrameFactory, ch: int) -> bytes:
+        return (
+            factory.content(ch, "basic.deliver", b"a" * 300, frame_max=100, delivery_tag=1)
+            + factory.method(ch, "basic.ack", delivery_tag=1)
+            + _frames.HEARTBEAT
+            + factory.content(
+                ch, "basic.deliver", b"b", delivery_tag=2, properties={"headers": {"k": [1, "x"]}}
+            )
+        )
+
+    def events_for(self, chunks: list[bytes]) -> list[object]:
+        conn, factory, parser = open_connection()
+        self.assertEqual(open_channel(conn, factory, parser), 1)
+        events: list[object] = []
+        for chunk in chunks:
+            events += conn.receive_data(chunk)
+        return events
+
+    def test_whole_byte_by_byte_and_every_split(self) -> None:
+        """
+        Fed whole, one byte at a time, and split at every offset, the stream
+        yields the same events.
+        """
+        data = self.stream(FrameFactory(), 1)
+        expected = self.events_for([data])
+        self.assertEqual(len(expected), 3)
+        self.assertEqual(self.events_for([data[i : i + 1] for i in range(len(data))]), expected)
+        for i in range(len(data) + 1):
+            self.assertEqual(self.events_for([data[:i], data[i:]]), expected, f"split at {i}")
+
+
+class BadInputTests(SynchronousTestCase):
+    """
+    Malformed or hostile input gets a L{RemoteProtocolError} with the reply
+    code to close with, and a C{connection.close} carrying it goes out.
+    """
+
+    def setUp(self) -> None:
+        self.conn, self.factory, self.parser = open_connection()
+        self.ch = open_channel(self.conn, self.factory, self.parser)
+
+    def check(self, data: bytes, code: int) -> RemoteProtocolError:
+        exc = self.assertRaises(RemoteProtocolError, self.conn.receive_data, data)
+        self.assertEqual(exc.reply_code, code, str(exc))
+        self.assertEqual(self.conn.state, ConnectionState.CLOSED)
+        [close] = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual((close.NAME, close.reply_code), ("connection.close", code))
+        self.assertEqual(self.conn.receive_data(b"more"), [])
+        return exc
+
+    def test_bad_frame_end(self) -> None:
+        """A wrong frame-end octet is a frame error (501)."""
+        frame = self.factory.method(self.ch, "basic.ack", delivery_tag=1)
+        self.check(frame[:-1] + b"\x00", 501)
+
+    def test_unknown_frame_type(self) -> None:
+        """An unknown frame type is a frame error (501)."""
+        self.check(b"\x09\x00\x01\x00\x00\x00\x00\xce", 501)
+
+    def test_frame_too_large(self) -> None:
+        """A frame over frame_max is a frame error, before it is buffered."""
+        self.check(b"\x03\x00\x01\x7f\xff\xff\xff", 501)
+
+    def test_heartbeat_on_channel(self) -> None:
+        """A heartbeat on a channel other than 0 is a frame error."""
+        self.check(b"\x08\x00\x01\x00\x00\x00\x00\xce", 501)
+
+    def test_header_without_method(self) -> None:
+        """A content header with no content method before it is unexpected (505)."""
+        props = self.conn.methods.properties[60]()
+        self.check(
+            b"".join(_frames.content_frames(self.ch, props.encode_header(1), b"x", 0))[:-9], 505
+        )
+
+    def test_body_without_header(self) -> None:
+        """A body frame with no header before it is unexpected (505)."""
+        self.check(b"\x03\x00\x01\x00\x00\x00\x01x\xce", 505)
+
+    def test_body_longer_than_declared(self) -> None:
+        """More body bytes than the header declared is unexpected (505)."""
+        method = self.factory.method(self.ch, "basic.deliver", delivery_tag=1)
+        props = self.conn.methods.properties[60]()
+        frames = _frames.content_frames(self.ch, props.encode_header(2), b"abc", 0)
+        self.check(method + b"".join(frames), 505)
+
+    def test_method_inside_content(self) -> None:
+        """A method while a content is incomplete is unexpected (505)."""
+        method = self.factory.method(self.ch, "basic.deliver", delivery_tag=1)
+        self.check(method + self.factory.method(self.ch, "basic.ack"), 505)
+
+    def test_content_on_wrong_channel(self) -> None:
+        """Content for a channel that is not open is a channel error (504)."""
+        self.check(self.factory.content(7, "basic.deliver", b"x", delivery_tag=1), 504)
+
+    def test_content_on_channel_zero(self) -> None:
+        """A content frame on channel 0 is unexpected (505)."""
+        self.check(b"\x03\x00\x00\x00\x00\x00\x01x\xce", 505)
+
+    def test_unknown_method(self) -> None:
+        """Unknown class or method ids are not implemented (540)."""
+        self.check(_frames.method_frame(self.ch, b"\x00\x63\x00\x01"), 540)
+
+    def test_truncated_table(self) -> None:
+        """A method whose table runs past the frame is a syntax error (502)."""
+        payload = self.conn.methods.Basic.Deliver(delivery_tag=1).encode()
+        bad = self.conn.methods["queue.declare-ok"](queue="q").encode()
+        self.assertTrue(payload)
+        # connection.blocked-like table damage: a table claiming 2**32-1 bytes
+        start = self.factory.methods["channel.close"](reply_code=1).encode()
+        self.assertTrue(start and bad)
+        frame = _frames.method_frame(
+            self.ch,
+            b"\x00\x3c\x00\x1e"
+            + b"\x00\x00"
+            + b"\x00"
+            + b"\x00"
+            + b"\x00\x00"
+            + b"\xff\xff\xff\xff",
+        )
+        self.check(frame, 502)
+
+    def test_unsolicited_reply(self) -> None:
+        """A reply nobody asked for is unexpected (505)."""
+        self.check(self.factory.method(self.ch, "queue.declare-ok", queue="q"), 505)
+
+    def test_connection_method_on_channel(self) -> None:
+        """A connection method on a channel is invalid (503)."""
+        self.check(self.factory.method(self.ch, "connection.blocked"), 503)
+
+
+class HeartbeatTests(SynchronousTestCase):
+    """
+    Heartbeats through L{Connection.tick}.
+    """
+
+    def setUp(self) -> None:
+        self.conn, self.factory, self.parser = open_connection(heartbeat=10)
+        self.assertEqual(self.conn.heartbeat, 10)
+
+    def test_sent_when_quiet(self) -> None:
+        """
+        A heartbeat goes out after an interval with nothing sent.
+        """
+        self.conn.tick(0)
+        self.conn.tick(5)
+        self.assertEqual(self.conn.data_to_send(), b"")
+        self.conn.tick(10)
+        self.assertEqual(self.conn.data_to_send(), _frames.HEARTBEAT)
+
+    def test_not_sent_while_busy(self) -> None:
+        """
+        Traffic counts: no heartbeat while we keep sending.
+        """
+        ch = open_channel(self.conn, self.factory, self.parser)
+        for now in range(0, 40, 5):
+            self.conn.publish(ch, b"x")
+            self.conn.receive_data(_frames.HEARTBEAT)
+            self.conn.tick(now)
+            self.assertNotIn(_frames.HEARTBEAT, [self.conn.data_to_send()[-8:]])
+
+    def test_silent_peer(self) -> None:
+        """
+        A broker silent for two intervals ends the connection with
+        L{errors.HeartbeatTimeout}.
+        """
+        self.assertEqual(self.conn.tick(0), [])
+        self.conn.receive_data(_frames.HEARTBEAT)
+        self.assertEqual(self.conn.tick(15), [])
+        self.assertEqual(self.conn.tick(30), [])
+        [event] = self.conn.tick(35.5)
+        assert isinstance(event, ConnectionClosed)
+        self.assertIsInstance(event.error, errors.HeartbeatTimeout)
+        self.assertEqual(self.conn.state, ConnectionState.CLOSED)
+
+    def test_disabled(self) -> None:
+        """
+        With heartbeat 0 tick never sends or times out.
+        """
+        conn, _, _ = open_connection(heartbeat=0, tune={"heartbeat": 0})
+        self.assertEqual(conn.heartbeat, 0)
+        self.assertEqual(conn.tick(0), [])
+        self.assertEqual(conn.tick(1e6), [])
+        self.assertEqual(conn.data_to_send(), b"")
+
+
+class CloseTests(SynchronousTestCase):
+    """
+    Closing the connection, both ways.
+    """
+
+    def test_client_close(self) -> None:
+        """
+        C{close} sends C{connection.close}; channel frames arriving meanwhile
+        are discarded; C{close-ok} ends with no error.
+        """
+        conn, factory, parser = open_connection()
+        ch = open_channel(conn, factory, parser)
+        conn.close(200, "bye")
+        [close] = parser.methods_sent(conn.data_to_send())
+        self.assertEqual(
+            (close.NAME, close.reply_code, close.reply_text), ("connection.close", 200, "bye")
+        )
+        self.assertEqual(
+            conn.receive_data(factory.content(ch, "basic.deliver", b"x", delivery_tag=1)), []
+        )
+        [event] = conn.receive_data(factory.method(0, "connection.close-ok"))
+        assert isinstance(event, ConnectionClosed)
+        self.assertIsNone(event.error)
+        self.assertRaises(LocalProtocolError, conn.open_channel)
+
+    def test_broker_close(self) -> None:
+        """
+        A C{connection.close} from the broker is acknowledged and reported
+        with its typed error.
+        """
+        conn, factory, parser = open_connection()
+        [event] = conn.receive_data(
+            factory.method(
+                0, "connection.close", reply_code=320, reply_text="CONNECTION_FORCED - shutdown"
+            )
+        )
+        assert isinstance(event, ConnectionClosed)
+        self.assertIsInstance(event.error, errors.ConnectionForced)
+        [ok] = parser.methods_sent(conn.data_to_send())
+        self.assertEqual(ok.NAME, "connection.close-ok")
+
+
+class TransitionTableTests(SynchronousTestCase):
+    """
+    Every (state, input) pair either transitions as the table says or
+    raises.
+    """
+
+    CONNECTION_INPUTS = sorted(
+        {name for _, name in _CONNECTION_TRANSITIONS}
+        | {"connection.close-ok", "connection.start", "bogus"}
+    )
+    CHANNEL_INPUTS = sorted({name for _, name in _CHANNEL_TRANSITIONS} | {"bogus"})
+
+    def test_connection_table(self) -> None:
+        """
+        The connection machine follows its table for every pair, raising
+        L{LocalProtocolError} for local inputs and L{RemoteProtocolError} for
+        received ones that are missing.
+        """
+        for state in ConnectionState:
+            for name in self.CONNECTION_INPUTS:
+                for local in (True, False):
+                    conn = Connection()
+                    conn.state = state
+                    expected = _CONNECTION_TRANSITIONS.get((state, name))
+                    if expected is None:
+                        error = LocalProtocolError if local else RemoteProtocolError
+                        self.assertRaises(error, conn._connection_input, name, local)
+                        self.assertEqual(conn.state, state)
+                    else:
+                        conn._connection_input(name, local)
+                        self.assertEqual(conn.state, expected, (state, name))
+
+    def test_channel_table(self) -> None:
+        """
+        The channel machine follows its table for every pair.
+        """
+        for state in ChannelState:
+            for name in self.CHANNEL_INPUTS:
+                for local in (True, False):
+                    ch = _Channel(1)
+                    ch.state = state
+                    expected = _CHANNEL_TRANSITIONS.get((state, name))
+                    if expected is None:
+                        error = LocalProtocolError if local else RemoteProtocolError
+                        self.assertRaises(error, Connection()._channel_input, ch, name, local)
+                        self.assertEqual(ch.state, state)
+                    else:
+                        Connection()._channel_input(ch, name, local)
+                        self.assertEqual(ch.state, expected, (state, name))
+
+    def test_closed_connection_refuses_calls(self) -> None:
+        """
+        After the connection closes, calls raise and received bytes are
+        ignored.
+        """
+        conn, factory, _ = open_connection()
+        conn.receive_data(factory.method(0, "connection.close", reply_code=320))
+        self.assertRaises(LocalProtocolError, conn.open_channel)
+        self.assertEqual(conn.receive_data(factory.method(1, "channel.open-ok")), [])

@@ -1,0 +1,865 @@
+# -*- test-case-name: tests.test_connection -*-
+"""
+The sans-IO AMQP connection: bytes in, events out; calls in, bytes out.
+
+L{Connection} knows nothing of sockets, reactors or clocks.  Its driver
+feeds it received bytes (L{Connection.receive_data}), routes the returned
+events, writes whatever L{Connection.data_to_send} returns, and calls
+L{Connection.tick} with the time every so often so heartbeats go out and a
+silent peer is noticed.
+
+The connection and each channel are state machines: an C{Enum} of states
+and one transition table keyed by C{(state, input)}.  A pair missing from
+the table is an error: L{RemoteProtocolError} when the broker sent it,
+L{LocalProtocolError} when the application asked for it.
+
+Synchronous calls are serialised per channel: one is outstanding, later
+calls (and anything sent after them) wait in order until its reply comes.
+"""
+
+from __future__ import annotations
+
+import enum
+import platform
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Final
+
+from txamqp_next import _frames
+from txamqp_next._codec import encode_table
+from txamqp_next._events import (
+    ChannelClosed,
+    ConnectionClosed,
+    ConnectionOpened,
+    ContentReceived,
+    Event,
+    MethodReceived,
+)
+from txamqp_next._methods import Method, MethodSet, Properties, methods_for
+from txamqp_next.errors import (
+    CHANNEL_ERROR,
+    COMMAND_INVALID,
+    CONTENT_TOO_LARGE,
+    FRAME_ERROR,
+    REPLY_SUCCESS,
+    UNEXPECTED_FRAME,
+    AuthenticationError,
+    HeartbeatTimeout,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    channel_error_for,
+    connection_error_for,
+)
+from txamqp_next.spec import Spec, load
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "ChannelState",
+    "Connection",
+    "ConnectionState",
+    "Credentials",
+    "negotiate",
+]
+
+#: The largest inbound message body accepted unless configured otherwise.
+DEFAULT_MAX_MESSAGE_SIZE: Final = 128 * 1024 * 1024
+
+PRODUCT: Final = "txamqp_next"
+VERSION: Final = "0.1.0.dev0"
+
+CAPABILITIES: Final[Mapping[str, bool]] = {
+    "publisher_confirms": True,
+    "consumer_cancel_notify": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "connection.blocked": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+    "direct_reply_to": True,
+}
+
+
+class ConnectionState(enum.Enum):
+    """
+    Where the connection is in its life.
+    """
+
+    AWAIT_START = "await-start"
+    AWAIT_TUNE = "await-tune"
+    AWAIT_OPEN_OK = "await-open-ok"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class ChannelState(enum.Enum):
+    """
+    Where a channel is in its life.
+    """
+
+    OPENING = "opening"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_C = ConnectionState
+_CONNECTION_TRANSITIONS: Final[Mapping[tuple[ConnectionState, str], ConnectionState]] = {
+    (_C.AWAIT_START, "connection.start"): _C.AWAIT_TUNE,
+    (_C.AWAIT_TUNE, "connection.secure"): _C.AWAIT_TUNE,
+    (_C.AWAIT_TUNE, "connection.tune"): _C.AWAIT_OPEN_OK,
+    (_C.AWAIT_OPEN_OK, "connection.open-ok"): _C.OPEN,
+    (_C.OPEN, "connection.blocked"): _C.OPEN,
+    (_C.OPEN, "connection.unblocked"): _C.OPEN,
+    (_C.OPEN, "connection.update-secret-ok"): _C.OPEN,
+    (_C.OPEN, "send"): _C.OPEN,
+    (_C.OPEN, "channel-frame"): _C.OPEN,
+    (_C.CLOSING, "channel-frame"): _C.CLOSING,
+    # the broker may close at any point of the handshake (403 for bad
+    # credentials, 530 for a missing vhost) or after
+    (_C.AWAIT_START, "connection.close"): _C.CLOSED,
+    (_C.AWAIT_TUNE, "connection.close"): _C.CLOSED,
+    (_C.AWAIT_OPEN_OK, "connection.close"): _C.CLOSED,
+    (_C.OPEN, "connection.close"): _C.CLOSED,
+    (_C.CLOSING, "connection.close"): _C.CLOSED,
+    (_C.CLOSING, "connection.close-ok"): _C.CLOSED,
+    # while closing, everything but close and close-ok is discarded
+    (_C.CLOSING, "connection.blocked"): _C.CLOSING,
+    (_C.CLOSING, "connection.unblocked"): _C.CLOSING,
+    (_C.CLOSING, "connection.update-secret-ok"): _C.CLOSING,
+    # local calls
+    (_C.AWAIT_START, "close"): _C.CLOSED,
+    (_C.AWAIT_TUNE, "close"): _C.CLOSED,
+    (_C.AWAIT_OPEN_OK, "close"): _C.CLOSING,
+    (_C.OPEN, "close"): _C.CLOSING,
+}
+
+_Ch = ChannelState
+_CHANNEL_TRANSITIONS: Final[Mapping[tuple[ChannelState, str], ChannelState]] = {
+    (_Ch.CLOSED, "open"): _Ch.OPENING,
+    (_Ch.OPENING, "send"): _Ch.OPENING,
+    (_Ch.OPENING, "close"): _Ch.CLOSING,
+    (_Ch.OPENING, "channel.open-ok"): _Ch.OPEN,
+    (_Ch.OPENING, "channel.close"): _Ch.CLOSED,
+    (_Ch.OPEN, "send"): _Ch.OPEN,
+    (_Ch.OPEN, "close"): _Ch.CLOSING,
+    (_Ch.OPEN, "receive"): _Ch.OPEN,
+    (_Ch.OPEN, "channel.flow"): _Ch.OPEN,
+    (_Ch.OPEN, "channel.flow-ok"): _Ch.OPEN,
+    (_Ch.OPEN, "channel.close"): _Ch.CLOSED,
+    (_Ch.OPEN, "fault"): _Ch.CLOSING,
+    (_Ch.CLOSING, "receive"): _Ch.CLOSING,
+    (_Ch.CLOSING, "channel.flow"): _Ch.CLOSING,
+    (_Ch.CLOSING, "channel.flow-ok"): _Ch.CLOSING,
+    (_Ch.CLOSING, "channel.open-ok"): _Ch.CLOSING,
+    (_Ch.CLOSING, "channel.close"): _Ch.CLOSED,
+    (_Ch.CLOSING, "channel.close-ok"): _Ch.CLOSED,
+    (_Ch.CLOSING, "fault"): _Ch.CLOSING,
+}
+
+
+def negotiate(client: int | None, server: int) -> int:
+    """
+    Settle a tuning value as RabbitMQ documents it: when either side says
+    C{0} (no limit / no heartbeat) the other side's value wins, otherwise the
+    lower one.  A client value of C{None} accepts the server's.
+    """
+    if client is None:
+        return server
+    if client == 0 or server == 0:
+        return max(client, server)
+    return min(client, server)
+
+
+class Credentials:
+    """
+    A user name and password, and the SASL mechanism to present them with.
+
+    The password never appears in C{repr}, C{str} or log output.
+
+    @ivar mechanism: C{"PLAIN"} (default), C{"AMQPLAIN"} or C{"EXTERNAL"}
+        (for TLS client certificates; user and password are unused).
+    """
+
+    MECHANISMS: Final = ("PLAIN", "AMQPLAIN", "EXTERNAL")
+
+    def __init__(self, username: str = "guest", password: str = "guest", mechanism: str = "PLAIN"):
+        mechanism = mechanism.upper()
+        if mechanism not in self.MECHANISMS:
+            raise ValueError(
+                f"unsupported auth mechanism {mechanism!r}; use one of {', '.join(self.MECHANISMS)}"
+            )
+        self.username = username
+        self._password = password
+        self.mechanism = mechanism
+
+    def response(self) -> bytes:
+        """
+        The C{start-ok} response for this mechanism.
+        """
+        if self.mechanism == "PLAIN":
+            return b"\0" + self.username.encode() + b"\0" + self._password.encode()
+        if self.mechanism == "AMQPLAIN":
+            return encode_table({"LOGIN": self.username, "PASSWORD": self._password})[4:]
+        return b""
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(username={self.username!r}, password=<hidden>, "
+            f"mechanism={self.mechanism!r})"
+        )
+
+
+class _Channel:
+    """
+    The core's view of one channel.
+    """
+
+    __slots__ = (
+        "awaiting",
+        "content_body",
+        "content_method",
+        "content_properties",
+        "content_received",
+        "content_size",
+        "error",
+        "id",
+        "pending",
+        "state",
+    )
+
+    def __init__(self, channel_id: int) -> None:
+        self.id = channel_id
+        self.state = ChannelState.CLOSED
+        self.awaiting: Method | None = None
+        # outbound items waiting for the outstanding synchronous call
+        self.pending: deque[tuple[Method, Properties | None, bytes]] = deque()
+        self.content_method: Method | None = None
+        self.content_properties: Properties | None = None
+        self.content_size = 0
+        self.content_received = 0
+        self.content_body: list[bytes] = []
+        self.error: ProtocolError | None = None
+
+
+class Connection:
+    """
+    One AMQP connection, client side, without I/O.
+
+    @param spec: the spec to speak (the default 0-9-1 one when omitted).
+    @param credentials: who we are.
+    @param vhost: the virtual host to open.
+    @param heartbeat: the heartbeat interval we ask for in seconds; C{None}
+        accepts the broker's, C{0} asks for none (see L{negotiate}).
+    @param frame_max: the largest frame we accept; C{0} for the broker's.
+    @param channel_max: the highest channel id we want; C{0} for the
+        broker's.
+    @param client_properties: extra client properties (merged over ours).
+    @param connection_name: shown in the broker's management UI.
+    @param max_message_size: inbound bodies larger than this close their
+        channel with 311 (content too large).
+    """
+
+    def __init__(
+        self,
+        spec: Spec | None = None,
+        credentials: Credentials | None = None,
+        vhost: str = "/",
+        heartbeat: int | None = None,
+        frame_max: int = 131072,
+        channel_max: int = 0,
+        client_properties: Mapping[str, Any] | None = None,
+        connection_name: str | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        self.spec = spec if spec is not None else load()
+        self.methods: MethodSet = methods_for(self.spec)
+        self.credentials = credentials if credentials is not None else Credentials()
+        self.vhost = vhost
+        self.max_message_size = max_message_size
+        self._wanted = (channel_max, frame_max, heartbeat)
+        self._client_properties = self._build_client_properties(client_properties, connection_name)
+        self.state = ConnectionState.AWAIT_START
+        self.server_properties: Mapping[str, Any] = {}
+        self.channel_max = 0
+        self.frame_max = 0
+        self.heartbeat = 0
+        self.error: ProtocolError | None = None
+        self._reader = _frames.FrameReader(max(frame_max, 131072) if frame_max else 131072)
+        self._outbox: list[bytes] = [self.spec.protocol_header]
+        self._channels: dict[int, _Channel] = {}
+        self._received = False
+        self._sent = False
+        self._last_received: float | None = None
+        self._last_sent: float | None = None
+        self._close_ok = self.methods["connection.close-ok"]
+        self._channel_close_ok = self.methods["channel.close-ok"]
+
+    # -- driver side ---------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """
+        Everything queued for the wire since the last call.
+        """
+        return b"".join(self.chunks_to_send())
+
+    def chunks_to_send(self) -> list[bytes]:
+        """
+        Like L{data_to_send}, as a list of byte strings for C{writeSequence}.
+        """
+        out = self._outbox
+        if out:
+            self._outbox = []
+            self._sent = True
+        return out
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """
+        Feed bytes received from the broker.
+
+        @return: the events they complete, in order.
+        @raise RemoteProtocolError: the broker broke the protocol.  The
+            connection is then closed: L{data_to_send} holds a
+            C{connection.close} carrying the error's reply code, and the
+            transport should be dropped once it is written.
+        """
+        if self.state is ConnectionState.CLOSED:
+            return []
+        if not data:
+            return []
+        self._received = True
+        events: list[Event] = []
+        try:
+            self._reader.feed(data)
+            if self.state is ConnectionState.AWAIT_START and self._awaiting_version_reply():
+                return events
+            while True:
+                frame = self._reader.next_frame()
+                if frame is _frames.NEED_DATA:
+                    break
+                assert isinstance(frame, tuple)
+                self._handle_frame(frame[0], frame[1], frame[2], events)
+                if self._closed():
+                    break
+        except RemoteProtocolError as e:
+            self._fail(e)
+            raise
+        return events
+
+    def tick(self, now: float) -> list[Event]:
+        """
+        Let time pass: send a heartbeat when we have been quiet for an
+        interval, and give up on a broker silent for two.
+
+        Call it at least twice per heartbeat interval.
+
+        @param now: the current time in seconds, from any monotonic clock.
+        @return: a L{ConnectionClosed} event carrying L{HeartbeatTimeout}
+            when the broker fell silent, else nothing.
+        """
+        if not self.heartbeat or self.state not in (ConnectionState.OPEN, ConnectionState.CLOSING):
+            return []
+        if self._received or self._last_received is None:
+            self._received = False
+            self._last_received = now
+        if self._sent or self._last_sent is None:
+            self._sent = False
+            self._last_sent = now
+        if now - self._last_received >= 2 * self.heartbeat:
+            self.state = ConnectionState.CLOSED
+            self._outbox = []
+            error = HeartbeatTimeout(
+                reply_text=f"no traffic from the broker for {now - self._last_received:.1f}s "
+                f"(heartbeat {self.heartbeat}s)"
+            )
+            self._drop_channels()
+            return [ConnectionClosed(error)]
+        if now - self._last_sent >= self.heartbeat:
+            self._outbox.append(_frames.HEARTBEAT)
+            self._last_sent = now
+            self._sent = False
+        return []
+
+    # -- application side ----------------------------------------------------
+
+    def channel_state(self, channel: int) -> ChannelState:
+        """
+        The state of a channel (L{ChannelState.CLOSED} for an unused id).
+        """
+        ch = self._channels.get(channel)
+        return ch.state if ch is not None else ChannelState.CLOSED
+
+    def open_channel(self, channel: int | None = None) -> int:
+        """
+        Send C{channel.open}.
+
+        @param channel: the id to use; the lowest free one when omitted.
+        @return: the channel id.
+        @raise LocalProtocolError: the id is in use or out of range, every id
+            is taken, or the connection is not open.
+        """
+        if channel is None:
+            channel = self._free_channel()
+        self.send_method(channel, self.methods["channel.open"]())
+        return channel
+
+    def close(self, reply_code: int = REPLY_SUCCESS, reply_text: str = "") -> None:
+        """
+        Start closing the connection (C{connection.close}).  L{ConnectionClosed}
+        with no error follows when the broker agrees.  Before the broker has
+        tuned us there is nothing to close politely: the state goes straight
+        to L{ConnectionState.CLOSED} and the transport should be dropped.
+        """
+        self._connection_input("close", local=True)
+        if self.state is ConnectionState.CLOSING:
+            self._send_frame(
+                0, self.methods["connection.close"](reply_code=reply_code, reply_text=reply_text)
+            )
+
+    def send_method(
+        self,
+        channel: int,
+        method: Method,
+        properties: Properties | None = None,
+        body: bytes = b"",
+    ) -> None:
+        """
+        Send a method (with its content, for C{basic.publish}).
+
+        Synchronous methods are serialised per channel: while one waits for
+        its reply, later methods on that channel queue behind it, in order.
+        C{no_wait=True} makes a synchronous method expect no reply.
+
+        @raise LocalProtocolError: the method is not one a client may send,
+            is sent on the wrong channel, its channel is not open, or a value
+            does not fit its field.
+        """
+        if "server" not in method.SPEC.chassis:
+            raise LocalProtocolError(f"{method.NAME} is not sent by clients", channel=channel)
+        is_connection_method = method.SPEC.class_name == "connection"
+        if is_connection_method != (channel == 0):
+            where = "channel 0" if is_connection_method else "a channel other than 0"
+            raise LocalProtocolError(f"{method.NAME} must be sent on {where}", channel=channel)
+        if method.CONTENT and properties is None:
+            properties = self.methods.properties[method.CLASS_ID]()
+        if is_connection_method:
+            name = "close" if method.NAME == "connection.close" else "send"
+            self._connection_input(name, local=True)
+            if self.state is not ConnectionState.CLOSED:
+                self._send_frame(0, method)
+            return
+        if not 0 < channel <= (self.channel_max or 65535):
+            raise LocalProtocolError(
+                f"channel {channel} is outside 1..{self.channel_max or 65535}", channel=channel
+            )
+        self._connection_input("send", local=True)
+        ch = self._channels.get(channel)
+        if method.NAME == "channel.open":
+            if ch is not None:
+                raise LocalProtocolError(
+                    f"channel {channel} is already {ch.state.value}", channel=channel
+                )
+            ch = _Channel(channel)
+            self._channel_input(ch, "open", local=True)
+            self._channels[channel] = ch
+        elif ch is None:
+            raise LocalProtocolError(f"channel {channel} is not open", channel=channel)
+        elif method.NAME == "channel.close":
+            # close goes out at once; whatever waited behind an outstanding
+            # call is dropped (the driver fails it when the channel closes)
+            self._channel_input(ch, "close", local=True)
+            ch.pending.clear()
+            ch.awaiting = None
+            self._transmit(ch, method, None, b"")
+            return
+        else:
+            self._channel_input(ch, "send", local=True)
+        if ch.pending or (ch.awaiting is not None and method.expects_reply):
+            ch.pending.append((method, properties, body))
+            return
+        self._transmit(ch, method, properties, body)
+
+    def publish(
+        self,
+        channel: int,
+        body: bytes,
+        exchange: str = "",
+        routing_key: str = "",
+        properties: Properties | None = None,
+        mandatory: bool = False,
+        immediate: bool = False,
+    ) -> None:
+        """
+        Send C{basic.publish} with its content.  Equivalent to
+        L{send_method} with a C{Basic.Publish}, with less overhead.
+        """
+        method = self._publish_class(
+            exchange=exchange, routing_key=routing_key, mandatory=mandatory, immediate=immediate
+        )
+        self.send_method(channel, method, properties, body)
+
+    @property
+    def _publish_class(self) -> type[Method]:
+        return self.methods["basic.publish"]
+
+    # -- internals -----------------------------------------------------------
+
+    def _build_client_properties(
+        self, extra: Mapping[str, Any] | None, connection_name: str | None
+    ) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "product": PRODUCT,
+            "version": VERSION,
+            "platform": f"{platform.python_implementation()} {platform.python_version()}",
+            "information": "https://pypi.org/project/txamqp-next/",
+            "capabilities": dict(CAPABILITIES),
+        }
+        if connection_name is not None:
+            props["connection_name"] = connection_name
+        if extra:
+            props.update(extra)
+        return props
+
+    def _closed(self) -> bool:
+        return self.state is ConnectionState.CLOSED
+
+    def _awaiting_version_reply(self) -> bool:
+        """
+        A broker that does not speak our version answers with the protocol
+        header it does speak, then hangs up.  Recognise that instead of
+        reading C{"A"} as a frame type.
+        """
+        head = self._reader.peek(8)
+        if not b"AMQP".startswith(head[:4]):
+            return False
+        if len(head) < 8:
+            return True
+        raise RemoteProtocolError(
+            FRAME_ERROR,
+            f"the broker does not speak AMQP {self.spec.version_name}; it answered with "
+            f"protocol header {head!r}",
+        )
+
+    def _fail(self, error: ProtocolError) -> None:
+        """
+        Close the connection after a protocol fault: queue a
+        C{connection.close} with the fault's code, and stop.
+        """
+        self.error = error
+        if self.state not in (ConnectionState.AWAIT_START, ConnectionState.CLOSED):
+            close = self.methods["connection.close"](
+                reply_code=error.reply_code, reply_text=error.reply_text[:255]
+            )
+            self._outbox.append(_frames.method_frame(0, close.encode()))
+        self.state = ConnectionState.CLOSED
+        self._drop_channels()
+
+    def _drop_channels(self) -> None:
+        self._channels.clear()
+
+    def _free_channel(self) -> int:
+        limit = self.channel_max or 65535
+        for candidate in range(1, limit + 1):
+            if candidate not in self._channels:
+                return candidate
+        raise LocalProtocolError(f"all {limit} channels are in use")
+
+    def _connection_input(self, name: str, local: bool) -> None:
+        new = _CONNECTION_TRANSITIONS.get((self.state, name))
+        if new is None:
+            text = f"{name} is not allowed while the connection is {self.state.value}"
+            if local:
+                raise LocalProtocolError(text)
+            raise RemoteProtocolError(COMMAND_INVALID, text)
+        self.state = new
+
+    def _channel_input(self, ch: _Channel, name: str, local: bool) -> None:
+        new = _CHANNEL_TRANSITIONS.get((ch.state, name))
+        if new is None:
+            text = f"{name} is not allowed while channel {ch.id} is {ch.state.value}"
+            if ch.error is not None and local:
+                text += f" (closed after {ch.error})"
+            if local:
+                raise LocalProtocolError(text, channel=ch.id)
+            raise RemoteProtocolError(CHANNEL_ERROR, text, ch.id)
+        ch.state = new
+
+    def _send_frame(self, channel: int, method: Method) -> None:
+        self._outbox.append(_frames.method_frame(channel, method.encode()))
+
+    def _transmit(
+        self, ch: _Channel, method: Method, properties: Properties | None, body: bytes
+    ) -> None:
+        payload = method.encode()
+        self._outbox.append(_frames.method_frame(ch.id, payload))
+        if method.CONTENT:
+            assert properties is not None
+            header = properties.encode_header(len(body))
+            self._outbox.extend(_frames.content_frames(ch.id, header, body, self.frame_max))
+        if method.expects_reply:
+            ch.awaiting = method
+
+    def _flush_pending(self, ch: _Channel) -> None:
+        while ch.pending and ch.awaiting is None:
+            method, properties, body = ch.pending.popleft()
+            self._transmit(ch, method, properties, body)
+
+    def _handle_frame(
+        self, frame_type: int, channel: int, payload: bytes, events: list[Event]
+    ) -> None:
+        if frame_type == _frames.FRAME_HEARTBEAT:
+            return
+        if channel == 0:
+            if frame_type != _frames.FRAME_METHOD:
+                raise RemoteProtocolError(UNEXPECTED_FRAME, "content frame on channel 0")
+            self._handle_connection_method(self.methods.decode(payload), events)
+            return
+        self._connection_input("channel-frame", local=False)
+        if self.state is ConnectionState.CLOSING:
+            return  # discarded until close-ok
+        ch = self._channels.get(channel)
+        if ch is None or ch.state is ChannelState.CLOSED:
+            raise RemoteProtocolError(
+                CHANNEL_ERROR, f"frame for channel {channel}, which is not open", channel
+            )
+        if frame_type == _frames.FRAME_METHOD:
+            self._handle_channel_method(ch, self.methods.decode(payload, channel), events)
+        elif frame_type == _frames.FRAME_HEADER:
+            self._handle_header(ch, payload, events)
+        else:
+            self._handle_body(ch, payload, events)
+
+    def _handle_connection_method(self, method: Method, events: list[Event]) -> None:
+        if method.SPEC.class_name != "connection":
+            raise RemoteProtocolError(COMMAND_INVALID, f"{method.NAME} on channel 0")
+        name = method.NAME
+        before = self.state
+        self._connection_input(name, local=False)
+        if before is ConnectionState.CLOSING and name not in (
+            "connection.close",
+            "connection.close-ok",
+        ):
+            return
+        if name == "connection.start":
+            self._on_start(method, events)
+        elif name == "connection.secure":
+            self._send_frame(
+                0, self.methods["connection.secure-ok"](response=self.credentials.response())
+            )
+        elif name == "connection.tune":
+            self._on_tune(method)
+        elif name == "connection.open-ok":
+            events.append(
+                ConnectionOpened(
+                    self.server_properties, self.channel_max, self.frame_max, self.heartbeat
+                )
+            )
+        elif name == "connection.close":
+            self._send_frame(0, self._close_ok())
+            args = dict(method.items())
+            # a close answering start-ok is a refusal of our credentials
+            error_type = (
+                AuthenticationError
+                if before is ConnectionState.AWAIT_TUNE
+                else connection_error_for
+            )
+            error = error_type(
+                args["reply_code"], args["reply_text"], args["class_id"], args["method_id"]
+            )
+            self._drop_channels()
+            events.append(ConnectionClosed(error))
+        elif name == "connection.close-ok":
+            self._drop_channels()
+            events.append(ConnectionClosed(None))
+        else:
+            events.append(MethodReceived(0, method))
+
+    def _on_start(self, start: Method, events: list[Event]) -> None:
+        self.server_properties = getattr(start, "server_properties", {})
+        offered = getattr(start, "mechanisms", b"")
+        offered_text = offered.decode("ascii", "replace") if isinstance(offered, bytes) else offered
+        mechanism = self.credentials.mechanism
+        if mechanism not in offered_text.split():
+            self.state = ConnectionState.CLOSED
+            events.append(
+                ConnectionClosed(
+                    AuthenticationError(
+                        reply_text=f"the broker offers auth mechanisms {offered_text!r}, "
+                        f"not {mechanism}"
+                    )
+                )
+            )
+            return
+        start_ok = self.methods["connection.start-ok"](
+            client_properties=self._client_properties,
+            mechanism=mechanism,
+            response=self.credentials.response(),
+            locale="en_US",
+        )
+        self._send_frame(0, start_ok)
+
+    def _on_tune(self, tune: Method) -> None:
+        channel_max, frame_max, heartbeat = self._wanted
+        self.channel_max = negotiate(channel_max, getattr(tune, "channel_max", 0)) or 65535
+        self.frame_max = negotiate(frame_max, getattr(tune, "frame_max", 0))
+        self.heartbeat = negotiate(heartbeat, getattr(tune, "heartbeat", 0))
+        self._reader.frame_max = self.frame_max or self.max_message_size + _frames.FRAME_OVERHEAD
+        self._send_frame(
+            0,
+            self.methods["connection.tune-ok"](
+                channel_max=self.channel_max, frame_max=self.frame_max, heartbeat=self.heartbeat
+            ),
+        )
+        self._send_frame(0, self.methods["connection.open"](virtual_host=self.vhost))
+
+    def _handle_channel_method(self, ch: _Channel, method: Method, events: list[Event]) -> None:
+        if method.SPEC.class_name == "connection":
+            raise RemoteProtocolError(COMMAND_INVALID, f"{method.NAME} on channel {ch.id}", ch.id)
+        if ch.content_method is not None:
+            raise RemoteProtocolError(
+                UNEXPECTED_FRAME,
+                f"{method.NAME} arrived while the content of {ch.content_method.NAME} "
+                "was incomplete",
+                ch.id,
+            )
+        name = method.NAME
+        if name in (
+            "channel.open-ok",
+            "channel.close",
+            "channel.close-ok",
+            "channel.flow",
+            "channel.flow-ok",
+        ):
+            self._channel_input(ch, name, local=False)
+        else:
+            self._channel_input(ch, "receive", local=False)
+        if ch.state is ChannelState.CLOSING and name not in ("channel.close-ok", "channel.close"):
+            return  # discarded while closing
+        if name == "channel.close":
+            self._send_frame(ch.id, self._channel_close_ok())
+            args = dict(method.items())
+            error = channel_error_for(
+                args["reply_code"], args["reply_text"], args["class_id"], args["method_id"]
+            )
+            self._close_channel(ch, error, events)
+            return
+        if name == "channel.close-ok":
+            if ch.awaiting is not None and ch.awaiting.NAME == "channel.close":
+                events.append(MethodReceived(ch.id, method))
+            self._close_channel(ch, ch.error, events, notify=ch.error is None)
+            return
+        if name == "channel.flow":
+            flow_ok = self.methods["channel.flow-ok"](active=getattr(method, "active", True))
+            self._outbox.append(_frames.method_frame(ch.id, flow_ok.encode()))
+        self._check_reply(ch, method)
+        if method.CONTENT:
+            ch.content_method = method
+            return
+        events.append(MethodReceived(ch.id, method))
+        self._flush_pending(ch)
+
+    def _check_reply(self, ch: _Channel, method: Method) -> None:
+        """
+        Match a received method against the outstanding synchronous call.
+        """
+        awaiting = ch.awaiting
+        if awaiting is not None and type(method) in awaiting.RESPONSES:
+            ch.awaiting = None
+            return
+        if self._is_reply(method):
+            expected = awaiting.NAME if awaiting is not None else "no reply"
+            raise RemoteProtocolError(
+                UNEXPECTED_FRAME, f"{method.NAME} arrived while expecting {expected}", ch.id
+            )
+
+    def _is_reply(self, method: Method) -> bool:
+        return type(method) in self.methods.replies
+
+    def _close_channel(
+        self,
+        ch: _Channel,
+        error: Any,
+        events: list[Event],
+        notify: bool = True,
+    ) -> None:
+        ch.state = ChannelState.CLOSED
+        del self._channels[ch.id]
+        if notify:
+            events.append(ChannelClosed(ch.id, error))
+
+    def _fault_channel(self, ch: _Channel, error: ProtocolError, events: list[Event]) -> None:
+        """
+        Close a channel ourselves because of a channel-level fault.
+        """
+        self._channel_input(ch, "fault", local=False)
+        ch.error = error
+        ch.pending.clear()
+        ch.awaiting = None
+        ch.content_method = None
+        ch.content_body = []
+        close = self.methods["channel.close"](
+            reply_code=error.reply_code, reply_text=error.reply_text[:255]
+        )
+        self._outbox.append(_frames.method_frame(ch.id, close.encode()))
+        events.append(ChannelClosed(ch.id, error))
+
+    def _handle_header(self, ch: _Channel, payload: bytes, events: list[Event]) -> None:
+        if ch.state is ChannelState.CLOSING:
+            return
+        method = ch.content_method
+        if method is None or ch.content_properties is not None:
+            raise RemoteProtocolError(
+                UNEXPECTED_FRAME, "content header without a method that carries content", ch.id
+            )
+        class_id, size, properties = self.methods.decode_header(payload, ch.id)
+        if class_id != method.CLASS_ID:
+            raise RemoteProtocolError(
+                UNEXPECTED_FRAME,
+                f"content header of class {class_id} after {method.NAME}",
+                ch.id,
+            )
+        if size > self.max_message_size:
+            error = ProtocolError(
+                CONTENT_TOO_LARGE,
+                f"message of {size} bytes exceeds the {self.max_message_size}-byte limit",
+                ch.id,
+            )
+            self._fault_channel(ch, error, events)
+            return
+        ch.content_properties = properties
+        ch.content_size = size
+        ch.content_received = 0
+        if size == 0:
+            self._deliver(ch, events)
+
+    def _handle_body(self, ch: _Channel, payload: bytes, events: list[Event]) -> None:
+        if ch.state is ChannelState.CLOSING:
+            return
+        if ch.content_properties is None:
+            raise RemoteProtocolError(
+                UNEXPECTED_FRAME, "content body without a content header", ch.id
+            )
+        ch.content_received += len(payload)
+        if ch.content_received > ch.content_size:
+            raise RemoteProtocolError(
+                UNEXPECTED_FRAME,
+                f"content body of {ch.content_received} bytes exceeds the "
+                f"{ch.content_size} declared",
+                ch.id,
+            )
+        ch.content_body.append(payload)
+        if ch.content_received == ch.content_size:
+            self._deliver(ch, events)
+
+    def _deliver(self, ch: _Channel, events: list[Event]) -> None:
+        method = ch.content_method
+        properties = ch.content_properties
+        assert method is not None and properties is not None
+        chunks = ch.content_body
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        ch.content_method = None
+        ch.content_properties = None
+        ch.content_body = []
+        events.append(ContentReceived(ch.id, method, properties, body))
+        self._flush_pending(ch)

@@ -1,0 +1,107 @@
+# -*- test-case-name: tests.test_connection -*-
+"""
+Events the sans-IO connection hands to its driver.
+
+L{Connection.receive_data} and L{Connection.tick} return lists of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from txamqp_next._methods import Method, Properties
+from txamqp_next.errors import ChannelClosed as ChannelClosedError
+from txamqp_next.errors import ConnectionClosed as ConnectionClosedError
+from txamqp_next.errors import ProtocolError
+
+__all__ = [
+    "ChannelClosed",
+    "ConnectionClosed",
+    "ConnectionOpened",
+    "ContentReceived",
+    "Event",
+    "MethodReceived",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """
+    Base class of the core's events.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOpened(Event):
+    """
+    The handshake finished: C{connection.open-ok} arrived.
+
+    @ivar server_properties: what the broker said of itself in
+        C{connection.start} (product, version, capabilities, ...).
+    @ivar channel_max: the negotiated highest channel id.
+    @ivar frame_max: the negotiated largest frame, in bytes.
+    @ivar heartbeat: the negotiated heartbeat interval in seconds, 0 for none.
+    """
+
+    server_properties: Mapping[str, Any]
+    channel_max: int
+    frame_max: int
+    heartbeat: int
+
+
+@dataclass(frozen=True, slots=True)
+class MethodReceived(Event):
+    """
+    A method without content arrived on C{channel}: the reply to a
+    synchronous call, or something the broker sent on its own
+    (C{basic.ack} in confirm mode, C{basic.cancel}, C{channel.flow},
+    C{connection.blocked}, ...).
+    """
+
+    channel: int
+    method: Method
+
+
+@dataclass(frozen=True, slots=True)
+class ContentReceived(Event):
+    """
+    A method with its content arrived whole: C{basic.deliver},
+    C{basic.get-ok} or C{basic.return}.
+
+    @ivar body: the body, always C{bytes}.
+    """
+
+    channel: int
+    method: Method
+    properties: Properties
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelClosed(Event):
+    """
+    A channel closed.
+
+    @ivar error: C{None} when we closed it and the broker agreed
+        (C{close-ok}); the typed L{errors.ChannelClosed} when the broker
+        closed it; a L{ProtocolError} when the core closed it because of a
+        channel-level fault (a message over the size cap).  Everything
+        outstanding on the channel should fail with it.
+    """
+
+    channel: int
+    error: ChannelClosedError | ProtocolError | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed(Event):
+    """
+    The connection closed: C{error} is C{None} after our own close was
+    agreed, the typed L{errors.ConnectionClosed} when the broker closed it,
+    or L{errors.HeartbeatTimeout} when the peer fell silent.  The driver
+    should write what is left to send and drop the transport.
+    """
+
+    error: ConnectionClosedError | None

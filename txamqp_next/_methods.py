@@ -1,0 +1,430 @@
+# -*- test-case-name: tests.test_methods -*-
+"""
+Method and content-property classes, built from a loaded L{Spec}.
+
+L{methods_for} turns a spec into a L{MethodSet}: one real class per method
+(C{Queue.Declare}, C{Basic.Publish}) and one properties class per content
+class (C{Basic.Properties}).  Instances are frozen, use slots and take
+keyword arguments only; every field has a default (0, C{""}, C{b""},
+C{False}, or a fresh empty dict for a table).  Reserved fields are not
+attributes: the encoder writes their zero value and the decoder drops them.
+
+Each class carries its wire identity and protocol facts as class variables:
+C{NAME} (C{"queue.declare"}), C{CLASS_ID}, C{METHOD_ID}, C{SYNCHRONOUS},
+C{CONTENT}, C{RESPONSES} (the classes that answer it), C{SPEC} and
+C{field_names}.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar
+
+from txamqp_next._codec import FieldCodec, PropertiesCodec, field_codec
+from txamqp_next.errors import (
+    NOT_IMPLEMENTED,
+    SYNTAX_ERROR,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from txamqp_next.spec import (
+    ClassSpec,
+    FieldSpec,
+    MethodSpec,
+    Spec,
+    SpecError,
+    class_name,
+    spec_name,
+)
+
+__all__ = ["Method", "MethodSet", "Properties", "methods_for"]
+
+_MISSING: Any = object()
+_ZERO: dict[str, Any] = {
+    "octet": 0,
+    "short": 0,
+    "long": 0,
+    "longlong": 0,
+    "timestamp": 0,
+    "bit": False,
+    "shortstr": "",
+    "longstr": b"",
+}
+_IDS = struct.Struct(">HH")
+_HEADER = struct.Struct(">HHQ")
+
+_F = TypeVar("_F", bound="_Frozen")
+
+
+class _Frozen:
+    """
+    The shared machinery of methods and properties: keyword-only
+    construction with defaults, immutability, equality and a readable repr.
+    """
+
+    __slots__ = ()
+
+    field_names: ClassVar[tuple[str, ...]] = ()
+    # (name, default, default is a factory) for each public field
+    _defaults: ClassVar[tuple[tuple[str, Any, bool], ...]] = ()
+    _setters: ClassVar[tuple[Callable[[Any, Any], None], ...]] = ()
+
+    def __init__(self, **kwargs: Any) -> None:
+        set_ = object.__setattr__
+        for name, default, factory in self._defaults:
+            value = kwargs.pop(name, _MISSING)
+            if value is _MISSING:
+                value = default() if factory else default
+            set_(self, name, value)
+        if kwargs:
+            unknown = ", ".join(sorted(kwargs))
+            raise TypeError(
+                f"{type(self).__qualname__}() got unexpected keyword argument(s): {unknown}; "
+                f"it takes {', '.join(self.field_names) or 'none'}"
+            )
+
+    @classmethod
+    def _from_values(cls: type[_F], values: list[Any]) -> _F:
+        self = object.__new__(cls)
+        for setter, value in zip(cls._setters, values, strict=True):
+            setter(self, value)
+        return self
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__qualname__} is immutable; use replace()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__qualname__} is immutable")
+
+    def replace(self: _F, **changes: Any) -> _F:
+        """
+        A copy with some fields changed.
+        """
+        values = {name: getattr(self, name) for name in self.field_names}
+        values.update(changes)
+        return type(self)(**values)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """
+        The fields as C{(name, value)} pairs in wire order.
+        """
+        for name in self.field_names:
+            yield name, getattr(self, name)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.field_names)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self._shown())
+        return f"{type(self).__qualname__}({shown})"
+
+    def _shown(self) -> Iterator[tuple[str, Any]]:
+        return self.items()
+
+
+class Method(_Frozen):
+    """
+    Base class of every generated method class.
+
+    The class variables are upper case so they never clash with a field
+    (C{connection.close} has a C{class_id} field).
+
+    @cvar NAME: the full spec name, C{"queue.declare"}.
+    @cvar CLASS_ID: the AMQP class id.
+    @cvar METHOD_ID: the method id.
+    @cvar SYNCHRONOUS: whether the sender waits for a reply.
+    @cvar CONTENT: whether the method carries a content header and body.
+    @cvar RESPONSES: the classes of the methods that answer it.
+    @cvar SPEC: the L{MethodSpec} it was built from.
+    """
+
+    __slots__ = ()
+
+    NAME: ClassVar[str]
+    CLASS_ID: ClassVar[int]
+    METHOD_ID: ClassVar[int]
+    SYNCHRONOUS: ClassVar[bool]
+    CONTENT: ClassVar[bool]
+    RESPONSES: ClassVar[tuple[type[Method], ...]] = ()
+    SPEC: ClassVar[MethodSpec]
+    _codec: ClassVar[FieldCodec]
+    # wire order: public field name, or None for a reserved field
+    _layout: ClassVar[tuple[tuple[str | None, Any], ...]]
+    _public_positions: ClassVar[tuple[int, ...]]
+    _has_no_wait: ClassVar[bool] = False
+    _prefix: ClassVar[bytes]
+
+    @property
+    def expects_reply(self) -> bool:
+        """
+        Whether the peer will answer this call: it is synchronous and was not
+        sent with C{no_wait=True}.
+        """
+        if not self.SYNCHRONOUS:
+            return False
+        return not (self._has_no_wait and getattr(self, "no_wait", False))
+
+    def encode(self) -> bytes:
+        """
+        The method frame payload: class id, method id and the arguments.
+
+        @raise LocalProtocolError: a field's value does not fit its wire type;
+            the message names the field.
+        """
+        values = [
+            default if name is None else getattr(self, name) for name, default in self._layout
+        ]
+        try:
+            return self._prefix + self._codec.encode(values)
+        except ProtocolError as e:
+            raise self._explain(values, e) from None
+
+    def _explain(self, values: list[Any], error: ProtocolError) -> LocalProtocolError:
+        for (name, _), spec, value in zip(self._layout, self.SPEC.fields, values, strict=True):
+            try:
+                field_codec((spec.type,)).encode([value])
+            except ProtocolError as e:
+                return LocalProtocolError(
+                    f"{self.NAME}: field {name} ({spec.type}) cannot hold {value!r}: {e.reply_text}"
+                )
+        return LocalProtocolError(f"{self.NAME}: {error.reply_text}")
+
+    def _shown(self) -> Iterator[tuple[str, Any]]:
+        for name, value in self.items():
+            if name == "response" and self.NAME == "connection.start-ok":
+                value = "<hidden>"  # the credentials
+            elif name == "new_secret":
+                value = "<hidden>"
+            yield name, value
+
+
+class Properties(_Frozen):
+    """
+    Base class of the content properties of a class (C{Basic.Properties}).
+    Every property defaults to C{None}, meaning absent.
+    """
+
+    __slots__ = ()
+
+    CLASS_ID: ClassVar[int]
+    _codec: ClassVar[PropertiesCodec]
+
+    def encode_header(self, body_size: int) -> bytes:
+        """
+        The content header frame payload for a body of C{body_size} bytes.
+
+        @raise LocalProtocolError: a property does not fit its wire type.
+        """
+        values = [getattr(self, name) for name in self.field_names]
+        return _HEADER.pack(self.CLASS_ID, 0, body_size) + self._codec.encode(values)
+
+    def _shown(self) -> Iterator[tuple[str, Any]]:
+        return ((n, v) for n, v in self.items() if v is not None)
+
+
+class _ClassNamespace:
+    """
+    The method classes of one AMQP class, as attributes: C{Queue.Declare}.
+    """
+
+    def __init__(self, name: str, spec: ClassSpec) -> None:
+        self.__name__ = name
+        self.spec = spec
+        self.methods: dict[str, type[Method]] = {}
+
+    def __getattr__(self, name: str) -> type[Method]:
+        try:
+            return self.methods[name]
+        except KeyError:
+            raise AttributeError(f"{self.__name__} has no method {name!r}") from None
+
+    def __dir__(self) -> list[str]:
+        return sorted(self.methods)
+
+    def __repr__(self) -> str:
+        return f"<AMQP class {self.spec.name} ({self.spec.id})>"
+
+
+class MethodSet:
+    """
+    The method and property classes of one spec.
+
+    Use it as a namespace (C{ms.Basic.Publish}), by full name
+    (C{ms["basic.publish"]}) or by wire ids (C{ms.by_key[(60, 40)]}).
+
+    @ivar spec: the spec the classes were built from.
+    @ivar by_key: C{(class_id, method_id)} to method class.
+    @ivar by_name: full name (C{"basic.publish"}) to method class.
+    @ivar properties: class id to the properties class, for classes that
+        carry content.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.by_key: dict[tuple[int, int], type[Method]] = {}
+        self.by_name: dict[str, type[Method]] = {}
+        self.properties: dict[int, type[Properties]] = {}
+        self._namespaces: dict[str, _ClassNamespace] = {}
+        for cspec in spec.classes:
+            ns = _ClassNamespace(class_name(cspec.name), cspec)
+            self._namespaces[ns.__name__] = ns
+            for mspec in cspec.methods:
+                cls = _method_class(ns.__name__, mspec)
+                ns.methods[cls.__name__] = cls
+                self.by_key[(mspec.class_id, mspec.id)] = cls
+                self.by_name[mspec.full_name] = cls
+            if cspec.properties:
+                props = _properties_class(ns.__name__, cspec)
+                ns.methods["Properties"] = props  # type: ignore[assignment]
+                self.properties[cspec.id] = props
+        for cls in self.by_name.values():
+            prefix = cls.NAME.split(".")[0]
+            try:
+                cls.RESPONSES = tuple(self.by_name[f"{prefix}.{r}"] for r in cls.SPEC.responses)
+            except KeyError as e:
+                raise SpecError(
+                    f"{spec.source}: {cls.NAME} names response {e.args[0]!r}, which does not exist"
+                ) from None
+        #: every method class that answers some synchronous method
+        self.replies: frozenset[type[Method]] = frozenset(
+            r for cls in self.by_name.values() for r in cls.RESPONSES
+        )
+
+    def __getattr__(self, name: str) -> _ClassNamespace:
+        try:
+            return self._namespaces[name]
+        except KeyError:
+            raise AttributeError(f"the spec has no class {name!r}") from None
+
+    def __getitem__(self, full_name: str) -> type[Method]:
+        return self.by_name[spec_name(full_name)]
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._namespaces)
+
+    def decode(self, payload: bytes | memoryview, channel: int = 0) -> Method:
+        """
+        Decode a method frame payload.
+
+        @raise RemoteProtocolError: unknown class or method ids (540), or
+            arguments that are malformed, truncated or followed by extra
+            bytes (502).
+        """
+        if len(payload) < 4:
+            raise RemoteProtocolError(
+                SYNTAX_ERROR, f"method frame of {len(payload)} bytes is too short", channel
+            )
+        key = _IDS.unpack_from(payload)
+        cls = self.by_key.get(key)
+        if cls is None:
+            raise RemoteProtocolError(NOT_IMPLEMENTED, f"unknown method {key[0]}.{key[1]}", channel)
+        values, end = cls._codec.decode(payload, 4)
+        if end != len(payload):
+            raise RemoteProtocolError(
+                SYNTAX_ERROR,
+                f"{cls.NAME} has {len(payload) - end} unexpected trailing bytes",
+                channel,
+            )
+        if len(values) != len(cls.field_names):
+            values = [values[i] for i in cls._public_positions]
+        return cls._from_values(values)
+
+    def decode_header(
+        self, payload: bytes | memoryview, channel: int = 0
+    ) -> tuple[int, int, Properties]:
+        """
+        Decode a content header payload.
+
+        @return: C{(class_id, body_size, properties)}.
+        @raise RemoteProtocolError: an unknown class id, or a malformed header.
+        """
+        if len(payload) < 14:
+            raise RemoteProtocolError(
+                SYNTAX_ERROR, f"content header of {len(payload)} bytes is too short", channel
+            )
+        class_id, _weight, body_size = _HEADER.unpack_from(payload)
+        cls = self.properties.get(class_id)
+        if cls is None:
+            raise RemoteProtocolError(
+                NOT_IMPLEMENTED, f"content header for class {class_id} without content", channel
+            )
+        values, end = cls._codec.decode(payload, _HEADER.size)
+        if end != len(payload):
+            raise RemoteProtocolError(
+                SYNTAX_ERROR, f"content header has {len(payload) - end} trailing bytes", channel
+            )
+        return class_id, body_size, cls._from_values(values)
+
+
+def _setters(cls: type[_Frozen]) -> tuple[Callable[[Any, Any], None], ...]:
+    return tuple(getattr(cls, name).__set__ for name in cls.field_names)
+
+
+def _defaults(fields: tuple[FieldSpec, ...]) -> tuple[tuple[str, Any, bool], ...]:
+    result = []
+    for f in fields:
+        if f.type == "table":
+            result.append((f.name, dict, True))
+        else:
+            result.append((f.name, _ZERO[f.type], False))
+    return tuple(result)
+
+
+def _method_class(namespace: str, spec: MethodSpec) -> type[Method]:
+    public = tuple(f for f in spec.fields if not f.reserved)
+    names = tuple(f.name for f in public)
+    ns: dict[str, Any] = {
+        "__slots__": names,
+        "__qualname__": f"{namespace}.{class_name(spec.name)}",
+        "__doc__": f"The AMQP method C{{{spec.full_name}}} ({spec.class_id}.{spec.id}).",
+        "NAME": spec.full_name,
+        "CLASS_ID": spec.class_id,
+        "METHOD_ID": spec.id,
+        "SYNCHRONOUS": spec.synchronous,
+        "CONTENT": spec.content,
+        "SPEC": spec,
+        "field_names": names,
+        "_defaults": _defaults(public),
+        "_codec": field_codec(tuple(f.type for f in spec.fields)),
+        "_layout": tuple(
+            (None if f.reserved else f.name, _ZERO.get(f.type, {}) if f.reserved else None)
+            for f in spec.fields
+        ),
+        "_public_positions": tuple(i for i, f in enumerate(spec.fields) if not f.reserved),
+        "_has_no_wait": "no_wait" in names,
+        "_prefix": _IDS.pack(spec.class_id, spec.id),
+    }
+    cls: type[Method] = type(class_name(spec.name), (Method,), ns)
+    cls._setters = _setters(cls)
+    return cls
+
+
+def _properties_class(namespace: str, spec: ClassSpec) -> type[Properties]:
+    names = tuple(f.name for f in spec.properties)
+    ns: dict[str, Any] = {
+        "__slots__": names,
+        "__qualname__": f"{namespace}.Properties",
+        "__doc__": f"The content properties of the AMQP class C{{{spec.name}}}.",
+        "CLASS_ID": spec.id,
+        "field_names": names,
+        "_defaults": tuple((n, None, False) for n in names),
+        "_codec": PropertiesCodec(tuple(f.type for f in spec.properties)),
+    }
+    cls: type[Properties] = type("Properties", (Properties,), ns)
+    cls._setters = _setters(cls)
+    return cls
+
+
+@functools.lru_cache(maxsize=32)
+def methods_for(spec: Spec) -> MethodSet:
+    """
+    The method classes for a spec, built once per spec object.
+    """
+    return MethodSet(spec)
