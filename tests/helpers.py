@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from txamqp_next import _frames
-from txamqp_next._connection import Connection
+from txamqp_next._connection import Connection, Credentials
 from txamqp_next._methods import Method, MethodSet, methods_for
 from txamqp_next.spec import Spec, load
 
@@ -111,6 +111,7 @@ def open_connection(
     @param tune: what the fake broker proposes in C{connection.tune}.
     @param kwargs: for L{Connection}.
     """
+    kwargs.setdefault("credentials", Credentials())
     conn = Connection(**kwargs)
     factory = FrameFactory(conn.spec)
     parser = SentParser(conn.spec)

@@ -86,6 +86,7 @@ class ConnectionState(enum.Enum):
     """
 
     AWAIT_START = "await-start"
+    AWAIT_CREDENTIALS = "await-credentials"
     AWAIT_TUNE = "await-tune"
     AWAIT_OPEN_OK = "await-open-ok"
     OPEN = "open"
@@ -106,7 +107,9 @@ class ChannelState(enum.Enum):
 
 _C = ConnectionState
 _CONNECTION_TRANSITIONS: Final[Mapping[tuple[ConnectionState, str], ConnectionState]] = {
-    (_C.AWAIT_START, "connection.start"): _C.AWAIT_TUNE,
+    (_C.AWAIT_START, "connection.start"): _C.AWAIT_CREDENTIALS,
+    (_C.AWAIT_START, "authenticate"): _C.AWAIT_START,
+    (_C.AWAIT_CREDENTIALS, "authenticate"): _C.AWAIT_TUNE,
     (_C.AWAIT_TUNE, "connection.secure"): _C.AWAIT_TUNE,
     (_C.AWAIT_TUNE, "connection.tune"): _C.AWAIT_OPEN_OK,
     (_C.AWAIT_OPEN_OK, "connection.open-ok"): _C.OPEN,
@@ -119,6 +122,7 @@ _CONNECTION_TRANSITIONS: Final[Mapping[tuple[ConnectionState, str], ConnectionSt
     # the broker may close at any point of the handshake (403 for bad
     # credentials, 530 for a missing vhost) or after
     (_C.AWAIT_START, "connection.close"): _C.CLOSED,
+    (_C.AWAIT_CREDENTIALS, "connection.close"): _C.CLOSED,
     (_C.AWAIT_TUNE, "connection.close"): _C.CLOSED,
     (_C.AWAIT_OPEN_OK, "connection.close"): _C.CLOSED,
     (_C.OPEN, "connection.close"): _C.CLOSED,
@@ -130,6 +134,7 @@ _CONNECTION_TRANSITIONS: Final[Mapping[tuple[ConnectionState, str], ConnectionSt
     (_C.CLOSING, "connection.update-secret-ok"): _C.CLOSING,
     # local calls
     (_C.AWAIT_START, "close"): _C.CLOSED,
+    (_C.AWAIT_CREDENTIALS, "close"): _C.CLOSED,
     (_C.AWAIT_TUNE, "close"): _C.CLOSED,
     (_C.AWAIT_OPEN_OK, "close"): _C.CLOSING,
     (_C.OPEN, "close"): _C.CLOSING,
@@ -248,7 +253,8 @@ class Connection:
     One AMQP connection, client side, without I/O.
 
     @param spec: the spec to speak (the default 0-9-1 one when omitted).
-    @param credentials: who we are.
+    @param credentials: who we are.  When C{None}, the handshake stops after
+        C{connection.start} until L{authenticate} is called.
     @param vhost: the virtual host to open.
     @param heartbeat: the heartbeat interval we ask for in seconds; C{None}
         accepts the broker's, C{0} asks for none (see L{negotiate}).
@@ -275,7 +281,8 @@ class Connection:
     ) -> None:
         self.spec = spec if spec is not None else load()
         self.methods: MethodSet = methods_for(self.spec)
-        self.credentials = credentials if credentials is not None else Credentials()
+        self.credentials = credentials
+        self._start: Method | None = None
         self.vhost = vhost
         self.max_message_size = max_message_size
         self._wanted = (channel_max, frame_max, heartbeat)
@@ -382,6 +389,23 @@ class Connection:
         return []
 
     # -- application side ----------------------------------------------------
+
+    def authenticate(self, credentials: Credentials) -> list[Event]:
+        """
+        Give the credentials to log in with, when the connection was made
+        without them.  The handshake goes on once C{connection.start} has
+        arrived.
+
+        @return: a L{ConnectionClosed} event when the broker does not offer
+            the credentials' mechanism, else nothing.
+        @raise LocalProtocolError: the handshake is already past this point.
+        """
+        self._connection_input("authenticate", local=True)
+        self.credentials = credentials
+        events: list[Event] = []
+        if self.state is ConnectionState.AWAIT_TUNE:
+            self._send_start_ok(events)
+        return events
 
     def channel_state(self, channel: int) -> ChannelState:
         """
@@ -644,6 +668,7 @@ class Connection:
         if name == "connection.start":
             self._on_start(method, events)
         elif name == "connection.secure":
+            assert self.credentials is not None
             self._send_frame(
                 0, self.methods["connection.secure-ok"](response=self.credentials.response())
             )
@@ -676,8 +701,15 @@ class Connection:
             events.append(MethodReceived(0, method))
 
     def _on_start(self, start: Method, events: list[Event]) -> None:
+        self._start = start
         self.server_properties = getattr(start, "server_properties", {})
-        offered = getattr(start, "mechanisms", b"")
+        if self.credentials is not None:
+            self._connection_input("authenticate", local=False)
+            self._send_start_ok(events)
+
+    def _send_start_ok(self, events: list[Event]) -> None:
+        assert self._start is not None and self.credentials is not None
+        offered = getattr(self._start, "mechanisms", b"")
         offered_text = offered.decode("ascii", "replace") if isinstance(offered, bytes) else offered
         mechanism = self.credentials.mechanism
         if mechanism not in offered_text.split():

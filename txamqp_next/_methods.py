@@ -198,7 +198,7 @@ class Method(_Frozen):
 
     def _shown(self) -> Iterator[tuple[str, Any]]:
         for name, value in self.items():
-            if name == "response" and self.NAME == "connection.start-ok":
+            if name == "response" and self.NAME in ("connection.start-ok", "connection.secure-ok"):
                 value = "<hidden>"  # the credentials
             elif name == "new_secret":
                 value = "<hidden>"

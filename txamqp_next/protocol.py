@@ -1,0 +1,400 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""
+L{AMQClient}: the Twisted protocol that drives the sans-IO AMQP core.
+
+C{dataReceived} feeds the core, routes the events it returns to channels,
+and writes what the core has to send.  The client is a plain L{Protocol}, so
+it works with endpoints, C{ClientCreator}, C{connectProtocol} and
+C{ClientService}; L{txamqp_next.connect} is the usual way to get one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txamqp_next._connection import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Connection,
+    ConnectionState,
+    Credentials,
+)
+from txamqp_next._events import (
+    ChannelClosed,
+    ConnectionClosed,
+    ConnectionOpened,
+    ContentReceived,
+    Event,
+    MethodReceived,
+)
+from txamqp_next._methods import Method
+from txamqp_next.channel import Channel
+from txamqp_next.errors import (
+    AuthenticationError,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from txamqp_next.errors import ConnectionClosed as ConnectionClosedError
+from txamqp_next.message import Message
+from txamqp_next.queue import TimeoutDeferredQueue
+from txamqp_next.spec import Spec, load
+
+__all__ = ["AMQClient"]
+
+
+class AMQClient(Protocol):
+    """
+    An AMQP 0-9-1 client connection.
+
+    The signature starts with txAMQP's C{(delegate, vhost, spec, heartbeat,
+    clock, insist)}; the keyword-only arguments are new.
+
+    @param delegate: a txAMQP-style delegate (see
+        L{txamqp_next.client.TwistedDelegate}); it receives deliveries that
+        no consumer claims, returned messages and the close.  Optional.
+    @param vhost: the virtual host to open.
+    @param spec: a L{Spec}, a spec file path or short name; the default
+        0-9-1 spec when omitted.
+    @param heartbeat: the heartbeat interval to ask for, in seconds; C{None}
+        accepts the broker's, C{0} asks for none.
+    @param clock: the reactor (for timers); the global one when omitted.
+    @param insist: ignored (txAMQP compatibility).
+    @param credentials: who to log in as.  When given the handshake runs by
+        itself; otherwise it waits for L{authenticate} (txAMQP's way).
+    @param close_timeout: how long L{close} waits for the broker's
+        C{close-ok} before dropping the connection.
+
+    @ivar server_properties: what the broker said of itself.
+    @ivar channels: open channels by id.
+    @ivar basic_return_queue: returned messages no handler took (txAMQP).
+    @ivar closed: the reason the connection ended, or C{None} while it is up.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        delegate: Any = None,
+        vhost: str = "/",
+        spec: Spec | str | None = None,
+        heartbeat: int | None = None,
+        clock: IReactorTime | None = None,
+        insist: bool = False,
+        *,
+        credentials: Credentials | None = None,
+        frame_max: int = 131072,
+        channel_max: int = 0,
+        connection_name: str | None = None,
+        client_properties: Mapping[str, Any] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        close_timeout: float = 10.0,
+    ) -> None:
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        assert clock is not None
+        self.clock: IReactorTime = clock
+        if spec is None or isinstance(spec, str):
+            spec = load(spec or "0-9-1")
+        self.spec = spec
+        self.vhost = vhost
+        self.delegate = delegate
+        if delegate is not None:
+            delegate.client = self
+        self.core = Connection(
+            spec,
+            credentials,
+            vhost=vhost,
+            heartbeat=heartbeat,
+            frame_max=frame_max,
+            channel_max=channel_max,
+            client_properties=client_properties,
+            connection_name=connection_name,
+            max_message_size=max_message_size,
+        )
+        self.close_timeout = close_timeout
+        self.channels: dict[int, Channel] = {}
+        self.queues: dict[str, TimeoutDeferredQueue[Message]] = {}
+        self.basic_return_queue: TimeoutDeferredQueue[Message] = TimeoutDeferredQueue(clock)
+        self.server_properties: Mapping[str, Any] = {}
+        self.closed: BaseException | None = None
+        self._open_waiters: list[Deferred[AMQClient]] = []
+        self._lost_waiters: list[Deferred[None]] = []
+        self._close_call: IDelayedCall | None = None
+        self._heartbeat: LoopingCall | None = None
+        self._opened = False
+
+    def __repr__(self) -> str:
+        return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
+
+    # -- Twisted hooks -------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self._flush()
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            events = self.core.receive_data(data)
+        except RemoteProtocolError as e:
+            self.log.error("the broker broke the protocol: {error}", error=e)
+            self._handle_events([], e)
+            return
+        self._handle_events(events, None)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        if self._close_call is not None and self._close_call.active():
+            self._close_call.cancel()
+        if self.closed is None:
+            self.closed = self._lost_reason(reason)
+        self._fail_everything(self.closed)
+        waiters, self._lost_waiters = self._lost_waiters, []
+        for d in waiters:
+            d.callback(None)
+        if self.delegate is not None and hasattr(self.delegate, "close"):
+            self.delegate.close(self.closed)
+
+    def _lost_reason(self, reason: Failure) -> BaseException:
+        text = f"connection lost: {reason.getErrorMessage()}"
+        if not self._opened and self.core.state is ConnectionState.AWAIT_TUNE:
+            return AuthenticationError(
+                reply_text="the broker closed the connection after start-ok: "
+                "it probably refused the credentials"
+            )
+        return ConnectionClosedError(reply_text=text)
+
+    # -- the handshake -------------------------------------------------------
+
+    def authenticate(
+        self, username: str, password: str, mechanism: str = "PLAIN", locale: str = "en_US"
+    ) -> Deferred[AMQClient]:
+        """
+        Log in and open the virtual host (txAMQP's way to start; L{connect}
+        does it for you).
+
+        @return: a L{Deferred} firing with this client once the connection
+            is open, or failing with L{errors.AuthenticationError},
+            L{errors.NotAllowed} (a missing vhost), ...
+        """
+        try:
+            self.core.authenticate(Credentials(username, password, mechanism))
+        except LocalProtocolError as e:
+            return fail(e)
+        self._flush()
+        return self.when_open()
+
+    def when_open(self) -> Deferred[AMQClient]:
+        """
+        @return: a L{Deferred} firing with this client once the handshake is
+            done (at once if it is), or failing with why it never will be.
+        """
+        if self.closed is not None:
+            return fail(self.closed)
+        if self._opened:
+            return succeed(self)
+        d: Deferred[AMQClient] = Deferred()
+        self._open_waiters.append(d)
+        return d
+
+    def when_closed(self) -> Deferred[None]:
+        """
+        @return: a L{Deferred} firing with C{None} once the transport is gone.
+        """
+        if self.closed is not None and self.transport is None:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._lost_waiters.append(d)
+        return d
+
+    # -- channels ------------------------------------------------------------
+
+    def channel(self, id: int | None = None) -> Deferred[Channel]:
+        """
+        Get a channel object, not yet opened (txAMQP's C{client.channel(id)};
+        call C{channel_open()} on it).  Asking for an id twice gives the same
+        channel while it lives.
+
+        @param id: the channel id; the lowest free one when omitted.
+        """
+        if self.closed is not None:
+            return fail(self.closed)
+        if id is None:
+            id = self._free_channel_id()
+        existing = self.channels.get(id)
+        if existing is not None and existing.closed is None:
+            return succeed(existing)
+        ch = Channel(self, id)
+        self.channels[id] = ch
+        return succeed(ch)
+
+    def open_channel(self, id: int | None = None) -> Deferred[Channel]:
+        """
+        Open a new channel.
+
+        @return: a L{Deferred} firing with the open L{Channel}.
+        """
+        d = self.channel(id)
+        return d.addCallback(lambda ch: ch.channel_open())
+
+    def _free_channel_id(self) -> int:
+        limit = self.core.channel_max or 65535
+        for candidate in range(1, limit + 1):
+            if candidate not in self.channels:
+                return candidate
+        raise LocalProtocolError(f"all {limit} channels are in use")
+
+    def queue(self, key: str) -> Deferred[TimeoutDeferredQueue[Message]]:
+        """
+        The queue of deliveries for a consumer tag (txAMQP's
+        C{client.queue(consumer_tag)}).
+        """
+        return succeed(self._queue_for(key))
+
+    def _queue_for(self, key: str) -> TimeoutDeferredQueue[Message]:
+        q = self.queues.get(key)
+        if q is None or q.closed is not None:
+            q = self.queues[key] = TimeoutDeferredQueue(self.clock)
+        return q
+
+    # -- closing -------------------------------------------------------------
+
+    def close(self, reason: object = None, within: float = 0) -> Deferred[None]:
+        """
+        Close the connection: send C{connection.close}, wait for
+        C{close-ok} (at most C{within} seconds, or C{close_timeout} when
+        C{within} is 0), then drop the transport.
+
+        @return: a L{Deferred} firing with C{None} once the transport is gone.
+        """
+        d = self.when_closed()
+        if self.transport is None or (self.closed is not None and self._close_call is None):
+            return d
+        if self.core.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
+            return d
+        self.core.close(reply_text=str(reason) if reason else "")
+        self._flush()
+        if not self._core_closing():
+            self.closed = ConnectionClosedError(reply_text="closed by the client")
+            self.transport.loseConnection()
+            return d
+        timeout = within or self.close_timeout
+        self._close_call = self.clock.callLater(timeout, self._close_timed_out)
+        return d
+
+    def _core_closing(self) -> bool:
+        return self.core.state is ConnectionState.CLOSING
+
+    def _close_timed_out(self) -> None:
+        self.log.warn("no close-ok from the broker; dropping the connection")
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _flush(self) -> None:
+        chunks = self.core.chunks_to_send()
+        if chunks and self.transport is not None:
+            self.transport.writeSequence(chunks)
+
+    def _handle_events(self, events: list[Event], error: ProtocolError | None) -> None:
+        for event in events:
+            self._handle(event)
+        self._flush()
+        if error is not None:
+            self.closed = error
+            self._fail_everything(error)
+            if self.transport is not None:
+                self.transport.loseConnection()
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, ContentReceived):
+            ch = self.channels.get(event.channel)
+            if ch is not None:
+                ch._content_received(event.method, event.properties, event.body)
+        elif isinstance(event, MethodReceived):
+            if event.channel == 0:
+                self._connection_method(event.method)
+            else:
+                ch = self.channels.get(event.channel)
+                if ch is not None:
+                    ch._method_received(event.method)
+        elif isinstance(event, ChannelClosed):
+            ch = self.channels.pop(event.channel, None)
+            if ch is not None:
+                if event.error is not None:
+                    self.log.warn(
+                        "channel {channel} closed: {error}",
+                        channel=event.channel,
+                        error=event.error,
+                    )
+                ch._closed(event.error)
+        elif isinstance(event, ConnectionOpened):
+            self._on_open(event)
+        elif isinstance(event, ConnectionClosed):
+            self._on_close(event)
+
+    def _on_open(self, event: ConnectionOpened) -> None:
+        self._opened = True
+        self.server_properties = event.server_properties
+        if event.heartbeat:
+            self._heartbeat = LoopingCall(self._tick)
+            self._heartbeat.clock = self.clock
+            self._heartbeat.start(event.heartbeat / 2, now=True)
+        waiters, self._open_waiters = self._open_waiters, []
+        for d in waiters:
+            d.callback(self)
+
+    def _on_close(self, event: ConnectionClosed) -> None:
+        if event.error is None:
+            self.closed = ConnectionClosedError(200, "closed by the client")
+        else:
+            self.log.warn("connection closed: {error}", error=event.error)
+            self.closed = event.error
+        self._fail_everything(self.closed)
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def _tick(self) -> None:
+        events = self.core.tick(self.clock.seconds())
+        self._handle_events(events, None)
+
+    def _fail_everything(self, reason: BaseException) -> None:
+        waiters, self._open_waiters = self._open_waiters, []
+        for d in waiters:
+            d.errback(reason)
+        channels, self.channels = self.channels, {}
+        for ch in channels.values():
+            ch._closed(reason)
+        for q in self.queues.values():
+            q.close(reason)
+        self.basic_return_queue.close(reason)
+
+    def _connection_method(self, method: Method) -> None:
+        self.log.info("broker says {method}", method=method)
+
+    def _unhandled(self, channel: Channel, method: Method) -> None:
+        self.log.info(
+            "unhandled {method} on channel {channel}", method=method.NAME, channel=channel.id
+        )
+
+    def _deliver_unclaimed(self, channel: Channel, message: Message) -> None:
+        if self.delegate is not None and hasattr(self.delegate, "basic_deliver"):
+            self.delegate.basic_deliver(channel, message)
+        else:
+            self._queue_for(message.consumer_tag).put(message)
+
+    def _returned(self, channel: Channel, message: Message) -> None:
+        if self.delegate is not None and hasattr(self.delegate, "basic_return_"):
+            self.delegate.basic_return_(channel, message)
+        else:
+            self.basic_return_queue.put(message)
