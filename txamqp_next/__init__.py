@@ -11,6 +11,10 @@ The layers, from the bottom:
   - the Twisted adapter and helpers on top.
 """
 
+from txamqp_next._connection import Credentials
+from txamqp_next.channel import Channel, Consumer, ConsumerCancelled
+from txamqp_next.content import Content
+from txamqp_next.endpoint import ConnectTimeout, connect, parse_url
 from txamqp_next.errors import (
     AMQPError,
     ChannelClosed,
@@ -21,17 +25,29 @@ from txamqp_next.errors import (
     RemoteProtocolError,
     SpecError,
 )
+from txamqp_next.message import Message
+from txamqp_next.protocol import AMQClient
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AMQClient",
     "AMQPError",
+    "Channel",
     "ChannelClosed",
     "Closed",
+    "ConnectTimeout",
     "ConnectionClosed",
+    "Consumer",
+    "ConsumerCancelled",
+    "Content",
+    "Credentials",
     "LocalProtocolError",
+    "Message",
     "ProtocolError",
     "RemoteProtocolError",
     "SpecError",
     "__version__",
+    "connect",
+    "parse_url",
 ]
