@@ -594,6 +594,14 @@ class BadInputTests(SynchronousTestCase):
         """A reply nobody asked for is unexpected (505)."""
         self.check(self.factory.method(self.ch, "queue.declare-ok", queue="q"), 505)
 
+    def test_client_only_method_from_broker(self) -> None:
+        """A method only clients send (queue.declare) is invalid from the broker (503)."""
+        self.check(self.factory.method(self.ch, "queue.declare", queue="q"), 503)
+
+    def test_client_only_content_method_from_broker(self) -> None:
+        """basic.publish from the broker is invalid too (503)."""
+        self.check(self.factory.content(self.ch, "basic.publish", b"hi"), 503)
+
     def test_connection_method_on_channel(self) -> None:
         """A connection method on a channel is invalid (503)."""
         self.check(self.factory.method(self.ch, "connection.blocked"), 503)

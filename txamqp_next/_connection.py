@@ -257,7 +257,9 @@ class Connection:
         C{connection.start} until L{authenticate} is called.
     @param vhost: the virtual host to open.
     @param heartbeat: the heartbeat interval we ask for in seconds; C{None}
-        accepts the broker's, C{0} asks for none (see L{negotiate}).
+        accepts the broker's.  C{0} asks for none, which RabbitMQ's rules (see
+        L{negotiate}) grant only when the broker also proposes 0; otherwise
+        the broker's interval is used.
     @param frame_max: the largest frame we accept; C{0} for the broker's.
     @param channel_max: the highest channel id we want; C{0} for the
         broker's.
@@ -657,6 +659,7 @@ class Connection:
     def _handle_connection_method(self, method: Method, events: list[Event]) -> None:
         if method.SPEC.class_name != "connection":
             raise RemoteProtocolError(COMMAND_INVALID, f"{method.NAME} on channel 0")
+        self._check_chassis(method, 0)
         name = method.NAME
         before = self.state
         self._connection_input(name, local=False)
@@ -748,6 +751,7 @@ class Connection:
     def _handle_channel_method(self, ch: _Channel, method: Method, events: list[Event]) -> None:
         if method.SPEC.class_name == "connection":
             raise RemoteProtocolError(COMMAND_INVALID, f"{method.NAME} on channel {ch.id}", ch.id)
+        self._check_chassis(method, ch.id)
         if ch.content_method is not None:
             raise RemoteProtocolError(
                 UNEXPECTED_FRAME,
@@ -790,6 +794,17 @@ class Connection:
             return
         events.append(MethodReceived(ch.id, method))
         self._flush_pending(ch)
+
+    @staticmethod
+    def _check_chassis(method: Method, channel: int) -> None:
+        """
+        Refuse a method the spec says only a client sends (C{queue.declare}
+        from the broker).
+        """
+        if "client" not in method.SPEC.chassis:
+            raise RemoteProtocolError(
+                COMMAND_INVALID, f"{method.NAME} is sent by clients, not brokers", channel
+            )
 
     def _check_reply(self, ch: _Channel, method: Method) -> None:
         """

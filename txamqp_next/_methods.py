@@ -191,18 +191,22 @@ class Method(_Frozen):
             try:
                 field_codec((spec.type,)).encode([value])
             except ProtocolError as e:
-                return LocalProtocolError(
-                    f"{self.NAME}: field {name} ({spec.type}) cannot hold {value!r}: {e.reply_text}"
+                return _field_error(
+                    self.NAME, name or spec.name, spec.type, value, e, self._secret(name)
                 )
         return LocalProtocolError(f"{self.NAME}: {error.reply_text}")
 
+    def _secret(self, name: str | None) -> bool:
+        """
+        Whether a field carries credentials, never to be shown.
+        """
+        if name == "response":
+            return self.NAME in ("connection.start-ok", "connection.secure-ok")
+        return name == "new_secret"
+
     def _shown(self) -> Iterator[tuple[str, Any]]:
         for name, value in self.items():
-            if name == "response" and self.NAME in ("connection.start-ok", "connection.secure-ok"):
-                value = "<hidden>"  # the credentials
-            elif name == "new_secret":
-                value = "<hidden>"
-            yield name, value
+            yield name, "<hidden>" if self._secret(name) else value
 
 
 class Properties(_Frozen):
@@ -220,13 +224,51 @@ class Properties(_Frozen):
         """
         The content header frame payload for a body of C{body_size} bytes.
 
-        @raise LocalProtocolError: a property does not fit its wire type.
+        @raise LocalProtocolError: a property does not fit its wire type (the
+            message names it), or C{body_size} is not a 64-bit size.
         """
         values = [getattr(self, name) for name in self.field_names]
-        return _HEADER.pack(self.CLASS_ID, 0, body_size) + self._codec.encode(values)
+        try:
+            return _HEADER.pack(self.CLASS_ID, 0, body_size) + self._codec.encode(values)
+        except struct.error:
+            raise LocalProtocolError(f"body size {body_size!r} is not a 64-bit size") from None
+        except ProtocolError as e:
+            raise self._explain(values, e) from None
+
+    def _explain(self, values: list[Any], error: ProtocolError) -> LocalProtocolError:
+        for name, spec_type, value in zip(self.field_names, self._codec.types, values, strict=True):
+            if value is None:
+                continue
+            try:
+                field_codec((spec_type,)).encode([value])
+            except ProtocolError as e:
+                return _field_error(type(self).__qualname__, name, spec_type, value, e, False)
+        return LocalProtocolError(f"{type(self).__qualname__}: {error.reply_text}")
 
     def _shown(self) -> Iterator[tuple[str, Any]]:
         return ((n, v) for n, v in self.items() if v is not None)
+
+
+def _field_error(
+    owner: str, name: str, wire_type: str, value: Any, error: ProtocolError, secret: bool
+) -> LocalProtocolError:
+    """
+    The error for a value that does not fit its field; a secret value (a
+    password) is never quoted.
+    """
+    if secret:
+        return LocalProtocolError(
+            f"{owner}: field {name} ({wire_type}) cannot hold the value given"
+        )
+    reason = (
+        error.reply_text.split(": ", 1)[-1]
+        if error.reply_text.startswith("field ")
+        else error.reply_text
+    )
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return LocalProtocolError(f"{owner}: field {name} ({wire_type}) cannot hold {shown}: {reason}")
 
 
 class _ClassNamespace:
