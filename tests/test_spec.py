@@ -288,6 +288,17 @@ class BadSpecTests(SynchronousTestCase):
         )
         self.assertIn("loop", str(exc))
 
+    def test_field_name_not_an_identifier(self) -> None:
+        """
+        A field whose name cannot be a Python name is refused, naming it.
+        """
+        exc = self.load_text(
+            '<amqp major="0" minor="9" revision="1"><class name="c" index="10">'
+            '<method name="m" index="10"><field name="a=b(1)" type="bit"/></method>'
+            "</class></amqp>"
+        )
+        self.assertIn("a=b(1)", str(exc))
+
     def test_missing_file(self) -> None:
         """
         A path that does not exist and is no short name says both.

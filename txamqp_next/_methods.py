@@ -73,25 +73,13 @@ class _Frozen:
     _setters: ClassVar[tuple[Callable[[Any, Any], None], ...]] = ()
 
     def __init__(self, **kwargs: Any) -> None:
-        set_ = object.__setattr__
-        for name, default, factory in self._defaults:
-            value = kwargs.pop(name, _MISSING)
-            if value is _MISSING:
-                value = default() if factory else default
-            set_(self, name, value)
-        if kwargs:
-            unknown = ", ".join(sorted(kwargs))
-            raise TypeError(
-                f"{type(self).__qualname__}() got unexpected keyword argument(s): {unknown}; "
-                f"it takes {', '.join(self.field_names) or 'none'}"
-            )
+        # replaced in every generated class by _install_constructors
+        raise TypeError(f"{type(self).__qualname__} is abstract")
 
     @classmethod
     def _from_values(cls: type[_F], values: list[Any]) -> _F:
-        self = object.__new__(cls)
-        for setter, value in zip(cls._setters, values, strict=True):
-            setter(self, value)
-        return self
+        # replaced in every generated class by _install_constructors
+        raise TypeError(f"{cls.__qualname__} is abstract")
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__qualname__} is immutable; use replace()")
@@ -409,6 +397,68 @@ def _setters(cls: type[_Frozen]) -> tuple[Callable[[Any, Any], None], ...]:
     return tuple(getattr(cls, name).__set__ for name in cls.field_names)
 
 
+def _unknown_keywords(self: _Frozen, unknown: dict[str, Any]) -> None:
+    names = ", ".join(sorted(unknown))
+    raise TypeError(
+        f"{type(self).__qualname__}() got unexpected keyword argument(s): {names}; "
+        f"it takes {', '.join(self.field_names) or 'none'}"
+    )
+
+
+def _install_constructors(cls: type[_Frozen]) -> None:
+    """
+    Give a generated class its C{__init__} (keyword-only, with the fields'
+    defaults, so C{help()} shows the real signature) and C{_from_values}
+    (the decoder's positional constructor).
+
+    They are compiled from source, as C{dataclasses} does, because these
+    constructors run for every message published or delivered.  Field names
+    are identifiers checked by the spec loader; values never appear in the
+    source.  For C{Basic.Publish} the result reads::
+
+        def __init__(self, *, exchange=_d0, routing_key=_d1, mandatory=_d2,
+                     immediate=_d3, **_extra):
+            if _extra:
+                _unknown(self, _extra)
+            _s0(self, exchange)
+            ...
+    """
+    cls._setters = _setters(cls)
+    scope: dict[str, Any] = {"_new": object.__new__, "_unknown": _unknown_keywords}
+    params = []
+    init_body = []
+    make_body = []
+    for i, (name, default, factory) in enumerate(cls._defaults):
+        assert name.isidentifier(), name
+        scope[f"_s{i}"] = cls._setters[i]
+        if factory:
+            params.append(f"{name}=None")
+            init_body.append(f"    _s{i}(self, _d{i}() if {name} is None else {name})")
+        else:
+            params.append(f"{name}=_d{i}")
+            init_body.append(f"    _s{i}(self, {name})")
+        scope[f"_d{i}"] = default
+        make_body.append(f"    _s{i}(self, values[{i}])")
+    signature = ", ".join(["self", "*", *params, "**_extra"] if params else ["self", "**_extra"])
+    source = "\n".join(
+        [
+            f"def __init__({signature}):",
+            "    if _extra:",
+            "        _unknown(self, _extra)",
+            *init_body,
+            "def _from_values(cls, values):",
+            "    self = _new(cls)",
+            *make_body,
+            "    return self",
+        ]
+    )
+    exec(compile(source, f"<txamqp_next {cls.__qualname__}>", "exec"), scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[method-assign]
+    cls._from_values = classmethod(scope["_from_values"])  # type: ignore[assignment]
+
+
 def _defaults(fields: tuple[FieldSpec, ...]) -> tuple[tuple[str, Any, bool], ...]:
     result = []
     for f in fields:
@@ -444,7 +494,7 @@ def _method_class(namespace: str, spec: MethodSpec) -> type[Method]:
         "_prefix": _IDS.pack(spec.class_id, spec.id),
     }
     cls: type[Method] = type(class_name(spec.name), (Method,), ns)
-    cls._setters = _setters(cls)
+    _install_constructors(cls)
     return cls
 
 
@@ -460,7 +510,7 @@ def _properties_class(namespace: str, spec: ClassSpec) -> type[Properties]:
         "_codec": PropertiesCodec(tuple(f.type for f in spec.properties)),
     }
     cls: type[Properties] = type("Properties", (Properties,), ns)
-    cls._setters = _setters(cls)
+    _install_constructors(cls)
     return cls
 
 

@@ -454,8 +454,11 @@ class _Parser:
         declared = e.get("type") or domain
         if declared is None:
             raise self.fail(f"field {where}.{raw} has neither a type nor a domain")
+        name = python_name(raw)
+        if not name.isidentifier():
+            raise self.fail(f"field {where}.{raw}: {raw!r} does not make a Python name")
         return FieldSpec(
-            name=python_name(raw),
+            name=name,
             raw_name=raw,
             domain=domain,
             type=self.wire_type(declared, f"field {where}.{raw}"),
@@ -464,6 +467,8 @@ class _Parser:
 
     def amqp_class(self, e: ElementTree.Element) -> ClassSpec:
         name = self.attr(e, "name")
+        if not _camel(name).isidentifier():
+            raise self.fail(f"class {name!r} does not make a Python name")
         class_id = self.int_attr(e, "index")
         properties = tuple(self.field(f, name) for f in e.findall("field"))
         methods = tuple(self.method(m, name, class_id) for m in e.findall("method"))
@@ -486,6 +491,8 @@ class _Parser:
 
     def method(self, e: ElementTree.Element, class_name: str, class_id: int) -> MethodSpec:
         name = self.attr(e, "name")
+        if not _camel(name).isidentifier():
+            raise self.fail(f"method {class_name}.{name!r} does not make a Python name")
         full = f"{class_name}.{name}"
         return MethodSpec(
             name=name,
