@@ -27,6 +27,7 @@ from txamqp_next.errors import (
 )
 from txamqp_next.message import Message
 from txamqp_next.protocol import AMQClient
+from txamqp_next.service import ConsumerService
 
 __version__ = "0.1.0.dev0"
 
@@ -40,6 +41,7 @@ __all__ = [
     "ConnectionClosed",
     "Consumer",
     "ConsumerCancelled",
+    "ConsumerService",
     "Content",
     "Credentials",
     "LocalProtocolError",

@@ -72,6 +72,7 @@ class Consumer:
         self.queue = queue
         self.callback = callback
         self.cancelled: BaseException | None = None
+        self._end_waiters: list[Deferred[BaseException]] = []
 
     def deliver(self, message: Message) -> None:
         if self.callback is None:
@@ -95,6 +96,21 @@ class Consumer:
         if self.cancelled is None:
             self.cancelled = reason
             self.queue.close(reason)
+            waiters, self._end_waiters = self._end_waiters, []
+            for d in waiters:
+                d.callback(reason)
+
+    def when_ended(self) -> Deferred[BaseException]:
+        """
+        @return: a L{Deferred} firing, once the consumer has ended, with why:
+            L{ConsumerCancelled} (by the broker or the application) or the
+            channel's or connection's error.
+        """
+        if self.cancelled is not None:
+            return succeed(self.cancelled)
+        d: Deferred[BaseException] = Deferred()
+        self._end_waiters.append(d)
+        return d
 
     def cancel(self) -> Deferred[Any]:
         """

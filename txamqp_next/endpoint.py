@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from twisted.internet import endpoints
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
@@ -35,7 +35,14 @@ from txamqp_next.errors import AMQPError
 from txamqp_next.protocol import AMQClient
 from txamqp_next.spec import Spec
 
-__all__ = ["AMQEndpoint", "ConnectTimeout", "ConnectionParameters", "connect", "parse_url"]
+__all__ = [
+    "AMQEndpoint",
+    "ConnectTimeout",
+    "ConnectionParameters",
+    "connect",
+    "endpoint_and_factory",
+    "parse_url",
+]
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_TIMEOUT = 10.0
@@ -280,6 +287,47 @@ def connect(
         )
 
     return _Attempt(reactor, endpoint, build, params.connection_timeout).start()
+
+
+def endpoint_and_factory(
+    reactor: Any,
+    url: str | ConnectionParameters,
+    *,
+    connection_name: str | None = None,
+) -> tuple[IStreamClientEndpoint, IProtocolFactory]:
+    """
+    The endpoint and protocol factory for an AMQP URI, for callers that
+    manage connections themselves, such as
+    L{twisted.application.internet.ClientService}.
+
+    Each protocol the factory builds is an L{AMQClient} that starts the
+    handshake (log-in and virtual host) as soon as it is connected; wait for
+    its L{AMQClient.when_open} before using it.  Unlike L{connect}, nothing
+    here bounds the handshake in time.
+
+    @param url: an AMQP URI, or parameters from L{parse_url}.
+    @param connection_name: the name the broker shows for the connections;
+        overrides the URI's.
+    @return: a client endpoint and a quiet protocol factory.
+    @raise ValueError: C{url} is not a valid AMQP URI.
+    """
+    params = parse_url(url) if isinstance(url, str) else url
+    name = connection_name if connection_name is not None else params.connection_name
+
+    def build() -> AMQClient:
+        return AMQClient(
+            vhost=params.vhost,
+            heartbeat=params.heartbeat,
+            clock=reactor,
+            credentials=params.credentials,
+            frame_max=params.frame_max,
+            channel_max=params.channel_max,
+            connection_name=name,
+        )
+
+    factory = Factory.forProtocol(build)
+    factory.noisy = False
+    return _endpoint_for(reactor, params), factory
 
 
 class _Attempt:

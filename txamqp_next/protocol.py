@@ -132,6 +132,7 @@ class AMQClient(Protocol):
         self._close_call: IDelayedCall | None = None
         self._heartbeat: LoopingCall | None = None
         self._opened = False
+        self._lost = False
 
     def __repr__(self) -> str:
         return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
@@ -155,6 +156,7 @@ class AMQClient(Protocol):
             self._heartbeat.stop()
         if self._close_call is not None and self._close_call.active():
             self._close_call.cancel()
+        self._lost = True
         if self.closed is None:
             self.closed = self._lost_reason(reason)
         self._fail_everything(self.closed)
@@ -210,7 +212,7 @@ class AMQClient(Protocol):
         """
         @return: a L{Deferred} firing with C{None} once the transport is gone.
         """
-        if self.closed is not None and self.transport is None:
+        if self._lost:
             return succeed(None)
         d: Deferred[None] = Deferred()
         self._lost_waiters.append(d)
@@ -277,7 +279,7 @@ class AMQClient(Protocol):
         @return: a L{Deferred} firing with C{None} once the transport is gone.
         """
         d = self.when_closed()
-        if self.transport is None or (self.closed is not None and self._close_call is None):
+        if self._lost or self.transport is None:
             return d
         if self.core.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return d

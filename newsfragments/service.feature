@@ -1,0 +1,1 @@
+Added txamqp_next.service.ConsumerService, a reconnecting consumer built on ClientService (ack after the handler succeeds, reject and log on failure, graceful stop), and a twistd plugin: twistd txamqp_next --queue Q --handler package.module.callable.

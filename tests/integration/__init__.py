@@ -1,0 +1,3 @@
+"""
+Integration tests against a real RabbitMQ (see STYLE.md, Tests).
+"""

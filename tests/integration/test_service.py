@@ -1,0 +1,315 @@
+# -*- test-case-name: tests.integration.test_service -*-
+"""
+L{txamqp_next.service.ConsumerService} and the C{txamqp_next} twistd plugin
+against a real RabbitMQ (C{TXAMQP_NEXT_BROKER_URL}, by default
+C{amqp://guest:guest@127.0.0.1:5672/}).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
+
+import txamqp_next
+from txamqp_next import AMQClient, Channel, Message
+from txamqp_next.service import ConsumerService
+
+BROKER_URL = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+ROOT = Path(__file__).resolve().parent.parent.parent
+TIMEOUT = 15.0
+
+
+def _reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _fast_retry(attempt: int) -> float:
+    return 0.2
+
+
+async def sleep(seconds: float) -> None:
+    await task.deferLater(_reactor(), seconds, lambda: None)
+
+
+async def wait_for(condition: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
+    """
+    Poll C{condition} until it is true.
+
+    @raise AssertionError: it is still false after C{timeout} seconds.
+    """
+    deadline = _reactor().seconds() + timeout
+    while not condition():
+        if _reactor().seconds() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await sleep(0.02)
+
+
+class ServiceTestCase(TestCase):
+    """
+    A control connection to the broker and a fresh, non-durable queue
+    (with a dead-letter queue), deleted after each test.
+    """
+
+    async def setUp(self) -> None:
+        try:
+            self.control: AMQClient = await txamqp_next.connect(
+                _reactor(), BROKER_URL, connection_timeout=5
+            )
+        except Exception as e:
+            self.fail(
+                f"no RabbitMQ answers at {txamqp_next.parse_url(BROKER_URL)!r} ({e}). "
+                "Start one with 'sudo rabbitmq-server -detached' (or './scripts/dev setup'), "
+                "or point TXAMQP_NEXT_BROKER_URL at one."
+            )
+        self.addCleanup(self.control.close)
+        self.channel: Channel = await self.control.open_channel()
+        name = f"txamqp-next-test-service-{uuid.uuid4().hex[:12]}"
+        self.queue = name
+        self.dead = f"{name}-dead"
+        await self.declare(self.dead)
+        await self.declare(
+            self.queue,
+            {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.dead},
+        )
+        self.handled: list[bytes] = []
+
+    async def declare(self, queue: str, arguments: dict[str, Any] | None = None) -> None:
+        await self.channel.queue_declare(queue=queue, arguments=arguments or {})
+        self.addCleanup(self.delete, queue)
+
+    async def delete(self, queue: str) -> None:
+        if self.channel.closed is not None:
+            self.channel = await self.control.open_channel()
+        await self.channel.queue_delete(queue=queue)
+
+    async def publish(self, *bodies: bytes, queue: str | None = None) -> None:
+        for body in bodies:
+            await self.channel.basic_publish(routing_key=queue or self.queue, body=body)
+
+    async def counts(self, queue: str | None = None) -> tuple[int, int]:
+        """
+        @return: the queue's ready messages and consumers.
+        """
+        ok = await self.channel.queue_declare(queue=queue or self.queue, passive=True)
+        return ok.message_count, ok.consumer_count
+
+    def record(self, message: Message) -> None:
+        self.handled.append(message.body)
+
+    async def start(self, handler: Any = None, **kwargs: Any) -> ConsumerService:
+        """
+        Start a service on the test queue and wait until it consumes.
+        """
+        kwargs.setdefault("declare", False)
+        kwargs.setdefault("retry_policy", _fast_retry)
+        service = ConsumerService(
+            _reactor(), BROKER_URL, self.queue, handler or self.record, **kwargs
+        )
+        service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        await service.when_consuming(fail_after_failures=1).addTimeout(TIMEOUT, _reactor())
+        return service
+
+
+class ConsumingTests(ServiceTestCase):
+    """
+    Handling, acknowledging and rejecting messages.
+    """
+
+    async def test_consumes_and_acks(self) -> None:
+        """
+        Five published messages reach the handler in order and are
+        acknowledged: after the service stopped, none is back in the queue.
+        """
+        service = await self.start()
+        bodies = [f"message {n}".encode() for n in range(5)]
+        await self.publish(*bodies)
+        await wait_for(lambda: len(self.handled) == 5, "5 messages handled")
+        self.assertEqual(self.handled, bodies)
+        await service.stopService()
+        self.assertEqual(await self.counts(), (0, 0))
+
+    async def test_failure_rejects(self) -> None:
+        """
+        A message whose handler fails is rejected without requeueing (it is
+        dead-lettered) and the failure logged; the others are acknowledged.
+        """
+
+        def handler(message: Message) -> None:
+            self.handled.append(message.body)
+            if message.body == b"bad":
+                raise ValueError("cannot handle this one")
+
+        service = await self.start(handler)
+        await self.publish(b"good 1", b"bad", b"good 2")
+        await wait_for(lambda: len(self.handled) == 3, "3 messages handled")
+        await service.stopService()
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(await self.counts(), (0, 0))
+        dead = await self.channel.basic_get(queue=self.dead, no_ack=True)
+        assert dead is not None
+        self.assertEqual(dead.body, b"bad")
+
+    async def test_requeue_on_failure(self) -> None:
+        """
+        With C{requeue_on_failure} a failed message comes back, and is
+        acknowledged once its handler succeeds.
+        """
+
+        def handler(message: Message) -> None:
+            self.handled.append(message.body)
+            if not message.redelivered:
+                raise ValueError("first time fails")
+
+        service = await self.start(handler, requeue_on_failure=True)
+        await self.publish(b"retry me")
+        await wait_for(lambda: len(self.handled) == 2, "the message handled twice")
+        await service.stopService()
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(await self.counts(), (0, 0))
+        self.assertEqual(await self.counts(self.dead), (0, 0))
+
+    async def test_deferred_holds_ack(self) -> None:
+        """
+        A handler's L{Deferred} holds the acknowledgement: with a prefetch
+        of one, the next message is not delivered until it fires.
+        """
+        pending: list[Deferred[None]] = []
+
+        def handler(message: Message) -> Deferred[None]:
+            self.handled.append(message.body)
+            pending.append(Deferred())
+            return pending[-1]
+
+        service = await self.start(handler, prefetch=1)
+        await self.publish(b"first", b"second")
+        await wait_for(lambda: self.handled == [b"first"], "the first message")
+        await sleep(0.3)
+        self.assertEqual(self.handled, [b"first"])
+        self.assertEqual(await self.counts(), (1, 1))
+        pending[0].callback(None)
+        await wait_for(lambda: len(self.handled) == 2, "the second message")
+        pending[1].callback(None)
+        await service.stopService()
+        self.assertEqual(await self.counts(), (0, 0))
+
+    async def test_stop_waits_for_handler(self) -> None:
+        """
+        C{stopService} waits for a running handler and acknowledges its
+        message before closing the connection.
+        """
+        pending: Deferred[None] = Deferred()
+
+        def handler(message: Message) -> Deferred[None]:
+            self.handled.append(message.body)
+            return pending
+
+        service = await self.start(handler)
+        await self.publish(b"slow")
+        await wait_for(lambda: self.handled == [b"slow"], "the message")
+        stopped = service.stopService()
+        await sleep(0.3)
+        self.assertNoResult(stopped)
+        _reactor().callLater(0.1, pending.callback, None)
+        await stopped
+        self.assertEqual(await self.counts(), (0, 0))
+
+    async def test_declares_durable_queue(self) -> None:
+        """
+        With C{declare=True} the service declares its queue, durable.
+        """
+        self.queue = f"txamqp-next-test-service-durable-{uuid.uuid4().hex[:12]}"
+        self.addCleanup(self.delete, self.queue)
+        service = await self.start(declare=True)
+        await self.publish(b"durable")
+        await wait_for(lambda: self.handled == [b"durable"], "the message")
+        await service.stopService()
+        self.assertEqual(await self.counts(), (0, 0))
+        ok = await self.channel.queue_declare(queue=self.queue, durable=True)
+        self.assertEqual(ok.queue, self.queue)
+
+
+class ReconnectionTests(ServiceTestCase):
+    """
+    The service survives losing its connection.
+    """
+
+    async def test_reconnects(self) -> None:
+        """
+        After its connection is dropped, the service reconnects and goes on
+        consuming.
+        """
+        service = await self.start()
+        first = await service.when_consuming()
+        await self.publish(b"before")
+        await wait_for(lambda: self.handled == [b"before"], "the first message")
+        first.transport.abortConnection()
+        await wait_for(lambda: first.closed is not None, "the connection lost")
+        second = await service.when_consuming().addTimeout(TIMEOUT, _reactor())
+        self.assertIsNot(second, first)
+        await self.publish(b"after")
+        await wait_for(lambda: len(self.handled) == 2, "the second message")
+        self.assertEqual(self.handled, [b"before", b"after"])
+        await service.stopService()
+        self.assertEqual(await self.counts(), (0, 0))
+
+
+class TwistdTests(ServiceTestCase):
+    """
+    C{twistd txamqp_next} runs the service from the command line.
+    """
+
+    async def test_twistd(self) -> None:
+        """
+        C{twistd -n txamqp_next --queue Q --handler examples.handler.show}
+        declares the queue, logs a published message's body, and on SIGTERM
+        stops cleanly: the consumer is gone and nothing is left unacknowledged.
+        """
+        queue = f"txamqp-next-test-twistd-{uuid.uuid4().hex[:12]}"
+        self.addCleanup(self.delete, queue)
+        log = Path(self.mktemp()).resolve()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        twistd = "from twisted.scripts.twistd import run; run()"
+        argv = [sys.executable, "-c", twistd, "-n", "--pidfile=", f"--logfile={log}"]
+        argv += ["txamqp_next", "--url", BROKER_URL, "--queue", queue]
+        argv += ["--handler", "examples.handler.show"]
+        process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+
+        def logged(text: str) -> Callable[[], bool]:
+            def check() -> bool:
+                if process.poll() is not None:
+                    output = process.stdout.read() if process.stdout else b""
+                    raise AssertionError(
+                        f"twistd exited with {process.returncode}:\n{output.decode()}\n"
+                        + (log.read_text() if log.exists() else "")
+                    )
+                return log.exists() and text in log.read_text()
+
+            return check
+
+        await wait_for(logged(f"consuming from queue {queue}"), "twistd to consume", 30)
+        await self.publish(b"hello from the test", queue=queue)
+        await wait_for(logged("received b'hello from the test'"), "the message logged")
+        process.send_signal(signal.SIGTERM)
+        await wait_for(lambda: process.poll() is not None, "twistd to exit")
+        text = log.read_text()
+        # twistd re-raises the signal it stopped for, as its exit status.
+        self.assertEqual(process.returncode, -signal.SIGTERM, text)
+        self.assertIn(f"stopped consuming from queue {queue}", text)
+        self.assertIn("Server Shut Down.", text)
+        self.assertNotIn("Traceback", text)
+        self.assertNotIn(BROKER_URL, text)
+        self.assertEqual(await self.counts(queue), (0, 0))

@@ -1,0 +1,6 @@
+# -*- test-case-name: tests.test_service -*-
+from twisted.application.service import ServiceMaker
+
+TxAMQPNextConsumer = ServiceMaker(
+    "txamqp_next", "txamqp_next.tap", "Run an AMQP consumer service", "txamqp_next"
+)
