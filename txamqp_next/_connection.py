@@ -44,6 +44,7 @@ from txamqp_next.errors import (
     REPLY_SUCCESS,
     UNEXPECTED_FRAME,
     AuthenticationError,
+    ContentTooLarge,
     HeartbeatTimeout,
     LocalProtocolError,
     ProtocolError,
@@ -164,6 +165,17 @@ _CHANNEL_TRANSITIONS: Final[Mapping[tuple[ChannelState, str], ChannelState]] = {
 }
 
 
+def truncate_shortstr(text: str) -> str:
+    """
+    Cut C{text} so its UTF-8 form fits a short string (255 bytes), without
+    splitting a character.
+    """
+    data = text.encode("utf-8", "replace")
+    if len(data) <= 255:
+        return text
+    return data[:255].decode("utf-8", "ignore")
+
+
 def negotiate(client: int | None, server: int) -> int:
     """
     Settle a tuning value as RabbitMQ documents it: when either side says
@@ -239,13 +251,13 @@ class _Channel:
         self.state = ChannelState.CLOSED
         self.awaiting: Method | None = None
         # outbound items waiting for the outstanding synchronous call
-        self.pending: deque[tuple[Method, Properties | None, bytes]] = deque()
+        self.pending: deque[tuple[Method, list[bytes]]] = deque()
         self.content_method: Method | None = None
         self.content_properties: Properties | None = None
         self.content_size = 0
         self.content_received = 0
         self.content_body: list[bytes] = []
-        self.error: ProtocolError | None = None
+        self.error: ContentTooLarge | None = None
 
 
 class Connection:
@@ -437,11 +449,13 @@ class Connection:
         tuned us there is nothing to close politely: the state goes straight
         to L{ConnectionState.CLOSED} and the transport should be dropped.
         """
+        close = self.methods["connection.close"](
+            reply_code=reply_code, reply_text=truncate_shortstr(reply_text)
+        )
+        frame = _frames.method_frame(0, close.encode())
         self._connection_input("close", local=True)
         if self.state is ConnectionState.CLOSING:
-            self._send_frame(
-                0, self.methods["connection.close"](reply_code=reply_code, reply_text=reply_text)
-            )
+            self._outbox.append(frame)
 
     def send_method(
         self,
@@ -469,11 +483,13 @@ class Connection:
             raise LocalProtocolError(f"{method.NAME} must be sent on {where}", channel=channel)
         if method.CONTENT and properties is None:
             properties = self.methods.properties[method.CLASS_ID]()
+        # encode first: a value that does not fit must change no state
+        frames = self._encode(channel, method, properties, body)
         if is_connection_method:
             name = "close" if method.NAME == "connection.close" else "send"
             self._connection_input(name, local=True)
             if self.state is not ConnectionState.CLOSED:
-                self._send_frame(0, method)
+                self._outbox.extend(frames)
             return
         if not 0 < channel <= (self.channel_max or 65535):
             raise LocalProtocolError(
@@ -497,14 +513,14 @@ class Connection:
             self._channel_input(ch, "close", local=True)
             ch.pending.clear()
             ch.awaiting = None
-            self._transmit(ch, method, None, b"")
+            self._transmit(ch, method, frames)
             return
         else:
             self._channel_input(ch, "send", local=True)
         if ch.pending or (ch.awaiting is not None and method.expects_reply):
-            ch.pending.append((method, properties, body))
+            ch.pending.append((method, frames))
             return
-        self._transmit(ch, method, properties, body)
+        self._transmit(ch, method, frames)
 
     def publish(
         self,
@@ -575,7 +591,7 @@ class Connection:
         self.error = error
         if self.state not in (ConnectionState.AWAIT_START, ConnectionState.CLOSED):
             close = self.methods["connection.close"](
-                reply_code=error.reply_code, reply_text=error.reply_text[:255]
+                reply_code=error.reply_code, reply_text=truncate_shortstr(error.reply_text)
             )
             self._outbox.append(_frames.method_frame(0, close.encode()))
         self.state = ConnectionState.CLOSED
@@ -614,22 +630,30 @@ class Connection:
     def _send_frame(self, channel: int, method: Method) -> None:
         self._outbox.append(_frames.method_frame(channel, method.encode()))
 
-    def _transmit(
-        self, ch: _Channel, method: Method, properties: Properties | None, body: bytes
-    ) -> None:
-        payload = method.encode()
-        self._outbox.append(_frames.method_frame(ch.id, payload))
+    def _encode(
+        self, channel: int, method: Method, properties: Properties | None, body: bytes
+    ) -> list[bytes]:
+        """
+        The frames of a method and its content.
+
+        @raise LocalProtocolError: a value does not fit its field.
+        """
+        frames = [_frames.method_frame(channel, method.encode())]
         if method.CONTENT:
             assert properties is not None
             header = properties.encode_header(len(body))
-            self._outbox.extend(_frames.content_frames(ch.id, header, body, self.frame_max))
+            frames += _frames.content_frames(channel, header, body, self.frame_max)
+        return frames
+
+    def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:
+        self._outbox.extend(frames)
         if method.expects_reply:
             ch.awaiting = method
 
     def _flush_pending(self, ch: _Channel) -> None:
         while ch.pending and ch.awaiting is None:
-            method, properties, body = ch.pending.popleft()
-            self._transmit(ch, method, properties, body)
+            method, frames = ch.pending.popleft()
+            self._transmit(ch, method, frames)
 
     def _handle_frame(
         self, frame_type: int, channel: int, payload: bytes, events: list[Event]
@@ -835,7 +859,7 @@ class Connection:
         if notify:
             events.append(ChannelClosed(ch.id, error))
 
-    def _fault_channel(self, ch: _Channel, error: ProtocolError, events: list[Event]) -> None:
+    def _fault_channel(self, ch: _Channel, error: ContentTooLarge, events: list[Event]) -> None:
         """
         Close a channel ourselves because of a channel-level fault.
         """
@@ -846,7 +870,7 @@ class Connection:
         ch.content_method = None
         ch.content_body = []
         close = self.methods["channel.close"](
-            reply_code=error.reply_code, reply_text=error.reply_text[:255]
+            reply_code=error.reply_code, reply_text=truncate_shortstr(error.reply_text)
         )
         self._outbox.append(_frames.method_frame(ch.id, close.encode()))
         events.append(ChannelClosed(ch.id, error))
@@ -867,7 +891,7 @@ class Connection:
                 ch.id,
             )
         if size > self.max_message_size:
-            error = ProtocolError(
+            error = ContentTooLarge(
                 CONTENT_TOO_LARGE,
                 f"message of {size} bytes exceeds the {self.max_message_size}-byte limit",
                 ch.id,

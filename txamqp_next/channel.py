@@ -17,13 +17,15 @@ Cancelling a pending call closes its channel.
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.logger import Logger
 
+from txamqp_next._connection import truncate_shortstr
 from txamqp_next._methods import Method, Properties
 from txamqp_next.content import Content
 from txamqp_next.errors import AMQPError, ChannelClosed, LocalProtocolError
@@ -80,6 +82,8 @@ class Consumer:
             return
         try:
             result = self.callback(message)
+            if inspect.iscoroutine(result):
+                result = ensureDeferred(result)
         except Exception:
             self.channel.log.failure(
                 "consumer {consumer_tag} callback failed", consumer_tag=self.consumer_tag
@@ -229,7 +233,10 @@ class Channel:
             return succeed(None)
         return self.call(
             self.methods["channel.close"](
-                reply_code=reply_code, reply_text=reply_text, class_id=class_id, method_id=method_id
+                reply_code=reply_code,
+                reply_text=truncate_shortstr(reply_text),
+                class_id=class_id,
+                method_id=method_id,
             )
         )
 
@@ -391,7 +398,7 @@ class Channel:
         elif name == "basic.return":
             if self._return_handlers:
                 for handler in self._return_handlers:
-                    handler(message)
+                    self.client._call_hook(handler, message)
             else:
                 self.client._returned(self, message)
         elif self._waiting and type(method) in self._waiting[0][0].RESPONSES:

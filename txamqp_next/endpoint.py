@@ -26,6 +26,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from twisted.internet import endpoints
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import ConnectingCancelledError
+from twisted.internet.error import TimeoutError as TCPTimeoutError
 from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
@@ -62,6 +64,15 @@ _URI_PARAMETERS = frozenset(
         "server_name_indication",
     }
 )
+
+
+# the valid range of each numeric URI parameter
+_NUMBER_RANGES = {
+    "heartbeat": (0, 65535),
+    "channel_max": (0, 65535),
+    "frame_max": (0, 2**32 - 1),  # 0 (no limit) or at least 4096, the spec's minimum
+    "connection_timeout": (1, 2**31),
+}
 
 
 class ConnectTimeout(AMQPError, TimeoutError):
@@ -109,7 +120,13 @@ def parse_url(url: str) -> ConnectionParameters:
         number, or an unknown query parameter.  The password never appears
         in the message.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # the message would quote the netloc, password included
+        raise ValueError(
+            "malformed AMQP URI (check that special characters are percent-encoded)"
+        ) from None
     if parts.scheme not in ("amqp", "amqps"):
         raise ValueError(f"not an AMQP URI (scheme {parts.scheme!r}); use amqp:// or amqps://")
     tls = parts.scheme == "amqps"
@@ -121,7 +138,7 @@ def parse_url(url: str) -> ConnectionParameters:
         except ValueError:
             raise ValueError(f"bad port in AMQP URI for host {parts.hostname!r}") from None
         if parts.hostname:
-            params.host = parts.hostname
+            params.host = unquote(parts.hostname)
         if port is not None:
             params.port = port
     username = unquote(parts.username) if parts.username is not None else "guest"
@@ -132,16 +149,21 @@ def parse_url(url: str) -> ConnectionParameters:
         params.vhost = unquote(path)
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in _URI_PARAMETERS:
+            # quote the key only when it cannot be a piece of a password
+            # split off by an unencoded "?"
+            shown = repr(key) if key.replace("_", "").isalpha() and len(key) < 40 else "a parameter"
             raise ValueError(
-                f"unknown AMQP URI parameter {key!r}; known: {', '.join(sorted(_URI_PARAMETERS))}"
+                f"unknown AMQP URI parameter {shown}; known: {', '.join(sorted(_URI_PARAMETERS))}"
             )
-        if key in ("heartbeat", "frame_max", "channel_max", "connection_timeout"):
+        if key in _NUMBER_RANGES:
+            low, high = _NUMBER_RANGES[key]
             try:
                 number = int(value)
             except ValueError:
-                raise ValueError(
-                    f"AMQP URI parameter {key} must be a number, not {value!r}"
-                ) from None
+                raise ValueError(f"AMQP URI parameter {key} must be a whole number") from None
+            if not low <= number <= high or (key == "frame_max" and 0 < number < 4096):
+                extra = " (or 0)" if key == "frame_max" else ""
+                raise ValueError(f"AMQP URI parameter {key} must be in {low}..{high}{extra}")
             if key == "connection_timeout":
                 params.connection_timeout = number / 1000
             else:
@@ -189,11 +211,11 @@ def _tls_endpoint(reactor: Any, params: ConnectionParameters) -> IStreamClientEn
         )
     tcp = (
         endpoints.TCP4ClientEndpoint(
-            reactor, params.host, params.port, timeout=params.connection_timeout
+            reactor, params.host, params.port, timeout=params.connection_timeout + 1
         )
         if _is_ipv4(params.host)
         else endpoints.HostnameEndpoint(
-            reactor, params.host, params.port, timeout=params.connection_timeout
+            reactor, params.host, params.port, timeout=params.connection_timeout + 1
         )
     )
     return endpoints.wrapClientTLS(context, tcp)
@@ -209,10 +231,10 @@ def _endpoint_for(reactor: Any, params: ConnectionParameters) -> IStreamClientEn
         return _tls_endpoint(reactor, params)
     if _is_ipv4(params.host):
         return endpoints.TCP4ClientEndpoint(
-            reactor, params.host, params.port, timeout=params.connection_timeout
+            reactor, params.host, params.port, timeout=params.connection_timeout + 1
         )
     return endpoints.HostnameEndpoint(
-        reactor, params.host, params.port, timeout=params.connection_timeout
+        reactor, params.host, params.port, timeout=params.connection_timeout + 1
     )
 
 
@@ -367,7 +389,11 @@ class _Attempt:
             self.timer.cancel()
         if self.client is not None and self.client.transport is not None:
             self.client.transport.abortConnection()  # type: ignore[attr-defined]
-        if self.timed_out and failure.check(CancelledError):  # type: ignore[no-untyped-call]
+        # our timer runs out first (the TCP endpoint has a second more), and
+        # cancelling a TCP attempt fails it with one of these
+        if failure.check(TCPTimeoutError) or (  # type: ignore[no-untyped-call]
+            self.timed_out and failure.check(CancelledError, ConnectingCancelledError)  # type: ignore[no-untyped-call]
+        ):
             failure = Failure(self._timeout_error())  # type: ignore[no-untyped-call]
         if not self.result.called:
             self.result.errback(failure)

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 
 from txamqp_next._connection import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    ChannelState,
     Connection,
     ConnectionState,
     Credentials,
@@ -38,6 +39,7 @@ from txamqp_next._methods import Method
 from txamqp_next.channel import Channel
 from txamqp_next.errors import (
     AuthenticationError,
+    HeartbeatTimeout,
     LocalProtocolError,
     ProtocolError,
     RemoteProtocolError,
@@ -189,11 +191,12 @@ class AMQClient(Protocol):
             L{errors.NotAllowed} (a missing vhost), ...
         """
         try:
-            self.core.authenticate(Credentials(username, password, mechanism))
-        except LocalProtocolError as e:
+            events = self.core.authenticate(Credentials(username, password, mechanism))
+        except (LocalProtocolError, ValueError) as e:
             return fail(e)
-        self._flush()
-        return self.when_open()
+        d = self.when_open()
+        self._handle_events(events, None)
+        return d
 
     def when_open(self) -> Deferred[AMQClient]:
         """
@@ -251,7 +254,12 @@ class AMQClient(Protocol):
     def _free_channel_id(self) -> int:
         limit = self.core.channel_max or 65535
         for candidate in range(1, limit + 1):
-            if candidate not in self.channels:
+            # the core may still hold an id we forgot: a channel we closed
+            # after a fault stays closing until the broker's close-ok
+            if (
+                candidate not in self.channels
+                and self.core.channel_state(candidate) is ChannelState.CLOSED
+            ):
                 return candidate
         raise LocalProtocolError(f"all {limit} channels are in use")
 
@@ -363,7 +371,13 @@ class AMQClient(Protocol):
             self.log.warn("connection closed: {error}", error=event.error)
             self.closed = event.error
         self._fail_everything(self.closed)
-        if self.transport is not None:
+        self._flush()
+        if self.transport is None:
+            return
+        if isinstance(event.error, HeartbeatTimeout):
+            # a hung peer may never drain our buffer: do not wait for it
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+        else:
             self.transport.loseConnection()
 
     def _tick(self) -> None:
@@ -391,12 +405,22 @@ class AMQClient(Protocol):
 
     def _deliver_unclaimed(self, channel: Channel, message: Message) -> None:
         if self.delegate is not None and hasattr(self.delegate, "basic_deliver"):
-            self.delegate.basic_deliver(channel, message)
+            self._call_hook(self.delegate.basic_deliver, channel, message)
         else:
             self._queue_for(message.consumer_tag).put(message)
 
     def _returned(self, channel: Channel, message: Message) -> None:
         if self.delegate is not None and hasattr(self.delegate, "basic_return_"):
-            self.delegate.basic_return_(channel, message)
+            self._call_hook(self.delegate.basic_return_, channel, message)
         else:
             self.basic_return_queue.put(message)
+
+    def _call_hook(self, hook: Any, *args: Any) -> None:
+        """
+        Call application code; its failure is logged and never breaks the
+        handling of the frames that follow.
+        """
+        try:
+            hook(*args)
+        except Exception:
+            self.log.failure("{hook} failed", hook=getattr(hook, "__qualname__", hook))
