@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from txamqp_next._codec import FieldCodec, PropertiesCodec, field_codec
 from txamqp_next.errors import (
@@ -148,6 +148,11 @@ class Method(_Frozen):
     _public_positions: ClassVar[tuple[int, ...]]
     _has_no_wait: ClassVar[bool] = False
     _prefix: ClassVar[bytes]
+
+    if TYPE_CHECKING:
+        # the fields are generated from the spec; to a type checker any
+        # attribute of a method is a field value
+        def __getattr__(self, name: str) -> Any: ...
 
     @property
     def expects_reply(self) -> bool:

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 
 from txamqp_next._connection import truncate_shortstr
 from txamqp_next._methods import Method, Properties
+from txamqp_next.confirms import ConfirmTracker, PublishNacked, Unroutable
 from txamqp_next.content import Content
 from txamqp_next.errors import AMQPError, ChannelClosed, LocalProtocolError
 from txamqp_next.message import Message
@@ -36,7 +37,7 @@ from txamqp_next.spec import python_name, spec_name
 if TYPE_CHECKING:
     from txamqp_next.protocol import AMQClient
 
-__all__ = ["Channel", "Consumer", "ConsumerCancelled"]
+__all__ = ["Channel", "Consumer", "ConsumerCancelled", "PublishNacked", "Unroutable"]
 
 DeliveryCallback = Callable[[Message], object]
 
@@ -159,6 +160,12 @@ class Channel:
         self._waiting: deque[tuple[Method, Deferred[Any]]] = deque()
         self._close_waiters: list[Deferred[Any]] = []
         self._return_handlers: list[Callable[[Message], object]] = []
+        #: the publisher-confirm bookkeeping once confirm_select was sent
+        self.confirms: ConfirmTracker | None = None
+        #: False while the broker has paused this channel (channel.flow)
+        self.flow_active = True
+        # publishes held while the connection is blocked or flow is off
+        self._held: deque[tuple[Method, Properties, bytes, Deferred[None]]] = deque()
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else ("closed" if self.closed else "opening")
@@ -279,7 +286,54 @@ class Channel:
         method = self.methods["basic.publish"](
             exchange=exchange, routing_key=routing_key, mandatory=mandatory, immediate=immediate
         )
-        return self.call(method, props, body)
+        if self.closed is None and (self._held or self._paused()):
+            d: Deferred[None] = Deferred()
+            self._held.append((method, props, body, d))
+            return d
+        return self._publish_now(method, props, body)
+
+    def _paused(self) -> bool:
+        """
+        Whether publishes must wait: the broker blocked the connection
+        (C{connection.blocked}) or paused this channel (C{channel.flow}).
+        """
+        return self.client.blocked is not None or not self.flow_active
+
+    def _publish_now(self, method: Method, props: Properties, body: bytes) -> Deferred[None]:
+        if self.closed is not None:
+            return fail(self.closed)
+        try:
+            self.client.core.send_method(self.id, method, props, body)
+        except LocalProtocolError as e:
+            return fail(self.closed or e)
+        self.client._flush()
+        if self.confirms is not None:
+            return self.confirms.add()
+        return succeed(None)
+
+    def _release_held(self) -> None:
+        """
+        Send the publishes held back, in order, once nothing pauses them.
+        """
+        while self._held and not self._paused():
+            method, props, body, d = self._held.popleft()
+            self._publish_now(method, props, body).chainDeferred(d)
+
+    def confirm_select(self, no_wait: bool = False) -> Deferred[Any]:
+        """
+        Put the channel in confirm mode (C{confirm.select}): from then on each
+        L{basic_publish} fires when the broker has taken responsibility for
+        the message (C{basic.ack}), or fails with L{PublishNacked}, with
+        L{Unroutable} for a C{mandatory} message no queue took, or with the
+        channel's or connection's error.
+
+        @return: a L{Deferred} firing with C{Confirm.SelectOk} (C{None} with
+            C{no_wait}).
+        """
+        d = self.call(self.methods["confirm.select"](no_wait=no_wait))
+        if self.closed is None and self.confirms is None:
+            self.confirms = ConfirmTracker()
+        return d
 
     def _properties(self, properties: Properties | Mapping[str, Any] | None) -> Properties:
         cls = self.methods.properties[60]
@@ -377,6 +431,20 @@ class Channel:
         name = method.NAME
         if name == "channel.close-ok":
             self._finish_close(method)
+        elif name in ("basic.ack", "basic.nack") and self.confirms is not None:
+            tag, multiple = method.delivery_tag, method.multiple
+            if name == "basic.ack":
+                self.confirms.ack(tag, multiple)
+            else:
+                self.confirms.nack(tag, multiple)
+        elif name == "channel.flow":
+            self.flow_active = bool(method.active)
+            self.log.info(
+                "broker set flow on channel {channel} to {active}",
+                channel=self.id,
+                active=self.flow_active,
+            )
+            self._release_held()
         elif name == "basic.cancel":
             tag = getattr(method, "consumer_tag", "")
             consumer = self.consumers.pop(tag, None)
@@ -395,6 +463,8 @@ class Channel:
                 consumer.deliver(message)
             else:
                 self.client._deliver_unclaimed(self, message)
+        elif name == "basic.return" and self.confirms is not None:
+            self.confirms.returned(message)
         elif name == "basic.return":
             if self._return_handlers:
                 for handler in self._return_handlers:
@@ -440,6 +510,11 @@ class Channel:
         for consumer in self.consumers.values():
             consumer.end(reason)
         self.consumers.clear()
+        if self.confirms is not None:
+            self.confirms.fail_all(reason)
+        held, self._held = self._held, deque()
+        for *_, d in held:
+            d.errback(reason)
         # the broker may close the channel while we were closing it
         self._finish_close(None)
 

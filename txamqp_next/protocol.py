@@ -10,7 +10,8 @@ C{ClientService}; L{txamqp_next.connect} is the usual way to get one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -135,6 +136,10 @@ class AMQClient(Protocol):
         self._heartbeat: LoopingCall | None = None
         self._opened = False
         self._lost = False
+        #: why the broker blocked publishing, or None
+        self.blocked: str | None = None
+        self._blocked_handlers: list[Callable[[bool, str], object]] = []
+        self._channel0_waiters: deque[tuple[Method, Deferred[Any]]] = deque()
 
     def __repr__(self) -> str:
         return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
@@ -388,6 +393,9 @@ class AMQClient(Protocol):
         waiters, self._open_waiters = self._open_waiters, []
         for d in waiters:
             d.errback(reason)
+        channel0, self._channel0_waiters = self._channel0_waiters, deque()
+        for _, d0 in channel0:
+            d0.errback(reason)
         channels, self.channels = self.channels, {}
         for ch in channels.values():
             ch._closed(reason)
@@ -396,7 +404,59 @@ class AMQClient(Protocol):
         self.basic_return_queue.close(reason)
 
     def _connection_method(self, method: Method) -> None:
-        self.log.info("broker says {method}", method=method)
+        name = method.NAME
+        if name == "connection.blocked":
+            self.blocked = str(getattr(method, "reason", "")) or "blocked"
+            self.log.warn("the broker blocked publishing: {reason}", reason=self.blocked)
+            self._notify_blocked(True)
+        elif name == "connection.unblocked":
+            self.blocked = None
+            self.log.info("the broker unblocked publishing")
+            self._notify_blocked(False)
+            for ch in list(self.channels.values()):
+                ch._release_held()
+        elif self._channel0_waiters and type(method) in self._channel0_waiters[0][0].RESPONSES:
+            _, d = self._channel0_waiters.popleft()
+            d.callback(method)
+        else:
+            self.log.info("broker says {method}", method=method)
+
+    def add_blocked_handler(self, handler: Callable[[bool, str], object]) -> None:
+        """
+        Call C{handler(blocked, reason)} when the broker blocks publishing
+        (C{connection.blocked}, typically on a memory or disk alarm) and
+        when it unblocks it (C{reason} is then C{""}).  While blocked,
+        publishes wait (their L{Deferred}s stay pending) and go out in order
+        on unblock; L{blocked} holds the reason.
+        """
+        self._blocked_handlers.append(handler)
+
+    def _notify_blocked(self, blocked: bool) -> None:
+        for handler in list(self._blocked_handlers):
+            self._call_hook(handler, blocked, self.blocked or "")
+
+    def update_secret(self, new_secret: str | bytes, reason: str = "") -> Deferred[Any]:
+        """
+        Give the broker a new secret for this connection, such as a
+        refreshed OAuth 2 token (C{connection.update-secret}).
+
+        @return: a L{Deferred} firing with C{Connection.UpdateSecretOk}, or
+            failing with the connection's error.
+        """
+        if self.closed is not None:
+            return fail(self.closed)
+        method = self.core.methods["connection.update-secret"](
+            new_secret=new_secret.encode() if isinstance(new_secret, str) else new_secret,
+            reason=reason,
+        )
+        try:
+            self.core.send_method(0, method)
+        except LocalProtocolError as e:
+            return fail(e)
+        self._flush()
+        d: Deferred[Any] = Deferred()
+        self._channel0_waiters.append((method, d))
+        return d
 
     def _unhandled(self, channel: Channel, method: Method) -> None:
         self.log.info(
