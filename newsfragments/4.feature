@@ -1,0 +1,1 @@
+Publisher confirms (PublishNacked, Unroutable), returns, connection.blocked and channel.flow holding publishes, update_secret.
