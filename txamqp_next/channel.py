@@ -187,6 +187,8 @@ class Channel:
         """
         if self.closed is not None:
             return fail(self.closed)
+        if self.id == 0:
+            return self.client._call0(method)
         if method.NAME == "channel.close":
             return self._send_close(method)
         expects = method.expects_reply

@@ -479,10 +479,11 @@ class AMQEndpoint:
         endpoint = endpoints.HostnameEndpoint(
             self._reactor, self._host, self._port, timeout=self._timeout
         )
-        if hasattr(protocol_factory, "_vhost"):
-            protocol_factory._vhost = self._vhost
-        if hasattr(protocol_factory, "_heartbeat"):
-            protocol_factory._heartbeat = self._heartbeat
+        # the client takes these at construction, so the factory must know
+        if hasattr(protocol_factory, "set_vhost"):
+            protocol_factory.set_vhost(self._vhost)
+        if hasattr(protocol_factory, "set_heartbeat"):
+            protocol_factory.set_heartbeat(self._heartbeat)
         d: Deferred[Any] = endpoint.connect(protocol_factory)
 
         def authenticate(client: AMQClient) -> Deferred[AMQClient]:

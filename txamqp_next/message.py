@@ -49,6 +49,17 @@ class Message:
         raise AttributeError(f"{method.NAME} message has no attribute {name!r}")
 
     @property
+    def fields(self) -> list[Any]:
+        """
+        The method's field values in wire order (txAMQP's C{message.fields};
+        C{message[0]} indexes them).
+        """
+        return [getattr(self.method, name) for name in self.method.field_names]
+
+    def __getitem__(self, index: int) -> Any:
+        return self.fields[index]
+
+    @property
     def content(self) -> Content:
         """
         The body and properties as a txAMQP L{Content}.

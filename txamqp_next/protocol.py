@@ -38,6 +38,7 @@ from txamqp_next._events import (
 )
 from txamqp_next._methods import Method
 from txamqp_next.channel import Channel
+from txamqp_next.client import TwistedEvent
 from txamqp_next.errors import (
     AuthenticationError,
     HeartbeatTimeout,
@@ -140,6 +141,8 @@ class AMQClient(Protocol):
         self.blocked: str | None = None
         self._blocked_handlers: list[Callable[[bool, str], object]] = []
         self._channel0_waiters: deque[tuple[Method, Deferred[Any]]] = deque()
+        #: set when the connection opens (txAMQP's C{started})
+        self.started = TwistedEvent()
 
     def __repr__(self) -> str:
         return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
@@ -240,6 +243,9 @@ class AMQClient(Protocol):
             return fail(self.closed)
         if id is None:
             id = self._free_channel_id()
+        if id == 0:
+            # txAMQP's channel 0: its calls are connection methods
+            return succeed(Channel(self, 0))
         existing = self.channels.get(id)
         if existing is not None and existing.closed is None:
             return succeed(existing)
@@ -365,6 +371,7 @@ class AMQClient(Protocol):
             self._heartbeat = LoopingCall(self._tick)
             self._heartbeat.clock = self.clock
             self._heartbeat.start(event.heartbeat / 2, now=True)
+        self.started.set()
         waiters, self._open_waiters = self._open_waiters, []
         for d in waiters:
             d.callback(self)
@@ -443,17 +450,28 @@ class AMQClient(Protocol):
         @return: a L{Deferred} firing with C{Connection.UpdateSecretOk}, or
             failing with the connection's error.
         """
-        if self.closed is not None:
-            return fail(self.closed)
         method = self.core.methods["connection.update-secret"](
             new_secret=new_secret.encode() if isinstance(new_secret, str) else new_secret,
             reason=reason,
         )
+        return self._call0(method)
+
+    def _call0(self, method: Method) -> Deferred[Any]:
+        """
+        Send a connection method (txAMQP's C{client.channel(0)} calls).
+        C{connection.close} closes as L{close} does.
+        """
+        if self.closed is not None:
+            return fail(self.closed)
+        if method.NAME == "connection.close":
+            return self.close(getattr(method, "reply_text", ""))
         try:
             self.core.send_method(0, method)
         except LocalProtocolError as e:
             return fail(e)
         self._flush()
+        if not method.expects_reply:
+            return succeed(None)
         d: Deferred[Any] = Deferred()
         self._channel0_waiters.append((method, d))
         return d
