@@ -1374,3 +1374,24 @@ class SecrecyTests(SynchronousTestCase):
         for event in log.events:
             self.assertNotIn(PASSWORD, formatEvent(event))
             self.assertNotIn(PASSWORD, repr(event))
+
+
+class CloseOrderingTests(SynchronousTestCase):
+    """
+    Code run when a channel's close Deferred fires sees a closed channel.
+    """
+
+    def test_call_in_close_callback(self) -> None:
+        """
+        A call made from the channel_close() callback fails with
+        ChannelClosed, not a protocol error.
+        """
+        broker = Broker()
+        broker.handshake()
+        ch = broker.open_channel()
+        later: list[Any] = []
+        ch.channel_close().addCallback(lambda _: later.append(ch.queue_declare(queue="q")))
+        broker.sent()
+        broker.reply("channel.close-ok")
+        self.failureResultOf(later[0], errors.ChannelClosed)
+        self.assertIsNotNone(ch.closed)

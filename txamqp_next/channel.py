@@ -432,7 +432,9 @@ class Channel:
             return
         name = method.NAME
         if name == "channel.close-ok":
-            self._finish_close(method)
+            # mark the channel closed before its close Deferred fires, so
+            # the code that runs on it sees a closed channel
+            self._closed(None, method)
         elif name in ("basic.ack", "basic.nack") and self.confirms is not None:
             tag, multiple = method.delivery_tag, method.multiple
             if name == "basic.ack":
@@ -495,7 +497,7 @@ class Channel:
         for d in waiters:
             d.callback(close_ok)
 
-    def _closed(self, error: BaseException | None) -> None:
+    def _closed(self, error: BaseException | None, close_ok: Method | None = None) -> None:
         """
         The channel closed: fail everything outstanding with C{error} (or a
         plain L{ChannelClosed} when we closed it ourselves).
@@ -518,7 +520,7 @@ class Channel:
         for *_, d in held:
             d.errback(reason)
         # the broker may close the channel while we were closing it
-        self._finish_close(None)
+        self._finish_close(close_ok)
 
     def _cancelled(self, d: Deferred[Any]) -> None:
         """

@@ -72,9 +72,7 @@ class ConfirmTests(BrokerTestCase):
             _, ch = await self.channel()
             queue = (await ch.queue_declare(queue="", exclusive=True)).queue
             await ch.confirm_select()
-            publishes = [
-                ch.basic_publish(routing_key=queue, body=b"%d" % i) for i in range(3000)
-            ]
+            publishes = [ch.basic_publish(routing_key=queue, body=b"%d" % i) for i in range(3000)]
             assert ch.confirms is not None
             self.assertGreater(len(ch.confirms), 0)
             results = await defer.gatherResults(publishes)

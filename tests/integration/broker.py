@@ -1,0 +1,86 @@
+"""
+Shared helpers for the integration tests: the broker's URL, unique names and
+a test case that connects.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from twisted.internet import defer, task
+from twisted.trial.unittest import TestCase
+
+import txamqp_next
+from txamqp_next.channel import Channel
+from txamqp_next.protocol import AMQClient
+
+BROKER = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+_T = TypeVar("_T")
+
+
+def unique(prefix: str) -> str:
+    """
+    A name no other test run uses.
+    """
+    return f"txamqp-next-test-{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def reactor() -> Any:
+    from twisted.internet import reactor as installed
+
+    return installed
+
+
+def sleep(seconds: float) -> defer.Deferred[None]:
+    return task.deferLater(reactor(), seconds, lambda: None)
+
+
+def async_test(
+    method: Callable[[Any], Coroutine[Any, Any, None]],
+) -> Callable[[Any], defer.Deferred[None]]:
+    """
+    Run an C{async def} test method under trial.
+    """
+
+    def run(self: Any) -> defer.Deferred[None]:
+        return defer.ensureDeferred(method(self))
+
+    run.__name__ = method.__name__
+    run.__doc__ = method.__doc__
+    return run
+
+
+class BrokerTestCase(TestCase):
+    """
+    A trial test case against the real broker.  With no broker the test
+    fails and says how to start one.
+    """
+
+    timeout = 60
+
+    async def connect(self, url: str = BROKER, **kwargs: Any) -> AMQClient:
+        try:
+            client = await txamqp_next.connect(reactor(), url, **kwargs)
+        except ConnectionRefusedError as e:
+            self.fail(no_broker(e))
+        except Exception as e:
+            if "Connection was refused" in str(e):
+                self.fail(no_broker(e))
+            raise
+        self.addCleanup(client.close)
+        return client
+
+    async def channel(self, **kwargs: Any) -> tuple[AMQClient, Channel]:
+        client = await self.connect(**kwargs)
+        return client, await client.open_channel()
+
+
+def no_broker(error: BaseException) -> str:
+    return (
+        f"no RabbitMQ answers at {BROKER} ({error}); start one with "
+        "`rabbitmq-server -detached` (./scripts/dev test does it for you)"
+    )
