@@ -1395,3 +1395,42 @@ class CloseOrderingTests(SynchronousTestCase):
         broker.reply("channel.close-ok")
         self.failureResultOf(later[0], errors.ChannelClosed)
         self.assertIsNotNone(ch.closed)
+
+
+class ChannelCloseTimeoutTests(SynchronousTestCase):
+    """
+    A channel close the broker never answers completes after close_timeout.
+    """
+
+    def test_timeout(self) -> None:
+        """
+        With no close-ok, channel_close() fires after close_timeout, pending
+        calls fail, and the id is not reused until the broker answers.
+        """
+        broker = Broker(close_timeout=5)
+        broker.handshake()
+        ch = broker.open_channel()
+        pending = ch.queue_declare(queue="q")
+        d = ch.channel_close()
+        broker.sent()
+        broker.clock.advance(4)
+        self.assertNoResult(d)
+        broker.clock.advance(1)
+        self.assertIsNone(self.successResultOf(d))
+        self.failureResultOf(pending, errors.ChannelClosed)
+        self.failureResultOf(ch.queue_declare(queue="x"), errors.ChannelClosed)
+        broker.client.open_channel()
+        [(number, name)] = broker.sent_names()
+        self.assertEqual((number, name), (2, "channel.open"))
+
+    def test_close_ok_cancels_timer(self) -> None:
+        """
+        A timely close-ok leaves no timer behind.
+        """
+        broker = Broker()
+        broker.handshake()
+        ch = broker.open_channel()
+        d = ch.channel_close()
+        broker.reply("channel.close-ok")
+        self.successResultOf(d)
+        self.assertEqual([c for c in broker.clock.getDelayedCalls() if "close" in repr(c.func)], [])

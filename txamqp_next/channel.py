@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from txamqp_next._connection import truncate_shortstr
@@ -159,6 +160,7 @@ class Channel:
         # (method, Deferred) of the calls waiting for their reply, in order
         self._waiting: deque[tuple[Method, Deferred[Any]]] = deque()
         self._close_waiters: list[Deferred[Any]] = []
+        self._close_timer: IDelayedCall | None = None
         self._return_handlers: list[Callable[[Message], object]] = []
         #: the publisher-confirm bookkeeping once confirm_select was sent
         self.confirms: ConfirmTracker | None = None
@@ -236,7 +238,9 @@ class Channel:
         L{errors.ChannelClosed}.
 
         @return: a L{Deferred} firing with C{Channel.CloseOk} once the
-            broker agreed, or at once if the channel is already closed.
+            broker agreed; with C{None} at once if the channel is already
+            closed, or after the client's C{close_timeout} if the broker
+            never answers (the channel is then closed on our side).
         """
         if self.closed is not None:
             return succeed(None)
@@ -488,11 +492,29 @@ class Channel:
             except LocalProtocolError as e:
                 return fail(e)
             self.client._flush()
+            self._close_timer = self.client.clock.callLater(
+                self.client.close_timeout, self._close_timed_out
+            )
         d: Deferred[Any] = Deferred()
         self._close_waiters.append(d)
         return d
 
+    def _close_timed_out(self) -> None:
+        """
+        No close-ok came in time: treat the channel as closed.  Its id stays
+        reserved until the broker answers (or the connection ends).
+        """
+        self._close_timer = None
+        timeout = self.client.close_timeout
+        self.log.warn(
+            "no close-ok for channel {channel} within {timeout}s", channel=self.id, timeout=timeout
+        )
+        self._closed(ChannelClosed(reply_text=f"no close-ok from the broker within {timeout}s"))
+
     def _finish_close(self, close_ok: Method | None) -> None:
+        if self._close_timer is not None and self._close_timer.active():
+            self._close_timer.cancel()
+        self._close_timer = None
         waiters, self._close_waiters = self._close_waiters, []
         for d in waiters:
             d.callback(close_ok)
