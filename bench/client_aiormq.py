@@ -211,7 +211,7 @@ async def declare(args: argparse.Namespace) -> dict[str, Any]:
     meter = Meter()
     meter.start()
     oks = await asyncio.gather(*(ch.queue_declare(name, exclusive=True) for name in names))
-    for name, ok in zip(names, oks):
+    for name, ok in zip(names, oks, strict=True):
         if ok.queue != name:
             raise BenchError(f"declared {ok.queue!r}, not {name!r}")
     deleted = await asyncio.gather(*(ch.queue_delete(name) for name in names))

@@ -216,7 +216,7 @@ async def declare(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     frames = await defer.gatherResults(
         [ch.queue_declare(queue=name, exclusive=True) for name in names], consumeErrors=True
     )
-    for name, frame in zip(names, frames):
+    for name, frame in zip(names, frames, strict=True):
         if frame.method.queue != name:
             raise BenchError(f"declared {frame.method.queue!r}, not {name!r}")
     deleted = await defer.gatherResults(

@@ -80,13 +80,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _names(
-    parser: argparse.ArgumentParser, text: str, known: list[str], what: str
-) -> list[str]:
+def _names(parser: argparse.ArgumentParser, text: str, known: list[str], what: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        parser.error(f"unknown {what} {', '.join(unknown) or '(none)'}; pick from {', '.join(known)}")
+        wrong = ", ".join(unknown) or "(none)"
+        parser.error(f"unknown {what} {wrong}; pick from {', '.join(known)}")
     return names
 
 
@@ -154,7 +153,7 @@ def environment(url: str) -> dict[str, str]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "rabbitmq": broker_version(url),
     }
-    for name, (label, dist) in CLIENTS.items():
+    for label, dist in CLIENTS.values():
         try:
             env[label] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -379,7 +378,7 @@ def plot(
     rows = (len(workloads) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
     colors = {"txamqp_next": "#1f77b4", "txamqp": "#7f7f7f", "pika": "#ff7f0e", "aiormq": "#2ca02c"}
-    for ax, workload in zip(axes.flat, workloads):
+    for ax, workload in zip(axes.flat, workloads, strict=False):
         labels, values, bar_colors = [], [], []
         for client in args.clients:
             s = summary.get((workload, client))
@@ -387,7 +386,7 @@ def plot(
             values.append((s or {}).get("msgs_per_s") or 0)
             bar_colors.append(colors.get(client, "#999999"))
         bars = ax.bar(range(len(labels)), values, color=bar_colors)
-        for bar, value in zip(bars, values):
+        for bar, value in zip(bars, values, strict=True):
             ax.annotate(
                 f"{value:,.0f}" if value else "failed",
                 (bar.get_x() + bar.get_width() / 2, bar.get_height()),
