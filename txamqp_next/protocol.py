@@ -143,6 +143,8 @@ class AMQClient(Protocol):
         self._channel0_waiters: deque[tuple[Method, Deferred[Any]]] = deque()
         #: set when the connection opens (txAMQP's C{started})
         self.started = TwistedEvent()
+        # True while received events are handled; see _flush
+        self._dispatching = False
 
     def __repr__(self) -> str:
         return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
@@ -303,7 +305,7 @@ class AMQClient(Protocol):
         if self.core.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return d
         self.core.close(reply_text=str(reason) if reason else "")
-        self._flush()
+        self._flush(now=True)
         if not self._core_closing():
             self.closed = ConnectionClosedError(reply_text="closed by the client")
             self.transport.loseConnection()
@@ -322,14 +324,35 @@ class AMQClient(Protocol):
 
     # -- plumbing ------------------------------------------------------------
 
-    def _flush(self) -> None:
+    def _flush(self, now: bool = False) -> None:
+        """
+        Hand what the core has queued to the transport.  While received
+        events are being handled, the frames that application callbacks
+        send (acks, replies, the next publishes) wait for the one write
+        that follows the batch, instead of one write each.
+
+        @param now: write even while handling events (before the transport
+            is closed).
+        """
+        if self._dispatching and not now:
+            return
         chunks = self.core.chunks_to_send()
         if chunks and self.transport is not None:
             self.transport.writeSequence(chunks)
 
     def _handle_events(self, events: list[Event], error: ProtocolError | None) -> None:
-        for event in events:
-            self._handle(event)
+        if self._dispatching:
+            # re-entered from a callback (authenticate, say): the outer
+            # call flushes
+            for event in events:
+                self._handle(event)
+        else:
+            self._dispatching = True
+            try:
+                for event in events:
+                    self._handle(event)
+            finally:
+                self._dispatching = False
         self._flush()
         if error is not None:
             self.closed = error
@@ -383,7 +406,7 @@ class AMQClient(Protocol):
             self.log.warn("connection closed: {error}", error=event.error)
             self.closed = event.error
         self._fail_everything(self.closed)
-        self._flush()
+        self._flush(now=True)
         if self.transport is None:
             return
         if isinstance(event.error, HeartbeatTimeout):
