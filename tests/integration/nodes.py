@@ -20,6 +20,7 @@ C{rabbitmq} user can start one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -212,10 +213,8 @@ class PrivateNode:
         """
         pid = self.pid()
         if pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.started = False
 
     def log_tail(self, lines: int = 30) -> str:
