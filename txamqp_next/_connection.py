@@ -638,12 +638,11 @@ class Connection:
 
         @raise LocalProtocolError: a value does not fit its field.
         """
-        frames = [_frames.method_frame(channel, method.encode())]
         if method.CONTENT:
             assert properties is not None
             header = properties.encode_header(len(body))
-            frames += _frames.content_frames(channel, header, body, self.frame_max)
-        return frames
+            return _frames.message_frames(channel, method.encode(), header, body, self.frame_max)
+        return [_frames.method_frame(channel, method.encode())]
 
     def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:
         self._outbox.extend(frames)
