@@ -314,6 +314,7 @@ class Connection:
         self._sent = False
         self._last_received: float | None = None
         self._last_sent: float | None = None
+        self._heartbeat_queued = False
         self._close_ok = self.methods["connection.close-ok"]
         self._channel_close_ok = self.methods["channel.close-ok"]
 
@@ -386,7 +387,12 @@ class Connection:
             self._last_received = now
         if self._sent or self._last_sent is None:
             self._sent = False
-            self._last_sent = now
+            if self._heartbeat_queued:
+                # our own heartbeat went out: it was counted when queued, so
+                # idle heartbeats keep to the interval
+                self._heartbeat_queued = False
+            else:
+                self._last_sent = now
         if now - self._last_received >= 2 * self.heartbeat:
             self.state = ConnectionState.CLOSED
             self._outbox = []
@@ -400,6 +406,7 @@ class Connection:
             self._outbox.append(_frames.HEARTBEAT)
             self._last_sent = now
             self._sent = False
+            self._heartbeat_queued = True
         return []
 
     # -- application side ----------------------------------------------------
