@@ -387,7 +387,7 @@ class Connection:
             self._last_received = now
         if self._sent or self._last_sent is None:
             self._sent = False
-            if self._heartbeat_queued:
+            if self._heartbeat_queued and self._last_sent is not None:
                 # our own heartbeat went out: it was counted when queued, so
                 # idle heartbeats keep to the interval
                 self._heartbeat_queued = False
