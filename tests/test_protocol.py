@@ -67,13 +67,13 @@ class Broker:
     The broker side of one L{AMQClient} connected to a L{RecordingTransport}.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, transport: RecordingTransport | None = None, **kwargs: Any) -> None:
         self.clock = Clock()
         kwargs.setdefault("credentials", Credentials())
         self.client = AMQClient(clock=self.clock, **kwargs)
         self.frames = FrameFactory()
         self.parser = SentParser()
-        self.transport = RecordingTransport()
+        self.transport = transport if transport is not None else RecordingTransport()
         self.client.makeConnection(self.transport)
 
     def send(self, data: bytes) -> None:

@@ -320,6 +320,7 @@ class Connection:
         self._sent = False
         self._last_received: float | None = None
         self._last_sent: float | None = None
+        self._heartbeat_queued = False
         self._close_ok = self.methods["connection.close-ok"]
         self._channel_close_ok = self.methods["channel.close-ok"]
 
@@ -394,7 +395,12 @@ class Connection:
             self._last_received = now
         if self._sent or self._last_sent is None:
             self._sent = False
-            self._last_sent = now
+            if self._heartbeat_queued and self._last_sent is not None:
+                # our own heartbeat went out: it was counted when queued, so
+                # idle heartbeats keep to the interval
+                self._heartbeat_queued = False
+            else:
+                self._last_sent = now
         if now - self._last_received >= 2 * self.heartbeat:
             self.state = ConnectionState.CLOSED
             self._outbox = []
@@ -408,6 +414,7 @@ class Connection:
             self._outbox.append(_frames.HEARTBEAT)
             self._last_sent = now
             self._sent = False
+            self._heartbeat_queued = True
         return []
 
     # -- application side ----------------------------------------------------
@@ -646,12 +653,17 @@ class Connection:
 
         @raise LocalProtocolError: a value does not fit its field.
         """
-        frames = [method.encode_frame(channel)]
-        if method.CONTENT:
-            assert properties is not None
-            frames.append(properties.header_frame(channel, len(body)))
-            if body:
-                frames += _frames.body_frames(channel, body, self.frame_max)
+        if not method.CONTENT:
+            return [method.encode_frame(channel)]
+        assert properties is not None
+        size = len(body)
+        if self.frame_max and size > self.frame_max - _frames.FRAME_OVERHEAD:
+            # several body frames: one buffer for the whole message
+            header = properties.encode_header(size)
+            return _frames.message_frames(channel, method.encode(), header, body, self.frame_max)
+        frames = [method.encode_frame(channel), properties.header_frame(channel, size)]
+        if body:
+            frames += _frames.body_frames(channel, body, self.frame_max)
         return frames
 
     def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "FrameReader",
     "body_frames",
     "content_frames",
+    "message_frames",
     "method_frame",
 ]
 
@@ -260,3 +261,36 @@ def body_frames(channel: int, body: bytes | bytearray | memoryview, frame_max: i
         frames.append(bytes(part))
         frames.append(_END)
     return frames
+
+
+def message_frames(
+    channel: int, method_payload: bytes, header: bytes, body: bytes, frame_max: int
+) -> list[bytes]:
+    """
+    Every frame of a method that carries content (C{basic.publish}).
+
+    A body that fits one frame gives the method, header and body frames
+    as they are.  A larger body gives a single byte string holding every
+    frame: the body is copied once, straight from slices of it, and a
+    transport handed one string need not copy it again to join pieces.
+
+    @param method_payload: the encoded method (see C{Method.encode}).
+    """
+    frames = [method_frame(channel, method_payload)]
+    size = len(body)
+    chunk = frame_max - FRAME_OVERHEAD if frame_max else size or 1
+    if size <= chunk:
+        frames += content_frames(channel, header, body, frame_max)
+        return frames
+    pack = _ENVELOPE.pack
+    pieces: list[bytes | memoryview] = [
+        frames[0],
+        pack(FRAME_HEADER, channel, len(header)),
+        header,
+        _END,
+    ]
+    view = memoryview(body)
+    for start in range(0, size, chunk):
+        part = view[start : start + chunk]
+        pieces += (pack(FRAME_BODY, channel, len(part)), part, _END)
+    return [b"".join(pieces)]

@@ -178,8 +178,11 @@ class Channel:
         self.confirms: ConfirmTracker | None = None
         #: False while the broker has paused this channel (channel.flow)
         self.flow_active = True
-        # publishes held while the connection is blocked or flow is off
+        # publishes held while the connection is blocked, the transport's
+        # buffer is full or flow is off; _holding is the one flag the publish
+        # path checks (see _update_holding)
         self._held: deque[tuple[Method, Properties, bytes, Deferred[None]]] = deque()
+        self._holding = client._publishing_paused
         # method and property objects are immutable, so the publish path
         # reuses them: the basic.publish of each (exchange, routing key,
         # flags) seen lately and the empty properties
@@ -295,7 +298,11 @@ class Channel:
         @param content: txAMQP's form: a L{Content} carrying body and
             properties (then C{body} and C{properties} must be left out).
         @return: a L{Deferred} firing with C{None} once the message is handed
-            to the transport, or failing with the channel's error.
+            to the transport (in confirm mode: once the broker confirmed it),
+            or failing with the channel's error.  While publishing is paused
+            (the transport's buffer is full, the broker blocked the
+            connection or stopped the channel's flow) the message is held and
+            the L{Deferred} stays pending until it is written, in order.
         """
         if content is not None:
             body = content.body_bytes()
@@ -320,20 +327,11 @@ class Channel:
             if len(self._publish_methods) >= _PUBLISH_METHOD_CACHE:
                 self._publish_methods.clear()
             self._publish_methods[key] = method
-        if self.closed is None and (
-            self._held or self.client.blocked is not None or not self.flow_active
-        ):
+        if self._holding and self.closed is None:
             d: Deferred[None] = Deferred()
             self._held.append((method, props, body, d))
             return d
         return self._publish_now(method, props, body)
-
-    def _paused(self) -> bool:
-        """
-        Whether publishes must wait: the broker blocked the connection
-        (C{connection.blocked}) or paused this channel (C{channel.flow}).
-        """
-        return self.client.blocked is not None or not self.flow_active
 
     def _publish_now(self, method: Method, props: Properties, body: bytes) -> Deferred[None]:
         if self.closed is not None:
@@ -347,13 +345,23 @@ class Channel:
             return self.confirms.add()
         return succeed(None)
 
-    def _release_held(self) -> None:
+    def _update_holding(self) -> None:
         """
-        Send the publishes held back, in order, once nothing pauses them.
+        Publishing was paused or resumed (by the transport, the broker's
+        C{connection.blocked} or C{channel.flow}): send the publishes held
+        back, in order, while nothing pauses them.  The channel keeps
+        holding until its backlog is empty, so a publish made meanwhile (by
+        a callback of one released) queues behind the backlog.
         """
-        while self._held and not self._paused():
-            method, props, body, d = self._held.popleft()
+        client = self.client
+        held = self._held
+        while held:
+            if client._publishing_paused or not self.flow_active:
+                self._holding = True
+                return
+            method, props, body, d = held.popleft()
             self._publish_now(method, props, body).chainDeferred(d)
+        self._holding = client._publishing_paused or not self.flow_active
 
     def confirm_select(self, no_wait: bool = False) -> Deferred[Any]:
         """
@@ -506,7 +514,7 @@ class Channel:
                 channel=self.id,
                 active=self.flow_active,
             )
-            self._release_held()
+            self._update_holding()
         elif name == "basic.cancel":
             tag = getattr(method, "consumer_tag", "")
             consumer = self.consumers.pop(tag, None)

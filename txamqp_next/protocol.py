@@ -15,11 +15,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from txamqp_next._connection import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -54,9 +55,16 @@ from txamqp_next.spec import Spec, load
 __all__ = ["AMQClient"]
 
 
+@implementer(IPushProducer)
 class AMQClient(Protocol):
     """
     An AMQP 0-9-1 client connection.
+
+    The client registers itself as the transport's streaming producer: when
+    the transport's write buffer passes its high-water mark it pauses the
+    client, which then holds publishes (their L{Deferred}s stay pending)
+    until the buffer drains.  Applications see this through
+    L{publishing_paused}, L{when_writable} and L{register_producer}.
 
     The signature starts with txAMQP's C{(delegate, vhost, spec, heartbeat,
     clock, insist)}; the keyword-only arguments are new.
@@ -141,6 +149,14 @@ class AMQClient(Protocol):
         self.blocked: str | None = None
         self._blocked_handlers: list[Callable[[bool, str], object]] = []
         self._channel0_waiters: deque[tuple[Method, Deferred[Any]]] = deque()
+        # backpressure: the transport paused us; publishing is paused (the
+        # transport paused us or the broker blocked us); the application's
+        # producers, and whether we paused them
+        self._write_paused = False
+        self._publishing_paused = False
+        self._producers: list[IPushProducer] = []
+        self._producers_paused = False
+        self._writable_waiters: list[Deferred[None]] = []
         #: set when the connection opens (txAMQP's C{started})
         self.started = TwistedEvent()
         # True while received events are handled; see _flush
@@ -152,7 +168,118 @@ class AMQClient(Protocol):
     # -- Twisted hooks -------------------------------------------------------
 
     def connectionMade(self) -> None:
+        assert self.transport is not None
+        try:
+            self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        except (AttributeError, RuntimeError) as e:
+            # a transport without producers, or with one already registered
+            self.log.warn("publishing ignores the transport's buffer: {error}", error=e)
         self._flush()
+
+    # -- backpressure (IPushProducer, for the transport) ---------------------
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: hold publishes until
+        L{resumeProducing}.
+        """
+        self._write_paused = True
+        self._update_paused()
+
+    def resumeProducing(self) -> None:
+        """
+        The transport's write buffer drained: send the held publishes, in
+        order, then wake the application's producers.
+        """
+        self._write_paused = False
+        self._update_paused()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away; L{connectionLost} follows.
+        """
+        self._write_paused = True
+        self._update_paused()
+
+    @property
+    def publishing_paused(self) -> bool:
+        """
+        Whether publishes are held right now: the transport's write buffer
+        is over its high-water mark or the broker blocked the connection
+        (C{connection.blocked}).  A channel whose flow the broker stopped
+        also holds its publishes; see C{Channel.flow_active}.
+        """
+        return self._publishing_paused
+
+    def when_writable(self) -> Deferred[None]:
+        """
+        Wait until publishing is not paused.
+
+        @return: a L{Deferred} firing with C{None} at once if publishing is
+            not paused, else once it resumes (after the held publishes went
+            out); it fails with the connection's error if the connection
+            ends first.
+        """
+        if self.closed is not None:
+            return fail(self.closed)
+        if not self._publishing_paused:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._writable_waiters.append(d)
+        return d
+
+    def register_producer(self, producer: IPushProducer) -> None:
+        """
+        Pause C{producer} (C{pauseProducing}) whenever publishing is paused
+        and resume it (C{resumeProducing}) when publishing resumes, so an
+        application that publishes as fast as it can never grows memory
+        without bound.  When the connection ends, C{stopProducing} is
+        called and the producer forgotten.
+
+        @param producer: an L{IPushProducer}; it is paused at once if
+            publishing is paused now.
+        """
+        if producer in self._producers:
+            return
+        self._producers.append(producer)
+        if self._producers_paused:
+            producer.pauseProducing()
+
+    def unregister_producer(self, producer: IPushProducer) -> None:
+        """
+        Forget a producer given to L{register_producer}.  It is not resumed.
+        """
+        if producer in self._producers:
+            self._producers.remove(producer)
+
+    def _update_paused(self) -> None:
+        """
+        Recompute whether publishing is paused and tell the channels and the
+        application's producers when that changes.
+        """
+        paused = self._write_paused or self.blocked is not None
+        if paused == self._publishing_paused:
+            return
+        self._publishing_paused = paused
+        if paused:
+            for ch in self.channels.values():
+                ch._holding = True
+            if not self._producers_paused:
+                self._producers_paused = True
+                for producer in list(self._producers):
+                    self._call_hook(producer.pauseProducing)
+            return
+        for ch in list(self.channels.values()):
+            ch._update_holding()
+            if self._publishing_paused:
+                return  # releasing filled the buffer again
+        waiters, self._writable_waiters = self._writable_waiters, []
+        for d in waiters:
+            d.callback(None)
+        if self._producers_paused and not self._publishing_paused:
+            self._producers_paused = False
+            for producer in list(self._producers):
+                self._call_hook(producer.resumeProducing)
 
     def dataReceived(self, data: bytes) -> None:
         try:
@@ -175,6 +302,9 @@ class AMQClient(Protocol):
         waiters, self._lost_waiters = self._lost_waiters, []
         for d in waiters:
             d.callback(None)
+        producers, self._producers = self._producers, []
+        for producer in producers:
+            self._call_hook(producer.stopProducing)
         if self.delegate is not None and hasattr(self.delegate, "close"):
             self.delegate.close(self.closed)
 
@@ -432,6 +562,9 @@ class AMQClient(Protocol):
         for q in self.queues.values():
             q.close(reason)
         self.basic_return_queue.close(reason)
+        writable, self._writable_waiters = self._writable_waiters, []
+        for dw in writable:
+            dw.errback(reason)
 
     def _connection_method(self, method: Method) -> None:
         name = method.NAME
@@ -439,12 +572,12 @@ class AMQClient(Protocol):
             self.blocked = str(getattr(method, "reason", "")) or "blocked"
             self.log.warn("the broker blocked publishing: {reason}", reason=self.blocked)
             self._notify_blocked(True)
+            self._update_paused()
         elif name == "connection.unblocked":
             self.blocked = None
             self.log.info("the broker unblocked publishing")
             self._notify_blocked(False)
-            for ch in list(self.channels.values()):
-                ch._release_held()
+            self._update_paused()
         elif self._channel0_waiters and type(method) in self._channel0_waiters[0][0].RESPONSES:
             _, d = self._channel0_waiters.popleft()
             d.callback(method)
