@@ -140,3 +140,50 @@ def make_processor() -> Any:
     A processor for C{--thrift-processor tests.thrift.support.make_processor}.
     """
     return processor(Handler())
+
+
+TXAMQP = "txAMQP==0.8.2"
+SIX = "six==1.17.0"
+
+
+class TxAMQPUnavailable(RuntimeError):
+    pass
+
+
+def txamqp_paths() -> list[str]:
+    """
+    A downloaded copy of txAMQP 0.8.2 (and the C{six} it needs), for
+    subprocesses to put on their C{PYTHONPATH}: never installed, never
+    imported by the library.  It is fetched with pip into
+    C{~/.cache/txamqp-next-tests} (or C{$TXN_TXAMQP_CACHE}) once.
+
+    @return: the directories and wheel to put on C{PYTHONPATH}.
+    @raise TxAMQPUnavailable: pip could not fetch it; the message says so.
+    """
+    cache = Path(os.environ.get("TXN_TXAMQP_CACHE") or Path.home() / ".cache" / "txamqp-next-tests")
+    source = cache / "txAMQP-0.8.2" / "src"
+    wheels = sorted(cache.glob("six-*.whl"))
+    if not (source / "txamqp" / "contrib" / "thrift" / "protocol.py").exists() or not wheels:
+        cache.mkdir(parents=True, exist_ok=True)
+        fetched = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(cache), TXAMQP, SIX],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        archive = cache / "txAMQP-0.8.2.tar.gz"
+        if fetched.returncode != 0 or not archive.exists():
+            raise TxAMQPUnavailable(
+                f"could not download {TXAMQP} for the wire-compatibility tests "
+                f"(pip download exited {fetched.returncode}): {fetched.stderr[-2000:]}"
+                "\nThese tests need PyPI, or the sdist and a six wheel in "
+                f"{cache} (set TXN_TXAMQP_CACHE to use another directory)."
+            )
+        import tarfile
+
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers() if m.name.startswith("txAMQP-0.8.2/src/")]
+            tar.extractall(cache, members=members, filter="data")
+        wheels = sorted(cache.glob("six-*.whl"))
+    return [str(source), *map(str, wheels)]

@@ -142,26 +142,49 @@ class _Call:
 
 class _ReturnRouter:
     """
-    Hands the messages a channel's broker returns to the L{ThriftClient}
-    whose reply queue they name; other returns go where they would have
-    gone with no Thrift client on the channel (the delegate, or
+    The return handler of a channel Thrift clients or servers use.  A
+    returned call goes to the L{ThriftClient} whose reply queue it names; a
+    returned reply (published by a server to its responses exchange, its
+    client gone) is logged and dropped; other returns go where they would
+    have gone with no Thrift on the channel (the delegate, or
     C{client.basic_return_queue}).
+
+    @ivar clients: reply queue to L{ThriftClient}.
+    @ivar reply_exchanges: the responses exchanges of the servers.
     """
+
+    log = Logger()
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.clients: dict[str, ThriftClient[Any]] = {}
+        self.reply_exchanges: set[str] = set()
         channel.add_return_handler(self)
 
     def __call__(self, message: Message) -> None:
         client = self.clients.get(getattr(message.properties, "reply_to", None) or "")
         if client is not None:
             client._returned(message)
+        elif message.exchange in self.reply_exchanges:
+            self.log.warn(
+                "the reply to {reply_to} was returned: its client has gone",
+                reply_to=message.routing_key,
+            )
         else:
             self.channel.client._returned(self.channel, message)
 
 
 _routers: weakref.WeakKeyDictionary[Channel, _ReturnRouter] = weakref.WeakKeyDictionary()
+
+
+def return_router(channel: Channel) -> _ReturnRouter:
+    """
+    The channel's L{_ReturnRouter}, made on first use.
+    """
+    router = _routers.get(channel)
+    if router is None:
+        router = _routers[channel] = _ReturnRouter(channel)
+    return router
 
 
 class ThriftClient(Generic[ClientT]):
@@ -255,10 +278,7 @@ class ThriftClient(Generic[ClientT]):
         @return: a L{Deferred} firing with this client once replies can
             arrive, or failing with the channel's error.
         """
-        router = _routers.get(self.channel)
-        if router is None:
-            router = _routers[self.channel] = _ReturnRouter(self.channel)
-        router.clients[self.reply_queue] = self
+        return_router(self.channel).clients[self.reply_queue] = self
         consuming = self.channel.basic_consume(
             queue=self.reply_queue, no_ack=True, callback=self._reply
         )

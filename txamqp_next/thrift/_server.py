@@ -25,6 +25,7 @@ from txamqp_next.thrift._client import (
     DEFAULT_RESPONSES_EXCHANGE,
     declare_exchange,
     read_header,
+    return_router,
 )
 from txamqp_next.thrift._errors import ThriftTransportError
 
@@ -126,6 +127,9 @@ class ThriftServer:
         @return: a L{Deferred} firing with this server once consuming, or
             failing with the channel's error.
         """
+        if self.channel.confirms is None:
+            # not in confirm mode: returned replies come to return handlers
+            return_router(self.channel).reply_exchanges.add(self.responses_exchange)
         consuming = self.channel.basic_consume(queue=self.queue, callback=self._request)
 
         def started(consumer: Consumer) -> ThriftServer:
@@ -278,6 +282,7 @@ def serve(
     prefetch: int = 100,
     declare: bool = True,
     declare_responses_exchange: bool = True,
+    confirm: bool = True,
     protocol_factory: Any = None,
     iprot_factory: Any = None,
     oprot_factory: Any = None,
@@ -291,7 +296,7 @@ def serve(
 
     @param amqp: an open L{AMQClient} (the server opens a channel of its
         own and closes it in L{ThriftServer.stop}) or an open L{Channel}
-        (which the server puts in confirm mode).
+        (which the server puts in confirm mode unless C{confirm} is false).
     @param service_name: the routing key clients call the service by.
     @param processor: a Thrift processor (C{Service.Processor(handler)}
         from C{thrift --gen py:twisted}): its C{process(iprot, oprot)} may
@@ -308,6 +313,9 @@ def serve(
     @param declare_responses_exchange: also declare C{responses_exchange}
         (direct, not durable), so a reply cannot be published to a missing
         exchange.
+    @param confirm: put the channel in confirm mode, so that a call is
+        acknowledged only once the broker has its reply; when false, once
+        the reply is handed to the transport.
     @param protocol_factory: the Thrift protocol factory
         (C{TBinaryProtocolFactory()} by default); C{iprot_factory} and
         C{oprot_factory} set each direction apart.
@@ -330,6 +338,7 @@ def serve(
             prefetch=prefetch,
             declare=declare,
             declare_responses_exchange=declare_responses_exchange,
+            confirm=confirm,
             iprot_factory=iprot_factory or protocol_factory,
             oprot_factory=oprot_factory or protocol_factory,
         )
@@ -347,6 +356,7 @@ async def _serve(
     prefetch: int,
     declare: bool,
     declare_responses_exchange: bool,
+    confirm: bool,
     iprot_factory: Any,
     oprot_factory: Any,
 ) -> ThriftServer:
@@ -360,7 +370,7 @@ async def _serve(
         if declare_responses_exchange:
             await declare_exchange(channel, responses_exchange)
         await channel.basic_qos(prefetch_count=prefetch)
-        if channel.confirms is None:
+        if confirm and channel.confirms is None:
             await channel.confirm_select()
         server = ThriftServer(
             channel,
