@@ -6,6 +6,11 @@ a L{txamqp_next.thrift} server, with code generated at test time.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from thrift.protocol.TCompactProtocol import TCompactProtocolFactory
@@ -13,20 +18,23 @@ from thrift.Thrift import TApplicationException
 from thrift.transport.TTransport import TTransportException
 from twisted.internet import defer
 
-from tests.integration.broker import BrokerTestCase, async_test, sleep, unique
-from tests.thrift.support import Handler, calculator, processor, ttypes
+from tests.integration.broker import BROKER, BrokerTestCase, async_test, sleep, unique
+from tests.thrift.support import Handler, calculator, generate, processor, ttypes
 from txamqp_next import errors
 from txamqp_next.thrift import (
     CallTimeout,
     ServiceUnavailable,
     ThriftClient,
     ThriftServer,
+    ThriftServerService,
     TransportClosed,
     close_client,
     connect_client,
     open_client,
     serve,
 )
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 class ThriftTestCase(BrokerTestCase):
@@ -337,3 +345,103 @@ class ServerTests(ThriftTestCase):
         await hanging
         await stopping
         self.assertIsNotNone(server.channel.closed)
+
+
+class ServiceTests(ThriftTestCase):
+    """
+    L{ThriftServerService} and the C{txamqp_next} twistd plugin.
+    """
+
+    @async_test
+    async def test_service_recovers(self) -> None:
+        """
+        The service serves; when its queue is deleted under it (its channel
+        and consumer end) it reconnects and serves again; it stops cleanly.
+        """
+        from twisted.internet import reactor
+
+        service = ThriftServerService(
+            reactor,
+            BROKER,
+            self.service,
+            processor(self.handler),
+            exchange=self.exchange,
+            retry_policy=lambda attempt: 0.2,
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.addCleanup(self.delete_exchange, self.exchange)
+        await service.when_serving(fail_after_failures=5)
+        calc = await self.client()
+        self.assertEqual(await calc.add(1, 2), 3)
+        amqp = await self.connect()
+        channel = await amqp.open_channel()
+        first = service.server
+        await channel.queue_delete(queue=self.service)
+        for _ in range(100):
+            server = service.server
+            if server is not None and server is not first and server.channel.closed is None:
+                try:
+                    await channel.queue_declare(queue=self.service, passive=True)
+                    break
+                except errors.NotFound:
+                    channel = await amqp.open_channel()
+            await sleep(0.05)
+        self.assertIsNot(service.server, first)
+        calc = await self.client()
+        self.assertEqual(await calc.add(2, 3), 5)
+        await service.stopService()
+        self.assertIsNone(service.server)
+
+    @async_test
+    async def test_twistd(self) -> None:
+        """
+        C{twistd -n txamqp_next --thrift-service NAME --thrift-processor
+        tests.thrift.support.make_processor} serves the service: our client
+        calls it, including a declared exception; on SIGTERM it stops
+        cleanly without a traceback or the broker's password in the log.
+        """
+        gen = generate()
+        log = Path(self.mktemp()).resolve()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        twistd = "from twisted.scripts.twistd import run; run()"
+        argv = [sys.executable, "-c", twistd, "-n", "--pidfile=", f"--logfile={log}"]
+        argv += ["txamqp_next", "--url", BROKER, "--thrift-service", self.service]
+        argv += ["--thrift-processor", "tests.thrift.support.make_processor"]
+        argv += ["--thrift-exchange", self.exchange]
+        env = dict(os.environ, TXN_THRIFT_GEN=gen)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), gen])
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        self.addCleanup(self.delete_exchange, self.exchange)
+
+        def text() -> str:
+            return log.read_text() if log.exists() else ""
+
+        for _ in range(600):
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                self.fail(f"twistd exited with {process.returncode}:\n{output}\n{text()}")
+            if f"serving Thrift service {self.service}" in text():
+                break
+            await sleep(0.05)
+        else:
+            self.fail(f"twistd did not start serving:\n{text()}")
+        calc = await self.client()
+        self.assertEqual(
+            await defer.gatherResults([calc.add(i, 1) for i in range(10)]),
+            [i + 1 for i in range(10)],
+        )
+        with self.assertRaises(ttypes().DivideByZero):
+            await calc.divide(1, 0)
+        process.send_signal(signal.SIGTERM)
+        for _ in range(300):
+            if process.poll() is not None:
+                break
+            await sleep(0.05)
+        self.assertEqual(process.returncode, -signal.SIGTERM, text())
+        self.assertIn(f"stopped serving Thrift service {self.service}", text())
+        self.assertNotIn("Traceback", text())
+        self.assertNotIn(BROKER, text())

@@ -38,6 +38,7 @@ from txamqp_next.thrift._errors import (
     TransportClosed,
 )
 from txamqp_next.thrift._server import ThriftServer, serve
+from txamqp_next.thrift._service import ThriftServerService
 
 __all__ = [
     "DEFAULT_EXCHANGE",
@@ -47,6 +48,7 @@ __all__ = [
     "ServiceUnavailable",
     "ThriftClient",
     "ThriftServer",
+    "ThriftServerService",
     "ThriftTransportError",
     "TransportClosed",
     "close_client",
