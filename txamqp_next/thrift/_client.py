@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 
 from txamqp_next.channel import Channel, Consumer
 from txamqp_next.confirms import PublishNacked, Unroutable
+from txamqp_next.errors import Closed
 from txamqp_next.message import Message
 from txamqp_next.protocol import AMQClient
 from txamqp_next.thrift._errors import (
@@ -343,8 +344,10 @@ class ThriftClient(Generic[ClientT]):
             )
         elif isinstance(reason, PublishNacked):
             error = ThriftTransportError(f"the broker refused call {method}: {reason}", reason)
-        else:
+        elif isinstance(reason, Closed):
             error = TransportClosed(f"call {method} could not be published: {reason}", reason)
+        else:
+            error = ThriftTransportError(f"call {method} could not be published: {reason}", reason)
         if self._sending:
             self._send_error = error
         else:
