@@ -12,6 +12,7 @@ raises the IDL's exception), one call with nobody serving it, and closes.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ def generate() -> Any:
     if compiler is None:
         sys.exit("the Thrift compiler is missing: apt-get install thrift-compiler")
     out = tempfile.mkdtemp(prefix="thrift-example-")
+    atexit.register(shutil.rmtree, out, True)
     subprocess.run([compiler, "--gen", "py:twisted", "-out", out, str(IDL)], check=True)
     sys.path.insert(0, out)
     from calculator_example import Calculator, ttypes  # type: ignore[import-not-found]

@@ -475,3 +475,74 @@ def returns_int() -> int:
 
 def raises() -> None:
     raise ValueError("no processor today")
+
+
+class ContribTests(SynchronousTestCase):
+    """
+    txAMQP's names in L{txamqp_next.contrib.thrift}.
+    """
+
+    def test_delegate_queues_returns(self) -> None:
+        """
+        L{ThriftTwistedDelegate} puts a returned message carrying a
+        C{thriftClientName} header on that client's return queue, and only
+        logs one without.
+        """
+        from twisted.internet.task import Clock
+
+        from txamqp_next._methods import methods_for
+        from txamqp_next.contrib.thrift.client import ThriftTwistedDelegate
+        from txamqp_next.contrib.thrift.protocol import ThriftAMQClient
+        from txamqp_next.message import Message
+        from txamqp_next.spec import load
+
+        methods = methods_for(load())
+        delegate = ThriftTwistedDelegate()
+        client = ThriftAMQClient(delegate, clock=Clock())
+        self.assertEqual(client.replyToField, "reply-to")
+
+        def returned(headers: dict[str, Any] | None) -> Message:
+            method = methods.Basic.Return(
+                reply_code=312, reply_text="NO_ROUTE", exchange="ex", routing_key="calc"
+            )
+            props = methods.Basic.Properties(headers=headers)
+            return Message(None, method, props, b"call")  # type: ignore[arg-type]
+
+        message = returned({"thriftClientName": "Clientcalc"})
+        delegate.basic_return_(None, message)  # type: ignore[arg-type]
+        delegate.basic_return_(None, returned(None))  # type: ignore[arg-type]
+        queue = outcome(client.thriftBasicReturnQueue("Clientcalc"))
+        self.assertIs(outcome(queue.get()), message)
+        self.assertEqual(list(client.thriftBasicReturnQueues), ["Clientcalc"])
+
+    def test_transport_message(self) -> None:
+        """
+        L{TwistedAMQPTransport} publishes each flushed message with txAMQP's
+        header, reply-to and C{mandatory}.
+        """
+        from txamqp_next.contrib.thrift.transport import TwistedAMQPTransport
+
+        broker = open_broker()
+        channel = broker.open_channel()
+        transport = TwistedAMQPTransport(
+            channel,
+            "services",
+            "calc",
+            clientName="Clientcalc",
+            replyTo="rq",
+            replyToField="reply to",
+        )
+        transport.write(b"thrift ")
+        transport.write(b"bytes")
+        transport.flush()
+        frames = broker.frames_sent()
+        [publish] = [item for kind, _, item in frames if kind == _frames.FRAME_METHOD]
+        [(_, _, props)] = [item for kind, _, item in frames if kind == _frames.FRAME_HEADER]
+        body = b"".join(item for kind, _, item in frames if kind == _frames.FRAME_BODY)
+        self.assertEqual(
+            (publish.exchange, publish.routing_key, publish.mandatory), ("services", "calc", True)
+        )
+        self.assertEqual(
+            (props.reply_to, props.headers), ("rq", {"thriftClientName": "Clientcalc"})
+        )
+        self.assertEqual(body, b"thrift bytes")

@@ -9,6 +9,7 @@ test get the parent's directory this way).
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -40,6 +41,7 @@ def generate(directory: str | None = None) -> str:
     if directory is None:
         directory = tempfile.mkdtemp(prefix="txn-thrift-gen-")
         os.environ["TXN_THRIFT_GEN"] = directory
+        atexit.register(shutil.rmtree, directory, True)
     if not (Path(directory) / PACKAGE / "Calculator.py").exists():
         compiler = shutil.which("thrift")
         if compiler is None:
