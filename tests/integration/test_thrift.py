@@ -68,6 +68,16 @@ class ThriftTestCase(BrokerTestCase):
         self.addCleanup(close_client, calc)
         return calc
 
+    async def until(self, condition: Any, what: str, timeout: float = 10) -> None:
+        """
+        Poll C{condition} until it is true; fail after C{timeout} seconds.
+        """
+        for _ in range(int(timeout / 0.02)):
+            if condition():
+                return
+            await sleep(0.02)
+        self.fail(f"timed out waiting for {what}")
+
     async def delete_exchange(self, exchange: str) -> None:
         amqp = await self.connect()
         channel = await amqp.open_channel()
@@ -149,7 +159,7 @@ class CallTests(ThriftTestCase):
         client's timeout, naming the method; other calls are unaffected.
         """
         await self.serve()
-        calc = await self.client(timeout=0.5)
+        calc = await self.client(timeout=2)
         hanging = calc.hang()
         self.assertEqual(await calc.add(1, 2), 3)
         with self.assertRaises(CallTimeout) as caught:
@@ -157,7 +167,7 @@ class CallTests(ThriftTestCase):
         error = caught.exception
         self.assertIsInstance(error, TTransportException)
         self.assertEqual(error.type, TTransportException.TIMED_OUT)
-        self.assertEqual((error.method, error.timeout), ("hang", 0.5))
+        self.assertEqual((error.method, error.timeout), ("hang", 2))
         self.assertIn(self.service, str(error))
         self.assertEqual(calc._transport.client.pending, 0)
         for d in self.handler.hanging:
@@ -216,7 +226,7 @@ class CallTests(ThriftTestCase):
             amqp, self.service, self.Calculator.Client, exchange=self.exchange
         )
         hanging = [calc.hang() for _ in range(3)]
-        await sleep(0.2)
+        await self.until(lambda: len(self.handler.hanging) == 3, "the calls to arrive")
         await amqp.close()
         results = await defer.DeferredList(hanging, consumeErrors=True)
         for ok, failure in results:
@@ -237,7 +247,7 @@ class CallTests(ThriftTestCase):
             amqp, self.service, self.Calculator.Client, exchange=self.exchange
         )
         pending = client.stub.hang()
-        await sleep(0.1)
+        await self.until(lambda: self.handler.hanging, "the call to arrive")
         await client.close()
         with self.assertRaises(TransportClosed):
             await pending
@@ -306,10 +316,9 @@ class ServerTests(ThriftTestCase):
         )
         calc = await self.client()
         self.assertEqual(await calc.add(4, 4), 8)
-        await sleep(0.2)
+        await self.until(lambda: server.in_flight == 0, "the server to settle its calls")
         ok = await channel.queue_declare(queue=server.queue, passive=True)
         self.assertEqual(ok.message_count, 0)
-        self.assertEqual(server.in_flight, 0)
         self.flushLoggedErrors()
 
     @async_test
@@ -321,13 +330,11 @@ class ServerTests(ThriftTestCase):
         server = await self.serve()
         calc = await self.client()
         hanging = calc.hang()
-        await sleep(0.3)
+        await self.until(lambda: self.handler.hanging, "the call to arrive")
         self.assertEqual(server.in_flight, 1)
-        self.assertEqual(len(self.handler.hanging), 1)
         self.handler.hanging[0].callback(None)
         self.assertIsNone(await hanging)
-        await sleep(0.1)
-        self.assertEqual(server.in_flight, 0)
+        await self.until(lambda: server.in_flight == 0, "the call to be acknowledged")
 
     @async_test
     async def test_stop_waits(self) -> None:
@@ -337,7 +344,7 @@ class ServerTests(ThriftTestCase):
         server = await self.serve()
         calc = await self.client()
         hanging = calc.hang()
-        await sleep(0.3)
+        await self.until(lambda: self.handler.hanging, "the call to arrive")
         stopping = server.stop(5)
         await sleep(0.1)
         self.assertFalse(stopping.called)
