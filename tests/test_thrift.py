@@ -546,3 +546,112 @@ class ContribTests(SynchronousTestCase):
             (props.reply_to, props.headers), ("rq", {"thriftClientName": "Clientcalc"})
         )
         self.assertEqual(body, b"thrift bytes")
+
+
+class ServiceTests(SynchronousTestCase):
+    """
+    L{ThriftServerService} on a memory reactor with a fake broker.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.testing import MemoryReactorClock
+
+        from tests.test_service import FakeBroker
+
+        self.reactor = MemoryReactorClock()
+        self.broker = FakeBroker(self.reactor)
+        self.service = ThriftServerService(
+            self.reactor,
+            "amqp://app:s3cret@127.0.0.1:5672/",
+            "calc",
+            processor(Handler()),
+            exchange="ex",
+            responses_exchange="replies",
+            retry_policy=lambda attempt: 1.0,
+        )
+
+    def set_up(self) -> list[str]:
+        """
+        Accept a connection and answer the service's set-up.
+
+        @return: the names of the methods it sent.
+        """
+        broker = self.broker
+        broker.accept()
+        broker.open()
+        for name, fields in [
+            ("channel.open-ok", {}),
+            ("exchange.declare-ok", {}),
+            ("queue.declare-ok", {"queue": "calc", "message_count": 0, "consumer_count": 0}),
+            ("queue.bind-ok", {}),
+            ("exchange.declare-ok", {}),
+            ("basic.qos-ok", {}),
+            ("confirm.select-ok", {}),
+            ("basic.consume-ok", {"consumer_tag": "stag"}),
+        ]:
+            broker.reply(name, **fields)
+        return [name for name in broker.sent_names() if not name.startswith("connection.")]
+
+    def test_serves_and_reconnects(self) -> None:
+        """
+        The service declares the exchanges, the queue and its binding, sets
+        prefetch and confirm mode, and consumes; after a lost connection it
+        reconnects and does it again; stopping cancels, closes and stops
+        reconnecting.
+        """
+        self.service.startService()
+        expected = [
+            "channel.open",
+            "exchange.declare",
+            "queue.declare",
+            "queue.bind",
+            "exchange.declare",
+            "basic.qos",
+            "confirm.select",
+            "basic.consume",
+        ]
+        self.assertEqual(self.set_up(), expected)
+        first = self.service.server
+        self.assertIsNotNone(first)
+        self.broker.lose()
+        self.assertIsNone(self.service.server)
+        self.reactor.advance(1.0)
+        self.assertEqual(self.set_up(), expected)
+        self.assertIsNotNone(self.service.server)
+        self.assertIsNot(self.service.server, first)
+
+        stopping = self.service.stopService()
+        self.assertEqual(self.broker.sent_names(), ["basic.cancel"])
+        self.broker.reply("basic.cancel-ok", consumer_tag="stag")
+        self.assertEqual(self.broker.sent_names(), ["channel.close"])
+        self.broker.reply("channel.close-ok")
+        self.assertEqual(self.broker.sent_names(), ["connection.close"])
+        self.broker.close_ok()
+        self.assertIsNone(outcome(stopping))
+        self.reactor.advance(60)
+        self.assertEqual(self.reactor.tcpClients, [])
+
+    def test_refused_setup_retries(self) -> None:
+        """
+        A broker error during set-up (the queue exists with other settings)
+        closes that connection and retries later.
+        """
+        self.service.startService()
+        broker = self.broker
+        broker.accept()
+        broker.open()
+        broker.reply("channel.open-ok")
+        broker.reply("exchange.declare-ok")
+        broker.reply(
+            "channel.close",
+            reply_code=406,
+            reply_text="PRECONDITION_FAILED",
+            class_id=50,
+            method_id=10,
+        )
+        self.assertIn("connection.close", broker.sent_names())
+        broker.close_ok()
+        self.assertIsNone(self.service.server)
+        self.reactor.advance(1.0)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.service.stopService()
