@@ -649,9 +649,7 @@ class Connection:
         frames = [method.encode_frame(channel)]
         if method.CONTENT:
             assert properties is not None
-            frames.append(properties.header_frame(channel, len(body)))
-            if body:
-                frames += _frames.body_frames(channel, body, self.frame_max)
+            frames += properties.content_frames(channel, body, self.frame_max)
         return frames
 
     def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:
