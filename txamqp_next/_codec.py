@@ -754,7 +754,7 @@ def _common_table(table: dict[str, Any]) -> bytes:
     big integer, ...) and on every error; L{encode_table} then uses
     L{_table}, which produces the bytes or the right error.
     """
-    parts = []
+    parts: list[bytes] = []
     append = parts.append
     size = 0
     octets = _OCTETS
