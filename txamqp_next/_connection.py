@@ -661,9 +661,8 @@ class Connection:
             # several body frames: one buffer for the whole message
             header = properties.encode_header(size)
             return _frames.message_frames(channel, method.encode(), header, body, self.frame_max)
-        frames = [method.encode_frame(channel), properties.header_frame(channel, size)]
-        if body:
-            frames += _frames.body_frames(channel, body, self.frame_max)
+        frames = [method.encode_frame(channel)]
+        frames += properties.content_frames(channel, body, self.frame_max)
         return frames
 
     def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:
