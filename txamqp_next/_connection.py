@@ -106,6 +106,12 @@ class ChannelState(enum.Enum):
     CLOSED = "closed"
 
 
+# the channel methods that are inputs of the channel table by name; every
+# other method received on a channel is the input "receive"
+_CHANNEL_METHOD_INPUTS: Final = frozenset(
+    {"channel.open-ok", "channel.close", "channel.close-ok", "channel.flow", "channel.flow-ok"}
+)
+
 _C = ConnectionState
 _CONNECTION_TRANSITIONS: Final[Mapping[tuple[ConnectionState, str], ConnectionState]] = {
     (_C.AWAIT_START, "connection.start"): _C.AWAIT_CREDENTIALS,
@@ -356,14 +362,16 @@ class Connection:
             self._reader.feed(data)
             if self.state is ConnectionState.AWAIT_START and self._awaiting_version_reply():
                 return events
+            read_frames = self._reader.read_frames
+            handle = self._handle_frame
             while True:
-                frame = self._reader.next_frame()
-                if frame is _frames.NEED_DATA:
+                frames = read_frames()
+                if not frames:
                     break
-                assert isinstance(frame, tuple)
-                self._handle_frame(frame[0], frame[1], frame[2], events)
-                if self._closed():
-                    break
+                for frame_type, channel, payload in frames:
+                    handle(frame_type, channel, payload, events)
+                    if self._closed():
+                        return events
         except RemoteProtocolError as e:
             self._fail(e)
             raise
@@ -482,9 +490,9 @@ class Connection:
             is sent on the wrong channel, its channel is not open, or a value
             does not fit its field.
         """
-        if "server" not in method.SPEC.chassis:
+        if not method.CLIENT_SENDS:
             raise LocalProtocolError(f"{method.NAME} is not sent by clients", channel=channel)
-        is_connection_method = method.SPEC.class_name == "connection"
+        is_connection_method = method.CONNECTION_CLASS
         if is_connection_method != (channel == 0):
             where = "channel 0" if is_connection_method else "a channel other than 0"
             raise LocalProtocolError(f"{method.NAME} must be sent on {where}", channel=channel)
@@ -645,11 +653,15 @@ class Connection:
 
         @raise LocalProtocolError: a value does not fit its field.
         """
+        frames = [method.encode_frame(channel)]
         if method.CONTENT:
             assert properties is not None
-            header = properties.encode_header(len(body))
-            return _frames.message_frames(channel, method.encode(), header, body, self.frame_max)
-        return [_frames.method_frame(channel, method.encode())]
+            frames.append(properties.header_frame(channel, len(body)))
+            if body:
+                if self.frame_max and len(body) > self.frame_max - _frames.FRAME_OVERHEAD:
+                    return [_frames.joined_frames(frames, channel, body, self.frame_max)]
+                frames += _frames.body_frames(channel, body, self.frame_max)
+        return frames
 
     def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:
         self._outbox.extend(frames)
@@ -671,9 +683,12 @@ class Connection:
                 raise RemoteProtocolError(UNEXPECTED_FRAME, "content frame on channel 0")
             self._handle_connection_method(self.methods.decode(payload), events)
             return
-        self._connection_input("channel-frame", local=False)
-        if self.state is ConnectionState.CLOSING:
-            return  # discarded until close-ok
+        if self.state is not ConnectionState.OPEN:
+            # (open, channel-frame) leaves the state alone: the table is
+            # consulted for every other state
+            self._connection_input("channel-frame", local=False)
+            if self.state is ConnectionState.CLOSING:
+                return  # discarded until close-ok
         ch = self._channels.get(channel)
         if ch is None or ch.state is ChannelState.CLOSED:
             raise RemoteProtocolError(
@@ -687,7 +702,7 @@ class Connection:
             self._handle_body(ch, payload, events)
 
     def _handle_connection_method(self, method: Method, events: list[Event]) -> None:
-        if method.SPEC.class_name != "connection":
+        if not method.CONNECTION_CLASS:
             raise RemoteProtocolError(COMMAND_INVALID, f"{method.NAME} on channel 0")
         self._check_chassis(method, 0)
         name = method.NAME
@@ -779,7 +794,7 @@ class Connection:
         self._send_frame(0, self.methods["connection.open"](virtual_host=self.vhost))
 
     def _handle_channel_method(self, ch: _Channel, method: Method, events: list[Event]) -> None:
-        if method.SPEC.class_name == "connection":
+        if method.CONNECTION_CLASS:
             raise RemoteProtocolError(COMMAND_INVALID, f"{method.NAME} on channel {ch.id}", ch.id)
         self._check_chassis(method, ch.id)
         if ch.content_method is not None:
@@ -790,16 +805,20 @@ class Connection:
                 ch.id,
             )
         name = method.NAME
-        if name in (
-            "channel.open-ok",
-            "channel.close",
-            "channel.close-ok",
-            "channel.flow",
-            "channel.flow-ok",
-        ):
+        if name in _CHANNEL_METHOD_INPUTS:
             self._channel_input(ch, name, local=False)
         else:
             self._channel_input(ch, "receive", local=False)
+            if ch.state is ChannelState.OPEN:
+                # the common case (deliveries, replies): nothing below but
+                # the reply check applies
+                self._check_reply(ch, method)
+                if method.CONTENT:
+                    ch.content_method = method
+                    return
+                events.append(MethodReceived(ch.id, method))
+                self._flush_pending(ch)
+                return
         if ch.state is ChannelState.CLOSING and name not in ("channel.close-ok", "channel.close"):
             return  # discarded while closing
         if name == "channel.close":
@@ -831,7 +850,7 @@ class Connection:
         Refuse a method the spec says only a client sends (C{queue.declare}
         from the broker).
         """
-        if "client" not in method.SPEC.chassis:
+        if not method.CLIENT_RECEIVES:
             raise RemoteProtocolError(
                 COMMAND_INVALID, f"{method.NAME} is sent by clients, not brokers", channel
             )
@@ -844,14 +863,11 @@ class Connection:
         if awaiting is not None and type(method) in awaiting.RESPONSES:
             ch.awaiting = None
             return
-        if self._is_reply(method):
+        if method.IS_REPLY:
             expected = awaiting.NAME if awaiting is not None else "no reply"
             raise RemoteProtocolError(
                 UNEXPECTED_FRAME, f"{method.NAME} arrived while expecting {expected}", ch.id
             )
-
-    def _is_reply(self, method: Method) -> bool:
-        return type(method) in self.methods.replies
 
     def _close_channel(
         self,
