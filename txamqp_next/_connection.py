@@ -653,16 +653,14 @@ class Connection:
 
         @raise LocalProtocolError: a value does not fit its field.
         """
-        if not method.CONTENT:
-            return [method.encode_frame(channel)]
-        assert properties is not None
-        size = len(body)
-        if self.frame_max and size > self.frame_max - _frames.FRAME_OVERHEAD:
-            # several body frames: one buffer for the whole message
-            header = properties.encode_header(size)
-            return _frames.message_frames(channel, method.encode(), header, body, self.frame_max)
         frames = [method.encode_frame(channel)]
-        frames += properties.content_frames(channel, body, self.frame_max)
+        if method.CONTENT:
+            assert properties is not None
+            if self.frame_max and len(body) > self.frame_max - _frames.FRAME_OVERHEAD:
+                # several body frames: one buffer for the whole message
+                frames.append(properties.header_frame(channel, len(body)))
+                return [_frames.joined_frames(frames, channel, body, self.frame_max)]
+            frames += properties.content_frames(channel, body, self.frame_max)
         return frames
 
     def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:

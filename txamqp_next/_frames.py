@@ -26,7 +26,7 @@ __all__ = [
     "FrameReader",
     "body_frames",
     "content_frames",
-    "message_frames",
+    "joined_frames",
     "method_frame",
 ]
 
@@ -259,34 +259,23 @@ def body_frames(channel: int, body: bytes | bytearray | memoryview, frame_max: i
     return frames
 
 
-def message_frames(
-    channel: int, method_payload: bytes, header: bytes, body: bytes, frame_max: int
-) -> list[bytes]:
+def joined_frames(
+    head: list[bytes], channel: int, body: bytes | bytearray | memoryview, frame_max: int
+) -> bytes:
     """
-    Every frame of a method that carries content (C{basic.publish}).
+    One byte string holding the frames in C{head} (a method and its content
+    header) followed by C{body} split into body frames of at most
+    C{frame_max}.
 
-    A body that fits one frame gives the method, header and body frames
-    as they are.  A larger body gives a single byte string holding every
-    frame: the body is copied once, straight from slices of it, and a
-    transport handed one string need not copy it again to join pieces.
-
-    @param method_payload: the encoded method (see C{Method.encode}).
+    For a body over several frames: the body is copied once, straight from
+    slices of it, and a transport handed a single string need not copy it
+    again to join pieces (Twisted's does when given several).
     """
-    frames = [method_frame(channel, method_payload)]
-    size = len(body)
-    chunk = frame_max - FRAME_OVERHEAD if frame_max else size or 1
-    if size <= chunk:
-        frames += content_frames(channel, header, body, frame_max)
-        return frames
+    chunk = frame_max - FRAME_OVERHEAD
     pack = _ENVELOPE.pack
-    pieces: list[bytes | memoryview] = [
-        frames[0],
-        pack(FRAME_HEADER, channel, len(header)),
-        header,
-        _END,
-    ]
+    pieces: list[bytes | memoryview] = list(head)
     view = memoryview(body)
-    for start in range(0, size, chunk):
+    for start in range(0, len(body), chunk):
         part = view[start : start + chunk]
         pieces += (pack(FRAME_BODY, channel, len(part)), part, _END)
-    return [b"".join(pieces)]
+    return b"".join(pieces)

@@ -340,7 +340,7 @@ class Channel:
             self.client.core.send_method(self.id, method, props, body)
         except LocalProtocolError as e:
             return fail(self.closed or e)
-        self.client._flush()
+        self.client._flush(size=len(body))
         if self.confirms is not None:
             return self.confirms.add()
         return succeed(None)
@@ -373,7 +373,7 @@ class Channel:
                 d.errback(self.closed or e)
                 continue
             # one write each: the transport may pause us after any of them
-            client._flush()
+            client._flush(size=len(body))
             if self.confirms is not None:
                 # the held Deferred itself waits for the broker's ack
                 self.confirms.add(d)
