@@ -1,0 +1,1 @@
+A benchmark suite against txAMQP 0.8.2, pika's Twisted adapter and aiormq (`./scripts/dev bench`, results in docs/performance.md), and faster publish, delivery and ack paths: one transport write per batch of received frames, reused publish methods and empty properties, a direct `Channel.basic_ack`, held publishes settled without a second Deferred.
