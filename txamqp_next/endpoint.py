@@ -33,6 +33,7 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from txamqp_next._connection import DEFAULT_MAX_MESSAGE_SIZE, Credentials
+from txamqp_next._tls import client_tls_options
 from txamqp_next.errors import AMQPError
 from txamqp_next.protocol import AMQClient
 from txamqp_next.spec import Spec
@@ -179,36 +180,7 @@ def parse_url(url: str) -> ConnectionParameters:
 
 
 def _tls_endpoint(reactor: Any, params: ConnectionParameters) -> IStreamClientEndpoint:
-    from twisted.internet import ssl
-
-    options = params.tls_options
-    sni = options.get("server_name_indication", params.host)
-    verify = options.get("verify", "verify_peer")
-    if verify not in ("verify_peer", "verify_none"):
-        raise ValueError(f"verify must be verify_peer or verify_none, not {verify!r}")
-    client_cert = None
-    if "certfile" in options:
-        with open(options["certfile"], "rb") as f:
-            pem = f.read()
-        if "keyfile" in options:
-            with open(options["keyfile"], "rb") as f:
-                pem += b"\n" + f.read()
-        client_cert = ssl.PrivateCertificate.loadPEM(pem)  # type: ignore[no-untyped-call]
-    if verify == "verify_none":
-        context: Any = ssl.CertificateOptions(
-            verify=False,
-            privateKey=client_cert.privateKey.original if client_cert else None,
-            certificate=client_cert.original if client_cert else None,
-        )
-    else:
-        trust_root: Any = None
-        if "cacertfile" in options:
-            with open(options["cacertfile"], "rb") as f:
-                trust_root = ssl.Certificate.loadPEM(f.read())
-        hostname = params.host if sni == "disable" else sni
-        context = ssl.optionsForClientTLS(
-            hostname, trustRoot=trust_root, clientCertificate=client_cert
-        )
+    creator = client_tls_options(params.host, params.tls_options)
     tcp = (
         endpoints.TCP4ClientEndpoint(
             reactor, params.host, params.port, timeout=params.connection_timeout + 1
@@ -218,7 +190,7 @@ def _tls_endpoint(reactor: Any, params: ConnectionParameters) -> IStreamClientEn
             reactor, params.host, params.port, timeout=params.connection_timeout + 1
         )
     )
-    return endpoints.wrapClientTLS(context, tcp)
+    return endpoints.wrapClientTLS(creator, tcp)
 
 
 def _is_ipv4(host: str) -> bool:

@@ -37,6 +37,7 @@ from txamqp_next._events import (
     MethodReceived,
 )
 from txamqp_next._methods import Method
+from txamqp_next._tls import tls_error_for
 from txamqp_next.channel import Channel
 from txamqp_next.client import TwistedEvent
 from txamqp_next.errors import (
@@ -177,6 +178,9 @@ class AMQClient(Protocol):
             self.delegate.close(self.closed)
 
     def _lost_reason(self, reason: Failure) -> BaseException:
+        tls_error = tls_error_for(reason.value) if reason.value is not None else None
+        if tls_error is not None:
+            return tls_error
         text = f"connection lost: {reason.getErrorMessage()}"
         if not self._opened and self.core.state is ConnectionState.AWAIT_TUNE:
             return AuthenticationError(
