@@ -23,7 +23,7 @@ from twisted.internet.interfaces import ISSLTransport
 
 import txamqp_next
 from tests.integration.broker import BrokerTestCase, async_test, reactor, unique
-from tests.integration.certs import CertificateAuthority
+from tests.certs import CertificateAuthority
 from tests.integration.nodes import PrivateNode
 from txamqp_next import Credentials, errors
 from txamqp_next.protocol import AMQClient

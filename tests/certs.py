@@ -37,8 +37,12 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
+def _validity(builder: x509.CertificateBuilder, expired: bool = False) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.timezone.utc)
+    if expired:
+        return builder.not_valid_before(now - datetime.timedelta(days=3)).not_valid_after(
+            now - datetime.timedelta(days=1)
+        )
     return builder.not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(
         now + datetime.timedelta(days=2)
     )
@@ -117,7 +121,13 @@ class CertificateAuthority(Issued):
         )
         super().__init__(certificate, key)
 
-    def issue(self, common_name: str, names: Iterable[str] = (), client: bool = False) -> Issued:
+    def issue(
+        self,
+        common_name: str,
+        names: Iterable[str] = (),
+        client: bool = False,
+        expired: bool = False,
+    ) -> Issued:
         """
         Issue a certificate.
 
@@ -125,6 +135,7 @@ class CertificateAuthority(Issued):
             addresses, the rest DNS names.
         @param client: a client certificate (extended key usage clientAuth)
             rather than a server one (serverAuth).
+        @param expired: make one that expired yesterday.
         """
         key = _key()
         alternatives: list[x509.GeneralName] = []
@@ -134,7 +145,7 @@ class CertificateAuthority(Issued):
             except ValueError:
                 alternatives.append(x509.DNSName(name))
         builder = (
-            _validity(x509.CertificateBuilder())
+            _validity(x509.CertificateBuilder(), expired)
             .subject_name(_name(common_name))
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
