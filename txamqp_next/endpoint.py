@@ -10,7 +10,8 @@ default.  Query parameters: C{heartbeat}, C{frame_max}, C{channel_max},
 C{connection_timeout} (milliseconds, as RabbitMQ documents it),
 C{auth_mechanism}, C{connection_name}, and for TLS C{cacertfile},
 C{certfile}, C{keyfile}, C{verify} (C{verify_peer} or C{verify_none}) and
-C{server_name_indication} (a host name, or C{disable}).
+C{server_name_indication} (a host name, or C{disable}); see
+L{txamqp_next._tls}.
 
 A Twisted client endpoint string (C{"tcp:host=broker:port=5672"},
 C{"tls:host=broker:port=5671"}) works too, with the credentials given as
@@ -237,8 +238,12 @@ def connect(
     @return: a L{Deferred} firing with the open L{AMQClient}.  It fails with
         L{errors.AuthenticationError} (refused credentials),
         L{errors.NotAllowed} (a missing vhost or one the user may not use),
-        Twisted's C{ConnectionRefusedError} or C{DNSLookupError}, or
+        Twisted's C{ConnectionRefusedError} or C{DNSLookupError},
+        L{errors.CertificateVerifyError} (we do not trust the broker's TLS
+        certificate), L{errors.TLSError} (another TLS handshake failure), or
         L{ConnectTimeout}; no socket is left open.
+    @raise ValueError: a bad URI, or TLS parameters naming files that
+        cannot be read or hold no usable certificate or key.
     """
     if isinstance(url_or_endpoint, str) and url_or_endpoint.startswith(("amqp://", "amqps://")):
         params = parse_url(url_or_endpoint)
