@@ -428,14 +428,16 @@ class AMQEndpoint:
         self._heartbeat = heartbeat
         self._auth_mechanism = auth_mechanism
         self._timeout = timeout
+        self._tls_options: dict[str, str] | None = None
 
     @classmethod
     def from_uri(cls, reactor: Any, uri: str) -> AMQEndpoint:
         """
-        An endpoint for an AMQP URI.
+        An endpoint for an AMQP URI; C{amqps://} connects with TLS, as
+        L{connect} does.
         """
         params = parse_url(uri)
-        return cls(
+        endpoint = cls(
             reactor,
             params.host,
             params.port,
@@ -446,6 +448,9 @@ class AMQEndpoint:
             auth_mechanism=params.credentials.mechanism,
             timeout=params.connection_timeout,
         )
+        if params.tls:
+            endpoint._tls_options = params.tls_options
+        return endpoint
 
     def connect(self, protocol_factory: Any) -> Deferred[AMQClient]:
         """
@@ -453,9 +458,13 @@ class AMQEndpoint:
 
         @return: a L{Deferred} firing with the open client.
         """
-        endpoint = endpoints.HostnameEndpoint(
+        endpoint: IStreamClientEndpoint = endpoints.HostnameEndpoint(
             self._reactor, self._host, self._port, timeout=self._timeout
         )
+        if self._tls_options is not None:
+            endpoint = endpoints.wrapClientTLS(
+                client_tls_options(self._host, self._tls_options), endpoint
+            )
         # the client takes these at construction, so the factory must know
         if hasattr(protocol_factory, "set_vhost"):
             protocol_factory.set_vhost(self._vhost)

@@ -22,10 +22,12 @@ from typing import Any
 from twisted.internet.interfaces import ISSLTransport
 
 import txamqp_next
-from tests.integration.broker import BrokerTestCase, async_test, reactor, unique
 from tests.certs import CertificateAuthority
+from tests.integration.broker import BrokerTestCase, async_test, reactor, unique
 from tests.integration.nodes import PrivateNode
 from txamqp_next import Credentials, errors
+from txamqp_next.endpoint import AMQEndpoint
+from txamqp_next.factory import AMQFactory
 from txamqp_next.protocol import AMQClient
 
 TIMEOUT = 5
@@ -211,6 +213,16 @@ class ServerCertificateTests(TLSTestCase):
         )
         await self.round_trip(client)
         client = await self.connect(await self.url(cacertfile=CA, server_name_indication="disable"))
+        await self.round_trip(client)
+
+    @async_test
+    async def test_txamqp_endpoint(self) -> None:
+        """
+        txAMQP's AMQEndpoint.from_uri connects an amqps:// URI with TLS too.
+        """
+        endpoint = AMQEndpoint.from_uri(reactor(), await self.url(cacertfile=CA))
+        client = await endpoint.connect(AMQFactory())
+        self.addCleanup(client.close)
         await self.round_trip(client)
 
     @async_test
