@@ -347,7 +347,9 @@ class _Attempt:
 
     def start(self) -> Deferred[AMQClient]:
         self.timer = self.reactor.callLater(self.timeout, self._on_timeout)
-        self.connecting = self.endpoint.connect(Factory.forProtocol(self.build))
+        factory = Factory.forProtocol(self.build)
+        factory.noisy = False
+        self.connecting = self.endpoint.connect(factory)
         self.connecting.addCallbacks(self._connected, self._failed)
         return self.result
 

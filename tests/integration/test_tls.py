@@ -23,7 +23,7 @@ from twisted.internet.interfaces import ISSLTransport
 
 import txamqp_next
 from tests.certs import CertificateAuthority
-from tests.integration.broker import BrokerTestCase, async_test, reactor, unique
+from tests.integration.broker import BrokerTestCase, async_test, reactor, sockets_to, unique
 from tests.integration.nodes import PrivateNode
 from txamqp_next import Credentials, errors
 from txamqp_next.endpoint import AMQEndpoint
@@ -78,18 +78,6 @@ async def tls_node(require_client_certificate: bool) -> PrivateNode:
         await node.start_in_thread()
         _nodes[require_client_certificate] = node
     return node
-
-
-def sockets_to(port: int) -> list[Any]:
-    """
-    The reactor's readers and writers connected to C{port} on 127.0.0.1.
-    """
-    found = []
-    for selectable in {*reactor().getReaders(), *reactor().getWriters()}:
-        get_peer = getattr(selectable, "getPeer", None)
-        if get_peer is not None and getattr(get_peer(), "port", None) == port:
-            found.append(selectable)
-    return found
 
 
 class TLSTestCase(BrokerTestCase):
