@@ -142,8 +142,10 @@ class AMQClient(Protocol):
         self.blocked: str | None = None
         self._blocked_handlers: list[Callable[[bool, str], object]] = []
         self._channel0_waiters: deque[tuple[Method, Deferred[Any]]] = deque()
-        #: set when the connection opens (txAMQP's C{started})
+        #: fired when the connection opens, failed if it ends before (txAMQP)
         self.started = TwistedEvent()
+        #: fired when the transport is gone (txAMQP)
+        self.disconnected = TwistedEvent()
 
     def __repr__(self) -> str:
         return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
@@ -171,6 +173,8 @@ class AMQClient(Protocol):
         if self.closed is None:
             self.closed = self._lost_reason(reason)
         self._fail_everything(self.closed)
+        self.started.fail_if_not_fired(self.closed)
+        self.disconnected.set()
         waiters, self._lost_waiters = self._lost_waiters, []
         for d in waiters:
             d.callback(None)
