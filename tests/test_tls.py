@@ -363,3 +363,17 @@ class ErrorMappingTests(SynchronousTestCase):
         error = self.failureResultOf(d, errors.TLSError).value
         self.assertIn("does not speak TLS", str(error))
         self.assertIs(client.closed, error)
+
+    def test_tls_answer_to_plain_client(self) -> None:
+        """
+        A TLS alert where connection.start should be (amqp:// to a TLS port)
+        fails the handshake with a RemoteProtocolError that says so.
+        """
+        client = AMQClient(clock=Clock(), credentials=Credentials())
+        transport = StringTransport()
+        client.makeConnection(transport)
+        d = client.when_open()
+        client.dataReceived(b"\x15\x03\x01\x00\x02\x02\x28")
+        error = self.failureResultOf(d, errors.RemoteProtocolError).value
+        self.assertIn("the server answered with TLS, not AMQP", str(error))
+        self.assertTrue(transport.disconnecting)

@@ -17,7 +17,7 @@ The parameters are those of RabbitMQ's Erlang client:
     certificate against, instead of the URI's host; C{disable} sends no SNI
     (the certificate is still checked against the URI's host).
 
-Needs pyOpenSSL and service_identity (the C{tls} extra).
+Needs pyOpenSSL, service_identity and cryptography (the C{tls} extra).
 """
 
 from __future__ import annotations

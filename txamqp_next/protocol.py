@@ -54,6 +54,9 @@ from txamqp_next.spec import Spec, load
 
 __all__ = ["AMQClient"]
 
+# the first bytes of TLS 1.x alert and handshake records
+_TLS_RECORDS = (b"\x15\x03", b"\x16\x03")
+
 
 class AMQClient(Protocol):
     """
@@ -159,6 +162,14 @@ class AMQClient(Protocol):
         try:
             events = self.core.receive_data(data)
         except RemoteProtocolError as e:
+            if not self._opened and data[:2] in _TLS_RECORDS:
+                # a TLS server's alert (or handshake) record: no frame type
+                # is 0x15 or 0x16
+                e = RemoteProtocolError(
+                    e.reply_code,
+                    "the server answered with TLS, not AMQP: is this its TLS port? "
+                    "use amqps://",
+                )
             self.log.error("the broker broke the protocol: {error}", error=e)
             self._handle_events([], e)
             return

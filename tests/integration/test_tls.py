@@ -306,3 +306,21 @@ class ClientCertificateTests(TLSTestCase):
             errors.TLSError,
         )
         self.assertIn("does not trust our client certificate", str(error))
+
+
+class PlainToTLSPortTests(TLSTestCase):
+    """
+    The other mistake: plain AMQP to the TLS port.
+    """
+
+    @async_test
+    async def test_plain_to_tls_port(self) -> None:
+        """
+        amqp:// to the TLS port fails with RemoteProtocolError saying the
+        server answered with TLS, within the timeout, leaving no socket.
+        """
+        node = await self.node()
+        error = await self.fails(
+            f"amqp://guest:guest@127.0.0.1:{node.tls_port}/", errors.RemoteProtocolError
+        )
+        self.assertIn("the server answered with TLS", str(error))
