@@ -166,7 +166,7 @@ class ConnectFailureTests(BrokerTestCase):
             ConnectionRefusedError,
         )
 
-    async def against(self, reply: bytes, expected: type[BaseException]) -> None:
+    async def against(self, reply: bytes, expected: type[BaseException], tls: bool = False) -> None:
         factory = protocol.Factory.forProtocol(SilentServer)
         factory.connections = []  # type: ignore[attr-defined]
         SilentServer.reply = reply
@@ -176,7 +176,8 @@ class ConnectFailureTests(BrokerTestCase):
         error = await self.assertFailure(
             txamqp_next.connect(
                 reactor(),
-                f"amqp://guest:{SECRET}@127.0.0.1:{port.getHost().port}/",
+                f"amqp{'s' if tls else ''}://guest:{SECRET}@127.0.0.1:{port.getHost().port}/"
+                + ("?verify=verify_none" if tls else ""),
                 connection_timeout=1,
             ),
             expected,
@@ -193,6 +194,15 @@ class ConnectFailureTests(BrokerTestCase):
         L{ConnectTimeout} within the timeout, and the socket is closed.
         """
         await self.against(b"", ConnectTimeout)
+
+    @async_test
+    async def test_silent_tls_server(self) -> None:
+        """
+        With amqps://, a server that accepts TCP and never answers the TLS
+        handshake fails with L{ConnectTimeout} too, and the socket is
+        closed.
+        """
+        await self.against(b"", ConnectTimeout, tls=True)
 
     @async_test
     async def test_garbage_server(self) -> None:
