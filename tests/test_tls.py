@@ -267,6 +267,26 @@ class OptionErrorTests(SynchronousTestCase):
         self.assertIn(f"cacertfile {junk} holds no PEM certificate", self.error(cacertfile=junk))
         self.assertIn(f"keyfile {junk} holds no", self.error(certfile=self.cert, keyfile=junk))
 
+    def test_encrypted_key(self) -> None:
+        """
+        An encrypted key is refused at once, never by prompting for a
+        passphrase.
+        """
+        from cryptography.hazmat.primitives import serialization
+
+        encrypted = self.files.write(
+            "encrypted.key",
+            SERVER.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(b"passphrase"),
+            ),
+        )
+        self.assertIn(
+            f"keyfile {encrypted} holds an encrypted private key",
+            self.error(certfile=self.cert, keyfile=encrypted),
+        )
+
     def test_key_without_certificate(self) -> None:
         """
         keyfile alone is refused.

@@ -133,15 +133,21 @@ def _certificates(path: str, what: str) -> list[X509]:
 
 
 def _private_key(path: str, what: str) -> Any:
+    # cryptography, not OpenSSL's loader: with no passphrase OpenSSL would
+    # prompt for one on the terminal
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
     from OpenSSL import crypto
 
     data = _read(path, what)
     try:
-        return crypto.load_privatekey(crypto.FILETYPE_PEM, data)
-    except crypto.Error:
+        key = load_pem_private_key(data, password=None)
+    except TypeError:
         raise ValueError(
-            f"{what} {path} holds no unencrypted PEM private key (encrypted keys are not supported)"
+            f"{what} {path} holds an encrypted private key; give an unencrypted one"
         ) from None
+    except ValueError:
+        raise ValueError(f"{what} {path} holds no PEM private key") from None
+    return crypto.PKey.from_cryptography_key(key)  # type: ignore[arg-type]
 
 
 def client_tls_options(host: str, options: Mapping[str, str]) -> IOpenSSLClientConnectionCreator:
