@@ -37,6 +37,7 @@ from txamqp_next._events import (
     MethodReceived,
 )
 from txamqp_next._methods import Method
+from txamqp_next._tls import tls_error_for
 from txamqp_next.channel import Channel
 from txamqp_next.client import TwistedEvent
 from txamqp_next.errors import (
@@ -52,6 +53,9 @@ from txamqp_next.queue import TimeoutDeferredQueue
 from txamqp_next.spec import Spec, load
 
 __all__ = ["AMQClient"]
+
+# the first bytes of TLS 1.x alert and handshake records
+_TLS_RECORDS = (b"\x15\x03", b"\x16\x03")
 
 
 class AMQClient(Protocol):
@@ -141,8 +145,10 @@ class AMQClient(Protocol):
         self.blocked: str | None = None
         self._blocked_handlers: list[Callable[[bool, str], object]] = []
         self._channel0_waiters: deque[tuple[Method, Deferred[Any]]] = deque()
-        #: set when the connection opens (txAMQP's C{started})
+        #: fired when the connection opens, failed if it ends before (txAMQP)
         self.started = TwistedEvent()
+        #: fired when the transport is gone (txAMQP)
+        self.disconnected = TwistedEvent()
 
     def __repr__(self) -> str:
         return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
@@ -156,6 +162,14 @@ class AMQClient(Protocol):
         try:
             events = self.core.receive_data(data)
         except RemoteProtocolError as e:
+            if not self._opened and data[:2] in _TLS_RECORDS:
+                # a TLS server's alert (or handshake) record: no frame type
+                # is 0x15 or 0x16
+                e = RemoteProtocolError(
+                    e.reply_code,
+                    "the server answered with TLS, not AMQP: is this its TLS port? "
+                    "use amqps://",
+                )
             self.log.error("the broker broke the protocol: {error}", error=e)
             self._handle_events([], e)
             return
@@ -170,6 +184,8 @@ class AMQClient(Protocol):
         if self.closed is None:
             self.closed = self._lost_reason(reason)
         self._fail_everything(self.closed)
+        self.started.fail_if_not_fired(self.closed)
+        self.disconnected.set()
         waiters, self._lost_waiters = self._lost_waiters, []
         for d in waiters:
             d.callback(None)
@@ -177,6 +193,9 @@ class AMQClient(Protocol):
             self.delegate.close(self.closed)
 
     def _lost_reason(self, reason: Failure) -> BaseException:
+        tls_error = tls_error_for(reason.value) if reason.value is not None else None
+        if tls_error is not None:
+            return tls_error
         text = f"connection lost: {reason.getErrorMessage()}"
         if not self._opened and self.core.state is ConnectionState.AWAIT_TUNE:
             return AuthenticationError(
