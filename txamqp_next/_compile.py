@@ -226,8 +226,7 @@ def encoder_parts(
         else:
             # a plain dict takes the fast path straight away; it raises on
             # anything uncommon, and the caller falls back
-            lines.append(f"{var} = {arg}")
-            lines.append(f"{var} = _common_table({var}) if type({var}) is dict else _table({var})")
+            lines.append(f"{var} = _common_table({arg}) if type({arg}) is dict else _table({arg})")
             parts.append(var)
         sizes.append(f"len({var})")
     flush()
