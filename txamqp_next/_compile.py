@@ -29,10 +29,20 @@ and method ids)::
         except UnicodeDecodeError:
             pass
         p = e
-        v1, v2 = _s1(buf, p)
+        v1, o2, = _u3(buf, p)
         p += 9
-        v2 = (v2 & 1) != 0
+        v2 = (o2 & 1) != 0
         ...
+        if p != n:
+            raise _Fallback
+        s = _new(_F)
+        s.consumer_tag = v0
+        ...
+        s.__class__ = _C
+        return s
+
+(see L{txamqp_next._methods._slot_classes} for the last lines).  The
+source of each class's codec is kept as its C{_source} attribute.
 """
 
 from __future__ import annotations
