@@ -31,9 +31,10 @@ from txamqp_next._events import (
     ChannelClosed,
     ConnectionClosed,
     ConnectionOpened,
-    ContentReceived,
     Event,
     MethodReceived,
+    content_received,
+    method_received,
 )
 from txamqp_next._methods import Method, MethodSet, Properties, methods_for
 from txamqp_next.errors import (
@@ -86,6 +87,10 @@ class ConnectionState(enum.Enum):
     Where the connection is in its life.
     """
 
+    # members are singletons, equal only to themselves: hashing by identity
+    # keeps the transition-table lookups cheap (Enum's own hash is Python)
+    __hash__ = object.__hash__
+
     AWAIT_START = "await-start"
     AWAIT_CREDENTIALS = "await-credentials"
     AWAIT_TUNE = "await-tune"
@@ -99,6 +104,8 @@ class ChannelState(enum.Enum):
     """
     Where a channel is in its life.
     """
+
+    __hash__ = object.__hash__
 
     OPENING = "opening"
     OPEN = "open"
@@ -170,6 +177,16 @@ _CHANNEL_TRANSITIONS: Final[Mapping[tuple[ChannelState, str], ChannelState]] = {
     (_Ch.CLOSING, "fault"): _Ch.CLOSING,
 }
 
+# The states as module constants: the hot paths compare states for every
+# frame, and reading a member off its Enum class is slow in Python 3.11.
+_CONN_AWAIT_START: Final = ConnectionState.AWAIT_START
+_CONN_AWAIT_TUNE: Final = ConnectionState.AWAIT_TUNE
+_CONN_CLOSED: Final = ConnectionState.CLOSED
+_CONN_CLOSING: Final = ConnectionState.CLOSING
+_CONN_OPEN: Final = ConnectionState.OPEN
+_CH_CLOSED: Final = ChannelState.CLOSED
+_CH_CLOSING: Final = ChannelState.CLOSING
+_CH_OPEN: Final = ChannelState.OPEN
 
 def truncate_shortstr(text: str) -> str:
     """
@@ -254,7 +271,7 @@ class _Channel:
 
     def __init__(self, channel_id: int) -> None:
         self.id = channel_id
-        self.state = ChannelState.CLOSED
+        self.state = _CH_CLOSED
         self.awaiting: Method | None = None
         # outbound items waiting for the outstanding synchronous call
         self.pending: deque[tuple[Method, list[bytes]]] = deque()
@@ -307,7 +324,7 @@ class Connection:
         self.max_message_size = max_message_size
         self._wanted = (channel_max, frame_max, heartbeat)
         self._client_properties = self._build_client_properties(client_properties, connection_name)
-        self.state = ConnectionState.AWAIT_START
+        self.state = _CONN_AWAIT_START
         self.server_properties: Mapping[str, Any] = {}
         self.channel_max = 0
         self.frame_max = 0
@@ -351,7 +368,7 @@ class Connection:
             C{connection.close} carrying the error's reply code, and the
             transport should be dropped once it is written.
         """
-        if self.state is ConnectionState.CLOSED:
+        if self.state is _CONN_CLOSED:
             return []
         if not data:
             return []
@@ -359,7 +376,7 @@ class Connection:
         events: list[Event] = []
         try:
             self._reader.feed(data)
-            if self.state is ConnectionState.AWAIT_START and self._awaiting_version_reply():
+            if self.state is _CONN_AWAIT_START and self._awaiting_version_reply():
                 return events
             read_frames = self._reader.read_frames
             handle = self._handle_frame
@@ -369,7 +386,7 @@ class Connection:
                     break
                 for frame_type, channel, payload in frames:
                     handle(frame_type, channel, payload, events)
-                    if self._closed():
+                    if self.state is _CONN_CLOSED:  # type: ignore[comparison-overlap]
                         return events
         except RemoteProtocolError as e:
             self._fail(e)
@@ -387,7 +404,7 @@ class Connection:
         @return: a L{ConnectionClosed} event carrying L{HeartbeatTimeout}
             when the broker fell silent, else nothing.
         """
-        if not self.heartbeat or self.state not in (ConnectionState.OPEN, ConnectionState.CLOSING):
+        if not self.heartbeat or self.state not in (_CONN_OPEN, _CONN_CLOSING):
             return []
         if self._received or self._last_received is None:
             self._received = False
@@ -396,7 +413,7 @@ class Connection:
             self._sent = False
             self._last_sent = now
         if now - self._last_received >= 2 * self.heartbeat:
-            self.state = ConnectionState.CLOSED
+            self.state = _CONN_CLOSED
             self._outbox = []
             error = HeartbeatTimeout(
                 reply_text=f"no traffic from the broker for {now - self._last_received:.1f}s "
@@ -425,7 +442,7 @@ class Connection:
         self._connection_input("authenticate", local=True)
         self.credentials = credentials
         events: list[Event] = []
-        if self.state is ConnectionState.AWAIT_TUNE:
+        if self.state is _CONN_AWAIT_TUNE:
             self._send_start_ok(events)
         return events
 
@@ -434,7 +451,7 @@ class Connection:
         The state of a channel (L{ChannelState.CLOSED} for an unused id).
         """
         ch = self._channels.get(channel)
-        return ch.state if ch is not None else ChannelState.CLOSED
+        return ch.state if ch is not None else _CH_CLOSED
 
     def open_channel(self, channel: int | None = None) -> int:
         """
@@ -462,7 +479,7 @@ class Connection:
         )
         frame = _frames.method_frame(0, close.encode())
         self._connection_input("close", local=True)
-        if self.state is ConnectionState.CLOSING:
+        if self.state is _CONN_CLOSING:
             self._outbox.append(frame)
 
     def send_method(
@@ -496,7 +513,7 @@ class Connection:
         if is_connection_method:
             name = "close" if method.NAME == "connection.close" else "send"
             self._connection_input(name, local=True)
-            if self.state is not ConnectionState.CLOSED:
+            if self.state is not _CONN_CLOSED:
                 self._outbox.extend(frames)
             return
         if not 0 < channel <= (self.channel_max or 65535):
@@ -572,7 +589,7 @@ class Connection:
         return props
 
     def _closed(self) -> bool:
-        return self.state is ConnectionState.CLOSED
+        return self.state is _CONN_CLOSED
 
     def _awaiting_version_reply(self) -> bool:
         """
@@ -597,12 +614,12 @@ class Connection:
         C{connection.close} with the fault's code, and stop.
         """
         self.error = error
-        if self.state not in (ConnectionState.AWAIT_START, ConnectionState.CLOSED):
+        if self.state not in (_CONN_AWAIT_START, _CONN_CLOSED):
             close = self.methods["connection.close"](
                 reply_code=error.reply_code, reply_text=truncate_shortstr(error.reply_text)
             )
             self._outbox.append(_frames.method_frame(0, close.encode()))
-        self.state = ConnectionState.CLOSED
+        self.state = _CONN_CLOSED
         self._drop_channels()
 
     def _drop_channels(self) -> None:
@@ -672,14 +689,14 @@ class Connection:
                 raise RemoteProtocolError(UNEXPECTED_FRAME, "content frame on channel 0")
             self._handle_connection_method(self.methods.decode(payload), events)
             return
-        if self.state is not ConnectionState.OPEN:
+        if self.state is not _CONN_OPEN:
             # (open, channel-frame) leaves the state alone: the table is
             # consulted for every other state
             self._connection_input("channel-frame", local=False)
-            if self.state is ConnectionState.CLOSING:
+            if self.state is _CONN_CLOSING:
                 return  # discarded until close-ok
         ch = self._channels.get(channel)
-        if ch is None or ch.state is ChannelState.CLOSED:
+        if ch is None or ch.state is _CH_CLOSED:
             raise RemoteProtocolError(
                 CHANNEL_ERROR, f"frame for channel {channel}, which is not open", channel
             )
@@ -697,7 +714,7 @@ class Connection:
         name = method.NAME
         before = self.state
         self._connection_input(name, local=False)
-        if before is ConnectionState.CLOSING and name not in (
+        if before is _CONN_CLOSING and name not in (
             "connection.close",
             "connection.close-ok",
         ):
@@ -723,7 +740,7 @@ class Connection:
             # a close answering start-ok is a refusal of our credentials
             error_type = (
                 AuthenticationError
-                if before is ConnectionState.AWAIT_TUNE
+                if before is _CONN_AWAIT_TUNE
                 else connection_error_for
             )
             error = error_type(
@@ -750,7 +767,7 @@ class Connection:
         offered_text = offered.decode("ascii", "replace") if isinstance(offered, bytes) else offered
         mechanism = self.credentials.mechanism
         if mechanism not in offered_text.split():
-            self.state = ConnectionState.CLOSED
+            self.state = _CONN_CLOSED
             events.append(
                 ConnectionClosed(
                     AuthenticationError(
@@ -798,17 +815,18 @@ class Connection:
             self._channel_input(ch, name, local=False)
         else:
             self._channel_input(ch, "receive", local=False)
-            if ch.state is ChannelState.OPEN:
+            if ch.state is _CH_OPEN:
                 # the common case (deliveries, replies): nothing below but
                 # the reply check applies
                 self._check_reply(ch, method)
                 if method.CONTENT:
                     ch.content_method = method
                     return
-                events.append(MethodReceived(ch.id, method))
-                self._flush_pending(ch)
+                events.append(method_received(ch.id, method))
+                if ch.pending:
+                    self._flush_pending(ch)
                 return
-        if ch.state is ChannelState.CLOSING and name not in ("channel.close-ok", "channel.close"):
+        if ch.state is _CH_CLOSING and name not in ("channel.close-ok", "channel.close"):
             return  # discarded while closing
         if name == "channel.close":
             self._send_frame(ch.id, self._channel_close_ok())
@@ -865,7 +883,7 @@ class Connection:
         events: list[Event],
         notify: bool = True,
     ) -> None:
-        ch.state = ChannelState.CLOSED
+        ch.state = _CH_CLOSED
         del self._channels[ch.id]
         if notify:
             events.append(ChannelClosed(ch.id, error))
@@ -887,7 +905,7 @@ class Connection:
         events.append(ChannelClosed(ch.id, error))
 
     def _handle_header(self, ch: _Channel, payload: bytes, events: list[Event]) -> None:
-        if ch.state is ChannelState.CLOSING:
+        if ch.state is _CH_CLOSING:
             return
         method = ch.content_method
         if method is None or ch.content_properties is not None:
@@ -916,7 +934,7 @@ class Connection:
             self._deliver(ch, events)
 
     def _handle_body(self, ch: _Channel, payload: bytes, events: list[Event]) -> None:
-        if ch.state is ChannelState.CLOSING:
+        if ch.state is _CH_CLOSING:
             return
         if ch.content_properties is None:
             raise RemoteProtocolError(
@@ -943,5 +961,6 @@ class Connection:
         ch.content_method = None
         ch.content_properties = None
         ch.content_body = []
-        events.append(ContentReceived(ch.id, method, properties, body))
-        self._flush_pending(ch)
+        events.append(content_received(ch.id, method, properties, body))
+        if ch.pending:
+            self._flush_pending(ch)
