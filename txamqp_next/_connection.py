@@ -36,6 +36,7 @@ from txamqp_next._events import (
     content_received,
     method_received,
 )
+from txamqp_next._frames import FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD
 from txamqp_next._methods import Method, MethodSet, Properties, methods_for
 from txamqp_next.errors import (
     CHANNEL_ERROR,
@@ -318,6 +319,8 @@ class Connection:
     ) -> None:
         self.spec = spec if spec is not None else load()
         self.methods: MethodSet = methods_for(self.spec)
+        self._decode = self.methods.decode
+        self._decode_header = self.methods.decode_header
         self.credentials = credentials
         self._start: Method | None = None
         self.vhost = vhost
@@ -682,30 +685,31 @@ class Connection:
     def _handle_frame(
         self, frame_type: int, channel: int, payload: bytes, events: list[Event]
     ) -> None:
-        if frame_type == _frames.FRAME_HEARTBEAT:
+        if channel:
+            if self.state is not _CONN_OPEN:
+                # (open, channel-frame) leaves the state alone: the table is
+                # consulted for every other state
+                self._connection_input("channel-frame", local=False)
+                if self.state is _CONN_CLOSING:
+                    return  # discarded until close-ok
+            ch = self._channels.get(channel)
+            if ch is None or ch.state is _CH_CLOSED:
+                raise RemoteProtocolError(
+                    CHANNEL_ERROR, f"frame for channel {channel}, which is not open", channel
+                )
+            if frame_type == FRAME_BODY:
+                self._handle_body(ch, payload, events)
+            elif frame_type == FRAME_METHOD:
+                self._handle_channel_method(ch, self._decode(payload, channel), events)
+            elif frame_type == FRAME_HEADER:
+                self._handle_header(ch, payload, events)
+            # the frame reader refuses heartbeats off channel 0
             return
-        if channel == 0:
-            if frame_type != _frames.FRAME_METHOD:
-                raise RemoteProtocolError(UNEXPECTED_FRAME, "content frame on channel 0")
-            self._handle_connection_method(self.methods.decode(payload), events)
+        if frame_type == FRAME_HEARTBEAT:
             return
-        if self.state is not _CONN_OPEN:
-            # (open, channel-frame) leaves the state alone: the table is
-            # consulted for every other state
-            self._connection_input("channel-frame", local=False)
-            if self.state is _CONN_CLOSING:
-                return  # discarded until close-ok
-        ch = self._channels.get(channel)
-        if ch is None or ch.state is _CH_CLOSED:
-            raise RemoteProtocolError(
-                CHANNEL_ERROR, f"frame for channel {channel}, which is not open", channel
-            )
-        if frame_type == _frames.FRAME_METHOD:
-            self._handle_channel_method(ch, self.methods.decode(payload, channel), events)
-        elif frame_type == _frames.FRAME_HEADER:
-            self._handle_header(ch, payload, events)
-        else:
-            self._handle_body(ch, payload, events)
+        if frame_type != FRAME_METHOD:
+            raise RemoteProtocolError(UNEXPECTED_FRAME, "content frame on channel 0")
+        self._handle_connection_method(self._decode(payload), events)
 
     def _handle_connection_method(self, method: Method, events: list[Event]) -> None:
         if not method.CONNECTION_CLASS:
@@ -912,7 +916,7 @@ class Connection:
             raise RemoteProtocolError(
                 UNEXPECTED_FRAME, "content header without a method that carries content", ch.id
             )
-        class_id, size, properties = self.methods.decode_header(payload, ch.id)
+        class_id, size, properties = self._decode_header(payload, ch.id)
         if class_id != method.CLASS_ID:
             raise RemoteProtocolError(
                 UNEXPECTED_FRAME,
