@@ -806,7 +806,8 @@ class Connection:
     def _handle_channel_method(self, ch: _Channel, method: Method, events: list[Event]) -> None:
         if method.CONNECTION_CLASS:
             raise RemoteProtocolError(COMMAND_INVALID, f"{method.NAME} on channel {ch.id}", ch.id)
-        self._check_chassis(method, ch.id)
+        if not method.CLIENT_RECEIVES:
+            self._check_chassis(method, ch.id)
         if ch.content_method is not None:
             raise RemoteProtocolError(
                 UNEXPECTED_FRAME,
@@ -818,11 +819,15 @@ class Connection:
         if name in _CHANNEL_METHOD_INPUTS:
             self._channel_input(ch, name, local=False)
         else:
-            self._channel_input(ch, "receive", local=False)
+            if ch.state is not _CH_OPEN:
+                # (open, receive) leaves the state alone: the table is
+                # consulted for every other state
+                self._channel_input(ch, "receive", local=False)
             if ch.state is _CH_OPEN:
                 # the common case (deliveries, replies): nothing below but
                 # the reply check applies
-                self._check_reply(ch, method)
+                if ch.awaiting is not None or method.IS_REPLY:
+                    self._check_reply(ch, method)
                 if method.CONTENT:
                     ch.content_method = method
                     return
