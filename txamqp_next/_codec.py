@@ -336,6 +336,8 @@ _FIXED_VALUES = {
     ord("T"): _fixed_value("Q", _to_datetime),
 }
 _LONG_STRING = ord("S")
+_SIGNED_32 = ord("I")
+_I32_UNPACK = struct.Struct(">i").unpack_from
 _BYTE_ARRAY = ord("x")
 _ARRAY = ord("A")
 _TABLE = ord("F")
@@ -399,9 +401,18 @@ def _too_deep() -> str:
 def _table_at(buf: bytes, pos: int, end: int, raw: bool, depth: int) -> tuple[Any, int]:
     if depth > MAX_DEPTH:
         raise _syntax(_too_deep())
-    pos, stop = _sized(buf, pos, end, "field table")
+    # _sized, inlined: tables are on hot paths (message headers)
+    start = pos + 4
+    if start > end:
+        raise _truncated("field table")
+    stop = start + _U32.unpack_from(buf, pos)[0]
+    if stop > end:
+        raise _syntax(f"field table of {stop - start} bytes runs past the end of its container")
+    pos = start
     table: dict[str, Any] = {}
     fixed_values = _FIXED_VALUES
+    unpack_size = _U32.unpack_from
+    unpack_int32 = _I32_UNPACK
     while pos < stop:
         key_start = pos + 1
         key_end = key_start + buf[pos]
@@ -413,7 +424,33 @@ def _table_at(buf: bytes, pos: int, end: int, raw: bool, depth: int) -> tuple[An
             raise _syntax("field table key is not valid UTF-8") from None
         kind = buf[key_end]
         pos = key_end + 1
-        # _decode_value's fixed-size case, inlined: tables are on hot paths
+        if kind == 83:  # _LONG_STRING, "S"
+            # _decode_value's long string case, inlined
+            start = pos + 4
+            if start > stop:
+                raise _truncated("long string")
+            pos = start + unpack_size(buf, pos)[0]
+            if pos > stop:
+                raise _syntax(
+                    f"long string of {pos - start} bytes runs past the end of its container"
+                )
+            data = buf[start:pos]
+            if raw:
+                table[key] = data
+                continue
+            try:
+                table[key] = data.decode()
+            except UnicodeDecodeError:
+                table[key] = data
+            continue
+        if kind == 73:  # _SIGNED_32, "I"
+            # the commonest integer, inlined too
+            if pos + 4 > stop:
+                raise _truncated("field value")
+            table[key] = unpack_int32(buf, pos)[0]
+            pos += 4
+            continue
+        # _decode_value's fixed-size case, inlined
         fixed = fixed_values.get(kind)
         if fixed is None:
             table[key], pos = _decode_value(kind, buf, pos, stop, raw, depth)
@@ -678,13 +715,69 @@ def encode_table(table: Mapping[str, Any] | None) -> bytes:
         of UTF-8, a value has a type with no wire type or does not fit it,
         or the tables and arrays nest deeper than L{MAX_DEPTH}.
     """
-    if table is None:
+    if type(table) is dict:
+        if not table:
+            return _EMPTY_TABLE
+        try:
+            return _common_table(table)
+        except Exception:
+            pass  # _table gives the bytes or the error
+    elif table is None:
         return _EMPTY_TABLE
-    if type(table) is not dict and not isinstance(table, Mapping):
+    elif not isinstance(table, Mapping):
         raise _local(f"a field table must be a mapping, not {type(table).__name__}")
-    if not table:
+    elif not table:
         return _EMPTY_TABLE
     return _table(table, 1)
+
+
+_str_encode = str.encode
+_U32_PACK = _U32.pack
+_TAGGED_SIZE_PACK = _TAGGED_SIZE.pack
+_TAGGED_INT32_PACK = _TAGGED_INT32.pack
+_TRUE = b"t\x01"
+_FALSE = b"t\x00"
+
+
+class _Uncommon(Exception):
+    """
+    A table value L{_common_table} leaves to L{_table}.
+    """
+
+
+def _common_table(table: dict[str, Any]) -> bytes:
+    """
+    L{_table} for a top-level C{dict} of C{str} keys, fast for the values
+    message headers usually hold (C{str}, C{int}, C{bool}).
+
+    It raises on anything else (a key that is not C{str} or is too long, a
+    big integer, ...) and on every error; L{encode_table} then uses
+    L{_table}, which produces the bytes or the right error.
+    """
+    parts: list[bytes] = []
+    append = parts.append
+    size = 0
+    octets = _OCTETS
+    for key, value in table.items():
+        name = _str_encode(key)
+        kind = type(value)
+        if kind is str:
+            data = _str_encode(value)
+            entry = octets[len(name)] + name + _TAGGED_SIZE_PACK(b"S", len(data)) + data
+        elif kind is int:
+            if not -0x80000000 <= value <= 0x7FFFFFFF:
+                raise _Uncommon
+            entry = octets[len(name)] + name + _TAGGED_INT32_PACK(b"I", value)
+        elif kind is bool:
+            entry = octets[len(name)] + name + (_TRUE if value else _FALSE)
+        else:
+            encoder = _VALUE_ENCODERS.get(kind)
+            if encoder is None:
+                raise _Uncommon
+            entry = octets[len(name)] + name + encoder(value, key, 1)
+        append(entry)
+        size += len(entry)
+    return _U32_PACK(size) + b"".join(parts)
 
 
 def encode_array(items: Sequence[Any]) -> bytes:

@@ -24,6 +24,7 @@ __all__ = [
     "HEARTBEAT",
     "NEED_DATA",
     "FrameReader",
+    "body_frames",
     "content_frames",
     "method_frame",
 ]
@@ -39,6 +40,7 @@ _FRAME_TYPES = frozenset({FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEA
 FRAME_OVERHEAD: Final = 8
 
 _ENVELOPE = struct.Struct(">BHI")
+_unpack_envelope = _ENVELOPE.unpack_from
 _END = bytes([FRAME_END])
 HEARTBEAT: Final = _ENVELOPE.pack(FRAME_HEARTBEAT, 0, 0) + _END
 
@@ -58,36 +60,65 @@ class FrameReader:
     """
     Cut a byte stream into frames.
 
+    Received chunks are kept as they come (no copy).  Frames are sliced
+    straight out of the chunk they lie in; only a frame that straddles
+    chunks makes the reader join the pieces, and only once enough bytes for
+    the whole frame have arrived, so each byte is copied a bounded number of
+    times however the stream is cut.  A frame header claiming more than
+    C{frame_max} is refused as soon as its 7 bytes are in, before its
+    payload is buffered.
+
     @ivar frame_max: the largest frame accepted, envelope included; C{0}
         means no limit.  The connection lowers it once C{tune} has settled it.
     """
 
     def __init__(self, frame_max: int = 131072) -> None:
         self.frame_max = frame_max
-        self._buffer = bytearray()
-        self._offset = 0
+        # the chunk frames are cut from, and where the next one starts
+        self._data = b""
+        self._pos = 0
+        # chunks received after _data, not yet joined to it
+        self._parts: list[bytes] = []
+        self._parts_size = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         """
         Add received bytes.
         """
-        if self._offset and self._offset >= len(self._buffer) // 2:
-            del self._buffer[: self._offset]
-            self._offset = 0
-        self._buffer += data
+        if type(data) is not bytes:
+            data = bytes(data)
+        if not data:
+            return
+        if self._parts or self._pos < len(self._data):
+            self._parts.append(data)
+            self._parts_size += len(data)
+        else:
+            self._data = data
+            self._pos = 0
 
     @property
     def buffered(self) -> int:
         """
         How many received bytes are not yet part of a returned frame.
         """
-        return len(self._buffer) - self._offset
+        return len(self._data) - self._pos + self._parts_size
 
     def peek(self, size: int) -> bytes:
         """
         Up to C{size} buffered bytes, without consuming them.
         """
-        return bytes(self._buffer[self._offset : self._offset + size])
+        if len(self._data) - self._pos < size and self._parts:
+            self._join()
+        return self._data[self._pos : self._pos + size]
+
+    def _join(self) -> None:
+        """
+        Make C{_data} hold everything buffered.
+        """
+        self._data = b"".join([self._data[self._pos :], *self._parts])
+        self._pos = 0
+        self._parts = []
+        self._parts_size = 0
 
     def next_frame(self) -> Frame | _NeedData:
         """
@@ -97,37 +128,94 @@ class FrameReader:
             C{frame_max}, a bad frame-end octet, or a heartbeat that is not on
             channel 0 or has a payload.
         """
-        buf = self._buffer
-        offset = self._offset
-        available = len(buf) - offset
-        if available < 7:
-            return NEED_DATA
-        frame_type, channel, size = _ENVELOPE.unpack_from(buf, offset)
+        frames = self.read_frames(1)
+        return frames[0] if frames else NEED_DATA
+
+    def read_frames(self, limit: int = 0) -> list[Frame]:
+        """
+        The whole frames buffered, in order, up to C{limit} of them (C{0}:
+        all); an empty list when none is.
+
+        A malformed frame after some good ones is reported by the next call:
+        the good ones come back first.
+
+        @raise RemoteProtocolError: as for L{next_frame}, when the first
+            frame buffered is malformed.
+        """
+        frames: list[Frame] = []
+        append = frames.append
+        data = self._data
+        pos = self._pos
+        n = len(data)
+        # the largest payload allowed
+        most = self.frame_max - FRAME_OVERHEAD if self.frame_max else 0xFFFFFFFF
+        unpack = _unpack_envelope
+        while True:
+            if n - pos >= 7:
+                frame_type, channel, size = unpack(data, pos)
+                end = pos + 7 + size
+                # the common case in one test: a whole method, header or body
+                # frame (types 1 to 3) within frame_max, ending in 0xce
+                if end < n and size <= most and data[end] == 0xCE and 0 < frame_type < 4:
+                    append((frame_type, channel, data[pos + 7 : end]))
+                    pos = end + 1
+                    if limit and len(frames) == limit:
+                        break
+                    continue
+                if frame_type not in _FRAME_TYPES or size > most:
+                    if frames:
+                        break
+                    self._pos = pos
+                    raise self._bad_envelope(frame_type, channel, size)
+                if end < n:
+                    if data[end] != FRAME_END or channel or size:
+                        # a bad end octet, or a heartbeat off channel 0 or
+                        # with a payload
+                        if frames:
+                            break
+                        self._pos = pos
+                        raise self._bad_frame(frame_type, channel, data[end])
+                    append((frame_type, channel, b""))
+                    pos = end + 1
+                    if limit and len(frames) == limit:
+                        break
+                    continue
+                needed = size + FRAME_OVERHEAD
+            else:
+                needed = 7
+            # the next frame runs past this chunk: join the rest once the
+            # whole of it (or its header) has arrived
+            if n - pos + self._parts_size < needed:
+                break
+            self._pos = pos
+            self._join()
+            data = self._data
+            pos = 0
+            n = len(data)
+        if pos == n and pos:
+            self._data = b""
+            pos = 0
+        self._pos = pos
+        return frames
+
+    def _bad_envelope(self, frame_type: int, channel: int, size: int) -> RemoteProtocolError:
         if frame_type not in _FRAME_TYPES:
-            raise RemoteProtocolError(FRAME_ERROR, f"unknown frame type {frame_type}", channel)
-        if self.frame_max and size + FRAME_OVERHEAD > self.frame_max:
-            raise RemoteProtocolError(
-                FRAME_ERROR,
-                f"frame of {size + FRAME_OVERHEAD} bytes exceeds frame_max {self.frame_max}",
-                channel,
+            return RemoteProtocolError(FRAME_ERROR, f"unknown frame type {frame_type}", channel)
+        return RemoteProtocolError(
+            FRAME_ERROR,
+            f"frame of {size + FRAME_OVERHEAD} bytes exceeds frame_max {self.frame_max}",
+            channel,
+        )
+
+    @staticmethod
+    def _bad_frame(frame_type: int, channel: int, end: int) -> RemoteProtocolError:
+        if end != FRAME_END:
+            return RemoteProtocolError(
+                FRAME_ERROR, f"frame end octet is {end:#04x}, not 0xce", channel
             )
-        end = offset + 7 + size
-        if len(buf) <= end:
-            return NEED_DATA
-        if buf[end] != FRAME_END:
-            raise RemoteProtocolError(
-                FRAME_ERROR, f"frame end octet is {buf[end]:#04x}, not 0xce", channel
-            )
-        if frame_type == FRAME_HEARTBEAT and (channel or size):
-            raise RemoteProtocolError(
-                FRAME_ERROR, "heartbeat frame must be on channel 0 and empty", channel
-            )
-        payload = bytes(buf[offset + 7 : end])
-        self._offset = end + 1
-        if self._offset == len(buf):
-            buf.clear()
-            self._offset = 0
-        return frame_type, channel, payload
+        return RemoteProtocolError(
+            FRAME_ERROR, "heartbeat frame must be on channel 0 and empty", channel
+        )
 
 
 def method_frame(channel: int, payload: bytes) -> bytes:
@@ -149,12 +237,26 @@ def content_frames(
         (C{0}: no limit).  An empty body sends no body frame.
     """
     frames = [_ENVELOPE.pack(FRAME_HEADER, channel, len(header)) + header + _END]
+    if body:
+        frames += body_frames(channel, body, frame_max)
+    return frames
+
+
+def body_frames(channel: int, body: bytes | bytearray | memoryview, frame_max: int) -> list[bytes]:
+    """
+    The body frames of one content, split so no frame exceeds C{frame_max}
+    (C{0}: no limit); none for an empty body.
+
+    A body that fits one frame becomes one byte string; a longer one is
+    returned as envelope, slice and end octet, for C{writeSequence}.
+    """
     size = len(body)
-    chunk = frame_max - FRAME_OVERHEAD if frame_max else size or 1
+    chunk = frame_max - FRAME_OVERHEAD if frame_max else size
     if size <= chunk:
-        if size:
-            frames.append(_ENVELOPE.pack(FRAME_BODY, channel, size) + bytes(body) + _END)
-        return frames
+        if not size:
+            return []
+        return [b"".join((_ENVELOPE.pack(FRAME_BODY, channel, size), body, _END))]
+    frames = []
     view = memoryview(body)
     for start in range(0, size, chunk):
         part = view[start : start + chunk]

@@ -22,7 +22,16 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from txamqp_next import _compile
 from txamqp_next._codec import FieldCodec, PropertiesCodec, field_codec
+from txamqp_next._frames import (
+    FRAME_BODY,
+    FRAME_END,
+    FRAME_HEADER,
+    FRAME_METHOD,
+    FRAME_OVERHEAD,
+    body_frames,
+)
 from txamqp_next.errors import (
     NOT_IMPLEMENTED,
     SYNTAX_ERROR,
@@ -55,6 +64,16 @@ _ZERO: dict[str, Any] = {
 }
 _IDS = struct.Struct(">HH")
 _HEADER = struct.Struct(">HHQ")
+# the content header with its first flag word
+_HEADER_FLAGS = struct.Struct(">HHQH")
+_unpack_header = _HEADER_FLAGS.unpack_from
+_ENVELOPE = struct.Struct(">BHI")
+_END = bytes([FRAME_END])
+_METHOD_KEY = struct.Struct(">I").unpack_from
+
+# How many flag patterns per properties class get a compiled decoder; a peer
+# sending ever new patterns cannot grow it (the reference codec reads those).
+_FLAG_DECODERS = 256
 
 _F = TypeVar("_F", bound="_Frozen")
 
@@ -72,9 +91,9 @@ class _Frozen:
     _defaults: ClassVar[tuple[tuple[str, Any, bool], ...]] = ()
     _setters: ClassVar[tuple[Callable[[Any, Any], None], ...]] = ()
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __new__(cls: type[_F], **kwargs: Any) -> _F:
         # replaced in every generated class by _install_constructors
-        raise TypeError(f"{type(self).__qualname__} is abstract")
+        raise TypeError(f"{cls.__qualname__} is abstract")
 
     @classmethod
     def _from_values(cls: type[_F], values: list[Any]) -> _F:
@@ -131,6 +150,12 @@ class Method(_Frozen):
     @cvar CONTENT: whether the method carries a content header and body.
     @cvar RESPONSES: the classes of the methods that answer it.
     @cvar SPEC: the L{MethodSpec} it was built from.
+    @cvar CONNECTION_CLASS: whether it belongs to the C{connection} class
+        (and so travels on channel 0).
+    @cvar CLIENT_SENDS: whether a client may send it (the spec's chassis
+        names the server).
+    @cvar CLIENT_RECEIVES: whether a client may receive it.
+    @cvar IS_REPLY: whether it answers some synchronous method.
     """
 
     __slots__ = ()
@@ -148,6 +173,14 @@ class Method(_Frozen):
     _public_positions: ClassVar[tuple[int, ...]]
     _has_no_wait: ClassVar[bool] = False
     _prefix: ClassVar[bytes]
+    CONNECTION_CLASS: ClassVar[bool]
+    CLIENT_SENDS: ClassVar[bool]
+    CLIENT_RECEIVES: ClassVar[bool]
+    IS_REPLY: ClassVar[bool] = False
+    # the compiled decoder of the arguments: (payload, its length) -> method
+    _decode: ClassVar[Callable[[bytes, int], Method]]
+    # the generated source of the compiled codec, for reading and tests
+    _source: ClassVar[str] = ""
 
     if TYPE_CHECKING:
         # the fields are generated from the spec; to a type checker any
@@ -170,6 +203,24 @@ class Method(_Frozen):
 
         @raise LocalProtocolError: a field's value does not fit its wire type;
             the message names the field.
+        """
+        # replaced in every generated class by _install_codec
+        return self._encode_generic()
+
+    def encode_frame(self, channel: int) -> bytes:
+        """
+        The whole method frame for C{channel}: envelope, payload, frame end.
+
+        @raise LocalProtocolError: as for L{encode}.
+        """
+        # replaced in every generated class by _install_codec
+        payload = self._encode_generic()
+        return _ENVELOPE.pack(FRAME_METHOD, channel, len(payload)) + payload + _END
+
+    def _encode_generic(self) -> bytes:
+        """
+        L{encode} through the reference L{FieldCodec}: the compiled encoder
+        falls back to it for unusual values and for every error.
         """
         values = [
             default if name is None else getattr(self, name) for name, default in self._layout
@@ -212,6 +263,13 @@ class Properties(_Frozen):
 
     CLASS_ID: ClassVar[int]
     _codec: ClassVar[PropertiesCodec]
+    # first flag word to its compiled decoder
+    _flag_decoders: ClassVar[dict[int, Callable[[bytes, int], Properties]]]
+    _source: ClassVar[str] = ""
+
+    @classmethod
+    def _compile_decoder(cls, flags: int) -> Callable[[bytes, int], Properties]:
+        return _compile_properties_decoder(cls, flags)
 
     def encode_header(self, body_size: int) -> bytes:
         """
@@ -219,6 +277,37 @@ class Properties(_Frozen):
 
         @raise LocalProtocolError: a property does not fit its wire type (the
             message names it), or C{body_size} is not a 64-bit size.
+        """
+        # replaced in every generated class of up to 15 properties
+        return self._encode_header_generic(body_size)
+
+    def header_frame(self, channel: int, body_size: int) -> bytes:
+        """
+        The whole content header frame for C{channel}.
+
+        @raise LocalProtocolError: as for L{encode_header}.
+        """
+        # replaced in every generated class of up to 15 properties
+        payload = self._encode_header_generic(body_size)
+        return _ENVELOPE.pack(FRAME_HEADER, channel, len(payload)) + payload + _END
+
+    def content_frames(
+        self, channel: int, body: bytes | bytearray | memoryview, frame_max: int
+    ) -> list[bytes]:
+        """
+        The content header frame and the body frames of a message with
+        these properties: C{body} split so no frame exceeds C{frame_max}
+        (C{0}: no limit).  When the body fits one frame, header and body
+        come as one byte string.
+
+        @raise LocalProtocolError: as for L{encode_header}.
+        """
+        # replaced in every generated class of up to 15 properties
+        return [self.header_frame(channel, len(body)), *body_frames(channel, body, frame_max)]
+
+    def _encode_header_generic(self, body_size: int) -> bytes:
+        """
+        L{encode_header} through the reference L{PropertiesCodec}.
         """
         values = [getattr(self, name) for name in self.field_names]
         try:
@@ -306,6 +395,8 @@ class MethodSet:
         self.by_key: dict[tuple[int, int], type[Method]] = {}
         self.by_name: dict[str, type[Method]] = {}
         self.properties: dict[int, type[Properties]] = {}
+        # (class_id << 16 | method_id) to the compiled decoder
+        self._decoders: dict[int, Callable[[bytes, int], Method]] = {}
         self._namespaces: dict[str, _ClassNamespace] = {}
         for cspec in spec.classes:
             ns = _ClassNamespace(class_name(cspec.name), cspec)
@@ -314,6 +405,7 @@ class MethodSet:
                 cls = _method_class(ns.__name__, mspec)
                 ns.methods[cls.__name__] = cls
                 self.by_key[(mspec.class_id, mspec.id)] = cls
+                self._decoders[mspec.class_id << 16 | mspec.id] = cls._decode
                 self.by_name[mspec.full_name] = cls
             if cspec.properties:
                 props = _properties_class(ns.__name__, cspec)
@@ -331,6 +423,11 @@ class MethodSet:
         self.replies: frozenset[type[Method]] = frozenset(
             r for cls in self.by_name.values() for r in cls.RESPONSES
         )
+        for reply in self.replies:
+            reply.IS_REPLY = True
+        # the hot paths, as plain functions: cheaper to call than methods
+        self.decode = _decode_function(self)  # type: ignore[method-assign]
+        self.decode_header = _decode_header_function(self)  # type: ignore[method-assign]
 
     def __getattr__(self, name: str) -> _ClassNamespace:
         try:
@@ -351,6 +448,15 @@ class MethodSet:
         @raise RemoteProtocolError: unknown class or method ids (540), or
             arguments that are malformed, truncated or followed by extra
             bytes (502).
+        """
+        # replaced in every instance by a closure over the compiled decoders
+        # (see _decode_function), which falls back to the reference decoder
+        return self._decode_generic(payload, channel)
+
+    def _decode_generic(self, payload: bytes | memoryview, channel: int = 0) -> Method:
+        """
+        L{decode} through the reference L{FieldCodec}: the compiled decoders
+        fall back to it for every malformed payload.
         """
         if len(payload) < 4:
             raise RemoteProtocolError(
@@ -380,6 +486,16 @@ class MethodSet:
         @return: C{(class_id, body_size, properties)}.
         @raise RemoteProtocolError: an unknown class id, or a malformed header.
         """
+        # replaced in every instance by a closure over the compiled decoders
+        # (see _decode_header_function)
+        return self._decode_header_generic(payload, channel)
+
+    def _decode_header_generic(
+        self, payload: bytes | memoryview, channel: int = 0
+    ) -> tuple[int, int, Properties]:
+        """
+        L{decode_header} through the reference L{PropertiesCodec}.
+        """
         if len(payload) < 14:
             raise RemoteProtocolError(
                 SYNTAX_ERROR, f"content header of {len(payload)} bytes is too short", channel
@@ -398,70 +514,166 @@ class MethodSet:
         return class_id, body_size, cls._from_values(values)
 
 
+def _decode_function(ms: MethodSet) -> Callable[..., Method]:
+    """
+    L{MethodSet.decode} for C{ms}, as a closure over its decoders.
+    """
+    decoders = ms._decoders
+    generic = ms._decode_generic
+    key = _METHOD_KEY
+
+    def decode(payload: bytes | memoryview, channel: int = 0) -> Method:
+        if type(payload) is bytes:
+            try:
+                return decoders[key(payload)[0]](payload, len(payload))
+            except Exception:
+                pass  # the reference decoder reports what is wrong
+        return generic(payload, channel)
+
+    decode.__doc__ = MethodSet.decode.__doc__
+    return decode
+
+
+def _decode_header_function(ms: MethodSet) -> Callable[..., tuple[int, int, Properties]]:
+    """
+    L{MethodSet.decode_header} for C{ms}, as a closure over its decoders.
+    """
+    properties = ms.properties
+    generic = ms._decode_header_generic
+    unpack = _unpack_header
+
+    def decode_header(
+        payload: bytes | memoryview, channel: int = 0
+    ) -> tuple[int, int, Properties]:
+        if type(payload) is bytes:
+            try:
+                class_id, _weight, body_size, flags = unpack(payload)
+                cls = properties[class_id]
+                decode = cls._flag_decoders.get(flags) or cls._compile_decoder(flags)
+                return class_id, body_size, decode(payload, len(payload))
+            except Exception:
+                pass  # the reference decoder reports what is wrong
+        return generic(payload, channel)
+
+    decode_header.__doc__ = MethodSet.decode_header.__doc__
+    return decode_header
+
+
 def _setters(cls: type[_Frozen]) -> tuple[Callable[[Any, Any], None], ...]:
     return tuple(getattr(cls, name).__set__ for name in cls.field_names)
 
 
-def _unknown_keywords(self: _Frozen, unknown: dict[str, Any]) -> None:
+def _unknown_keywords(cls: type[_Frozen], unknown: dict[str, Any]) -> None:
     names = ", ".join(sorted(unknown))
     raise TypeError(
-        f"{type(self).__qualname__}() got unexpected keyword argument(s): {names}; "
-        f"it takes {', '.join(self.field_names) or 'none'}"
+        f"{cls.__qualname__}() got unexpected keyword argument(s): {names}; "
+        f"it takes {', '.join(cls.field_names) or 'none'}"
     )
 
 
-def _install_constructors(cls: type[_Frozen]) -> None:
+def _install_constructors(cls: type[_Frozen], fields: type) -> None:
     """
-    Give a generated class its C{__init__} (keyword-only, with the fields'
+    Give a generated class its C{__new__} (keyword-only, with the fields'
     defaults, so C{help()} shows the real signature) and C{_from_values}
     (the decoder's positional constructor).
 
     They are compiled from source, as C{dataclasses} does, because these
     constructors run for every message published or delivered.  Field names
     are identifiers checked by the spec loader; values never appear in the
-    source.  For C{Basic.Publish} the result reads::
+    source.  C{fields} is the class's slot holder (see L{_slot_classes}):
+    the constructors fill an instance of it with plain attribute stores,
+    then give it its public class.  For C{Basic.Publish} the result reads::
 
-        def __init__(self, *, exchange=_d0, routing_key=_d1, mandatory=_d2,
-                     immediate=_d3, **_extra):
+        def __new__(cls, *, exchange=_d0, routing_key=_d1, mandatory=_d2,
+                    immediate=_d3, **_extra):
             if _extra:
-                _unknown(self, _extra)
-            _s0(self, exchange)
+                _unknown(cls, _extra)
+            if cls is not _C:
+                return _subclass(cls, exchange, routing_key, mandatory, immediate)
+            self = _new(_F)
+            self.exchange = exchange
             ...
+            self.__class__ = _C
+            return self
+
+    An instance of a subclass (one the application made) is filled through
+    the slots' descriptors instead.
     """
     cls._setters = _setters(cls)
-    scope: dict[str, Any] = {"_new": object.__new__, "_unknown": _unknown_keywords}
+    scope: dict[str, Any] = {
+        "_new": object.__new__,
+        "_unknown": _unknown_keywords,
+        "_F": fields,
+        "_C": cls,
+    }
     params = []
-    init_body = []
+    new_body = []
+    sub_body = []
     make_body = []
+    names = []
     for i, (name, default, factory) in enumerate(cls._defaults):
         assert name.isidentifier(), name
+        names.append(name)
         scope[f"_s{i}"] = cls._setters[i]
         if factory:
             params.append(f"{name}=None")
-            init_body.append(f"    _s{i}(self, _d{i}() if {name} is None else {name})")
+            new_body.append(f"    self.{name} = _d{i}() if {name} is None else {name}")
+            sub_body.append(f"    _s{i}(self, _d{i}() if {name} is None else {name})")
         else:
             params.append(f"{name}=_d{i}")
-            init_body.append(f"    _s{i}(self, {name})")
+            new_body.append(f"    self.{name} = {name}")
+            sub_body.append(f"    _s{i}(self, {name})")
         scope[f"_d{i}"] = default
-        make_body.append(f"    _s{i}(self, values[{i}])")
-    signature = ", ".join(["self", "*", *params, "**_extra"] if params else ["self", "**_extra"])
+        make_body.append(f"    self.{name} = values[{i}]")
+    signature = ", ".join(["cls", "*", *params, "**_extra"] if params else ["cls", "**_extra"])
     source = "\n".join(
         [
-            f"def __init__({signature}):",
+            f"def __new__({signature}):",
             "    if _extra:",
-            "        _unknown(self, _extra)",
-            *init_body,
-            "def _from_values(cls, values):",
+            "        _unknown(cls, _extra)",
+            "    if cls is not _C:",
+            f"        return _subclass({', '.join(['cls', *names])})",
+            "    self = _new(_F)",
+            *new_body,
+            "    self.__class__ = _C",
+            "    return self",
+            f"def _subclass({', '.join(['cls', *names])}):",
             "    self = _new(cls)",
+            *sub_body,
+            "    return self",
+            "def _from_values(cls, values):",
+            "    self = _new(_F)",
             *make_body,
+            "    self.__class__ = _C",
             "    return self",
         ]
     )
     exec(compile(source, f"<txamqp_next {cls.__qualname__}>", "exec"), scope)
-    init = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    cls.__init__ = init  # type: ignore[method-assign]
+    new = scope["__new__"]
+    new.__qualname__ = f"{cls.__qualname__}.__new__"
+    cls.__new__ = staticmethod(new)  # type: ignore[method-assign]
     cls._from_values = classmethod(scope["_from_values"])  # type: ignore[assignment]
+
+
+def _slot_classes(
+    name: str, names: tuple[str, ...], base: type[_F], ns: dict[str, Any]
+) -> type[_F]:
+    """
+    Build a method or properties class in two layers: a plain class holding
+    the slots, and the public frozen class on top of it (and of C{base}),
+    adding no slots of its own.
+
+    Storing into a slot of the plain class is a plain attribute store, much
+    cheaper than going around the frozen class's C{__setattr__}; the
+    generated decoders fill a plain instance and then set its C{__class__}
+    to the public class, which CPython allows because the two have the same
+    layout.  Nothing else ever sees the plain class.
+    """
+    fields = type(f"{name}Fields", (), {"__slots__": names, "__module__": __name__})
+    ns = {**ns, "__slots__": ()}
+    cls: type[_F] = type(name, (fields, base), ns)
+    _install_constructors(cls, fields)
+    return cls
 
 
 def _defaults(fields: tuple[FieldSpec, ...]) -> tuple[tuple[str, Any, bool], ...]:
@@ -478,7 +690,6 @@ def _method_class(namespace: str, spec: MethodSpec) -> type[Method]:
     public = tuple(f for f in spec.fields if not f.reserved)
     names = tuple(f.name for f in public)
     ns: dict[str, Any] = {
-        "__slots__": names,
         "__qualname__": f"{namespace}.{class_name(spec.name)}",
         "__doc__": f"The AMQP method C{{{spec.full_name}}} ({spec.class_id}.{spec.id}).",
         "NAME": spec.full_name,
@@ -497,16 +708,92 @@ def _method_class(namespace: str, spec: MethodSpec) -> type[Method]:
         "_public_positions": tuple(i for i, f in enumerate(spec.fields) if not f.reserved),
         "_has_no_wait": "no_wait" in names,
         "_prefix": _IDS.pack(spec.class_id, spec.id),
+        "CONNECTION_CLASS": spec.class_name == "connection",
+        "CLIENT_SENDS": "server" in spec.chassis,
+        "CLIENT_RECEIVES": "client" in spec.chassis,
     }
-    cls: type[Method] = type(class_name(spec.name), (Method,), ns)
-    _install_constructors(cls)
+    cls = _slot_classes(class_name(spec.name), names, Method, ns)
+    _install_method_codec(cls, spec)
     return cls
+
+
+def _install_method_codec(cls: type[Method], spec: MethodSpec) -> None:
+    """
+    Compile C{encode}, C{encode_frame} and the decoder of a method class.
+
+    For C{Basic.Publish} the encoder reads::
+
+        def encode_frame(self, channel):
+            try:
+                b2 = _str_encode(self.exchange)
+                h2 = _O[len(b2)]
+                b3 = _str_encode(self.routing_key)
+                h3 = _O[len(b3)]
+                return b"".join((_env(1, channel, 9 + len(b2) + len(b3)),
+                                 _k1, h2, b2, h3, b3,
+                                 _p2((1 if self.mandatory else 0) | (2 if self.immediate else 0)),
+                                 _END))
+            except Exception:
+                payload = _generic(self)
+            return _env(1, channel, len(payload)) + payload + _END
+
+    where C{_k1} holds the class and method ids and the reserved ticket.
+    Anything unusual (a C{bytes} exchange name, a value that does not fit)
+    goes to the reference encoder, which produces the bytes or the error.
+    """
+    src = _compile.Source()
+    src.scope.update(
+        {"_generic": Method._encode_generic, "_env": _ENVELOPE.pack, "_END": _END}
+    )
+    types = [f.type for f in spec.fields]
+    args = [None if f.reserved else f"self.{f.name}" for f in spec.fields]
+    lines, parts, size, sizes = _compile.encoder_parts(src, types, args, cls._prefix)
+    body = [f"        {line}" for line in lines]
+    size_expr = " + ".join([str(size), *sizes])
+    targets = [None if f.reserved else f"v{i}" for i, f in enumerate(spec.fields)]
+    decode = [f"    {line}" for line in _compile.decoder_lines(src, types, targets)]
+    stores = [f"    s.{f.name} = v{i}" for i, f in enumerate(spec.fields) if not f.reserved]
+    src.scope.update({"_new": object.__new__, "_F": cls.__mro__[1], "_C": cls})
+    source = "\n".join(
+        [
+            "def encode(self):",
+            "    try:",
+            *body,
+            f"        return b''.join(({', '.join(parts)},))",
+            "    except Exception:",
+            "        return _generic(self)",
+            "def encode_frame(self, channel):",
+            "    try:",
+            *body,
+            f"        return b''.join((_env({FRAME_METHOD}, channel, {size_expr}), "
+            f"{', '.join(parts)}, _END))",
+            "    except Exception:",
+            "        payload = _generic(self)",
+            f"    return _env({FRAME_METHOD}, channel, len(payload)) + payload + _END",
+            "def decode(buf, n):",
+            "    p = 4",
+            *decode,
+            "    if p != n:",
+            "        raise _Fallback",
+            "    s = _new(_F)",
+            *stores,
+            "    s.__class__ = _C",
+            "    return s",
+        ]
+    )
+    scope = src.compile(source, f"<txamqp_next {cls.__qualname__} codec>")
+    for name in ("encode", "encode_frame"):
+        function = scope[name]
+        function.__qualname__ = f"{cls.__qualname__}.{name}"
+        function.__doc__ = getattr(Method, name).__doc__
+        setattr(cls, name, function)
+    cls._decode = staticmethod(scope["decode"])
+    cls._source = source
 
 
 def _properties_class(namespace: str, spec: ClassSpec) -> type[Properties]:
     names = tuple(f.name for f in spec.properties)
     ns: dict[str, Any] = {
-        "__slots__": names,
         "__qualname__": f"{namespace}.Properties",
         "__doc__": f"The content properties of the AMQP class C{{{spec.name}}}.",
         "CLASS_ID": spec.id,
@@ -514,9 +801,158 @@ def _properties_class(namespace: str, spec: ClassSpec) -> type[Properties]:
         "_defaults": tuple((n, None, False) for n in names),
         "_codec": PropertiesCodec(tuple(f.type for f in spec.properties)),
     }
-    cls: type[Properties] = type("Properties", (Properties,), ns)
-    _install_constructors(cls)
+    cls = _slot_classes("Properties", names, Properties, ns)
+    cls._flag_decoders = {}
+    if len(names) <= 15:
+        _install_properties_encoder(cls, spec)
     return cls
+
+
+def _flag(index: int) -> int:
+    """
+    The flag of property C{index} in the first flag word.
+    """
+    return 1 << (15 - index)
+
+
+def _install_properties_encoder(cls: type[Properties], spec: ClassSpec) -> None:
+    """
+    Compile C{encode_header} and C{header_frame} of a properties class with
+    at most 15 properties (one flag word).  Each property present adds its
+    flag and its bytes; for C{Basic.Properties} the start reads::
+
+        def header_frame(self, channel, body_size):
+            try:
+                f = 0
+                size = 14
+                parts = [None, None]
+                if self.content_type is not None:
+                    v = self.content_type
+                    f |= 32768
+                    b = _str_encode(v)
+                    parts += (_O[len(b)], b)
+                    size += 1 + len(b)
+                ...
+    """
+    src = _compile.Source()
+    src.scope.update(
+        {
+            "_generic": Properties._encode_header_generic,
+            "_env": _ENVELOPE.pack,
+            "_head": _HEADER_FLAGS.pack,
+            "_END": _END,
+        }
+    )
+    body = ["        f = 0", "        size = 14", "        parts = [None, None]"]
+    for index, prop in enumerate(spec.properties):
+        flag = _flag(index)
+        if prop.type == "bit":
+            body += [f"        if self.{prop.name}:", f"            f |= {flag}"]
+            continue
+        lines, parts, size, sizes = _compile.encoder_parts(src, [prop.type], ["v"])
+        body += [
+            f"        if self.{prop.name} is not None:",
+            f"            v = self.{prop.name}",
+            f"            f |= {flag}",
+        ]
+        body += [f"            {line}" for line in lines]
+        body.append(f"            parts += ({', '.join(parts)},)")
+        body.append(f"            size += {' + '.join([str(size), *sizes])}")
+    header = f"_head({spec.id}, 0, body_size, f)"
+    source = "\n".join(
+        [
+            "def header_frame(self, channel, body_size):",
+            "    try:",
+            *body,
+            f"        parts[0] = _env({FRAME_HEADER}, channel, size)",
+            f"        parts[1] = {header}",
+            "        parts.append(_END)",
+            "        return b''.join(parts)",
+            "    except Exception:",
+            "        payload = _generic(self, body_size)",
+            f"    return _env({FRAME_HEADER}, channel, len(payload)) + payload + _END",
+            "def encode_header(self, body_size):",
+            "    try:",
+            *body,
+            "        del parts[0]",
+            f"        parts[0] = {header}",
+            "        return b''.join(parts)",
+            "    except Exception:",
+            "        return _generic(self, body_size)",
+            "def content_frames(self, channel, body, frame_max):",
+            "    body_size = len(body)",
+            f"    if not body_size or (frame_max and body_size > frame_max - {FRAME_OVERHEAD}):",
+            "        return [self.header_frame(channel, body_size), "
+            "*_body_frames(channel, body, frame_max)]",
+            "    try:",
+            *body,
+            f"        parts[0] = _env({FRAME_HEADER}, channel, size)",
+            f"        parts[1] = {header}",
+            f"        parts += (_ENV_END, _env({FRAME_BODY}, channel, body_size), body, _END)",
+            "        return [b''.join(parts)]",
+            "    except Exception:",
+            "        payload = _generic(self, body_size)",
+            f"    return [b''.join((_env({FRAME_HEADER}, channel, len(payload)), payload, _END,",
+            f"                      _env({FRAME_BODY}, channel, body_size), body, _END))]",
+        ]
+    )
+    src.scope.update({"_body_frames": body_frames, "_ENV_END": _END})
+    scope = src.compile(source, f"<txamqp_next {cls.__qualname__} codec>")
+    for name in ("encode_header", "header_frame", "content_frames"):
+        function = scope[name]
+        function.__qualname__ = f"{cls.__qualname__}.{name}"
+        function.__doc__ = getattr(Properties, name).__doc__
+        setattr(cls, name, function)
+    cls._source = source
+
+
+def _compile_properties_decoder(
+    cls: type[Properties], flags: int
+) -> Callable[[bytes, int], Properties]:
+    """
+    Compile the decoder of a content header whose only flag word is
+    C{flags}: it reads exactly the properties flagged, in order.
+
+    @raise _compile.Fallback: C{flags} has the continuation bit or flags a
+        property the class does not have, or the class has its share of
+        compiled decoders already; the reference decoder deals with those.
+    """
+    names = cls.field_names
+    types = cls._codec.types
+    present = [i for i in range(min(len(names), 15)) if flags & _flag(i)]
+    if flags & 1 or flags != sum(_flag(i) for i in present):
+        raise _compile.Fallback()
+    if len(cls._flag_decoders) >= _FLAG_DECODERS:
+        raise _compile.Fallback()
+    src = _compile.Source()
+    src.scope.update({"_new": object.__new__, "_F": cls.__mro__[1], "_C": cls})
+    stored = [i for i in present if types[i] != "bit"]
+    lines = _compile.decoder_lines(src, [types[i] for i in stored], [f"v{i}" for i in stored])
+    stores = []
+    for i, name in enumerate(names):
+        if i in stored:
+            stores.append(f"    s.{name} = v{i}")
+        elif types[i] == "bit":
+            stores.append(f"    s.{name} = {i in present}")
+        else:
+            stores.append(f"    s.{name} = None")
+    source = "\n".join(
+        [
+            "def decode(buf, n):",
+            "    p = 14",
+            *[f"    {line}" for line in lines],
+            "    if p != n:",
+            "        raise _Fallback",
+            "    s = _new(_F)",
+            *stores,
+            "    s.__class__ = _C",
+            "    return s",
+        ]
+    )
+    scope = src.compile(source, f"<txamqp_next {cls.__qualname__} decoder {flags:#06x}>")
+    decode: Callable[[bytes, int], Properties] = scope["decode"]
+    cls._flag_decoders[flags] = decode
+    return decode
 
 
 @functools.lru_cache(maxsize=32)
