@@ -234,7 +234,7 @@ async def declare(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     oks = await defer.gatherResults(
         [ch.queue_declare(queue=name, exclusive=True) for name in names], consumeErrors=True
     )
-    for name, ok in zip(names, oks):
+    for name, ok in zip(names, oks, strict=True):
         if ok.queue != name:
             raise BenchError(f"declared {ok.queue!r}, not {name!r}")
     deleted = await defer.gatherResults(

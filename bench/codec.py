@@ -240,8 +240,10 @@ def main() -> None:
     theirs = pamqp_ops()
     version = metadata.version("pamqp")
     print(f"codec benchmark: txamqp_next vs pamqp {version}; median of {args.repeat} batches")
-    print(f"{'operation':<16} {'ours us':>9} {'pamqp us':>9} {'ours ops/s':>11} "
-          f"{'pamqp ops/s':>12} {'ratio':>6}")
+    print(
+        f"{'operation':<16} {'ours us':>9} {'pamqp us':>9} {'ours ops/s':>11} "
+        f"{'pamqp ops/s':>12} {'ratio':>6}"
+    )
     for name in ours:
         # alternate the two sides so drift in machine load hits both alike
         mine = time_op(ours[name], args.batch, args.repeat)

@@ -18,6 +18,7 @@ prints C{{"error": ...}} and exits non-zero.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -151,9 +152,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
-def result(
-    args: argparse.Namespace, meter: Meter, **extra: Any
-) -> dict[str, Any]:
+def result(args: argparse.Namespace, meter: Meter, **extra: Any) -> dict[str, Any]:
     """
     The result record of a finished run.
     """
@@ -235,16 +234,6 @@ def drain_and_check(url: str, queue: str, count: int, size: int) -> None:
     helper("drain", "--url", url, "--queue", queue, "--count", str(count), "--size", str(size))
 
 
-def delete_queue(url: str, queue: str) -> None:
-    """
-    Delete C{queue} if it is still there (after a failure).
-    """
-    try:
-        helper("delete", "--url", url, "--queue", queue)
-    except BenchError:
-        pass
-
-
 def run_twisted(
     args: argparse.Namespace, workload: Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]
 ) -> None:
@@ -262,10 +251,8 @@ def run_twisted(
         except BaseException as e:
             outcome.append(e)
 
-    try:
+    with contextlib.suppress(SystemExit):
         task.react(lambda reactor: defer.ensureDeferred(run(reactor)))
-    except SystemExit:
-        pass
     if not outcome:
         fail(args, "the workload ended without a result")
     if isinstance(outcome[0], BaseException):

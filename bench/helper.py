@@ -49,13 +49,12 @@ def drain(url: str, queue: str, count: int, size: int) -> None:
     if ok.method.message_count != count:
         raise BenchError(f"drain: {ok.method.message_count} messages in {queue}, not {count}")
     ch.basic_qos(prefetch_count=2000)
-    index = 0
-    for _method, _props, got in ch.consume(queue, auto_ack=True, inactivity_timeout=30):
+    deliveries = ch.consume(queue, auto_ack=True, inactivity_timeout=30)
+    for index, (_method, _props, got) in enumerate(deliveries):
         if got is None:
             raise BenchError(f"drain: only {index} of {count} messages in {queue}")
         check_body(index, size, got)
-        index += 1
-        if index == count:
+        if index + 1 == count:
             break
     ch.cancel()
     ok = ch.queue_delete(queue=queue)

@@ -438,3 +438,37 @@ class BoundedMemoryTests(SynchronousTestCase):
         peak = self.measure(producer.run, lambda: True)
         self.assertEqual(producer.sent, 32)
         self.assertGreater(peak, 32 * MiB)
+
+
+class DispatchTests(SynchronousTestCase):
+    """
+    Publishes made while received frames are handled (from a consumer
+    callback) are batched into one write, but not without bound.
+    """
+
+    def test_callback_publishes_paused(self) -> None:
+        """
+        A callback publishing 10 bodies of 20 KiB writes once about 64 KiB
+        are waiting; the transport then pauses the client and the rest are
+        held until it drains, in order.
+        """
+        transport = ThrottlingTransport(high_water=1000)
+        broker = Broker(transport=transport)
+        broker.handshake()
+        ch = broker.open_channel()
+        transport.drain()
+        results: list[Deferred[None]] = []
+
+        def callback(message: object) -> None:
+            for i in range(10):
+                results.append(ch.basic_publish(routing_key="q", body=bytes([i]) * 20480))
+
+        ch.basic_consume(queue="in", consumer_tag="tag", callback=callback)
+        broker.reply("basic.consume-ok", consumer_tag="tag")
+        broker.frames_sent()
+        broker.deliver("tag", 1)
+        self.assertTrue(broker.client.publishing_paused)
+        self.assertEqual([d.called for d in results], [True] * 4 + [False] * 6)
+        while transport.paused:
+            transport.drain()
+        self.assertEqual(bodies(broker), [bytes([i]) * 20480 for i in range(10)])

@@ -17,6 +17,7 @@ Cancelling a pending call closes its channel.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -41,6 +42,15 @@ if TYPE_CHECKING:
 __all__ = ["Channel", "Consumer", "ConsumerCancelled", "PublishNacked", "Unroutable"]
 
 DeliveryCallback = Callable[[Message], object]
+
+#: how many distinct (exchange, routing key, flags) a channel keeps a
+#: ready C{basic.publish} for
+_PUBLISH_METHOD_CACHE = 256
+
+
+@functools.lru_cache(maxsize=512)
+def _python_name(name: str) -> str:
+    return python_name(name)
 
 
 class ConsumerCancelled(AMQPError):
@@ -84,6 +94,8 @@ class Consumer:
             return
         try:
             result = self.callback(message)
+            if result is None:
+                return
             if inspect.iscoroutine(result):
                 result = ensureDeferred(result)
         except Exception:
@@ -171,6 +183,11 @@ class Channel:
         # path checks (see _update_holding)
         self._held: deque[tuple[Method, Properties, bytes, Deferred[None]]] = deque()
         self._holding = client._publishing_paused
+        # method and property objects are immutable, so the publish path
+        # reuses them: the basic.publish of each (exchange, routing key,
+        # flags) seen lately and the empty properties
+        self._publish_methods: dict[tuple[str, str, bool, bool], Method] = {}
+        self._no_properties: Properties | None = None
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else ("closed" if self.closed else "opening")
@@ -292,13 +309,24 @@ class Channel:
             properties = content.properties
         elif isinstance(body, str):
             body = body.encode("utf-8")
-        try:
-            props = self._properties(properties)
-        except TypeError as e:
-            return fail(e)
-        method = self.methods["basic.publish"](
-            exchange=exchange, routing_key=routing_key, mandatory=mandatory, immediate=immediate
-        )
+        if properties is None:
+            props = self._no_properties
+            if props is None:
+                props = self._no_properties = self.methods.properties[60]()
+        else:
+            try:
+                props = self._properties(properties)
+            except TypeError as e:
+                return fail(e)
+        key = (exchange, routing_key, mandatory, immediate)
+        method = self._publish_methods.get(key)
+        if method is None:
+            method = self.methods["basic.publish"](
+                exchange=exchange, routing_key=routing_key, mandatory=mandatory, immediate=immediate
+            )
+            if len(self._publish_methods) >= _PUBLISH_METHOD_CACHE:
+                self._publish_methods.clear()
+            self._publish_methods[key] = method
         if self._holding and self.closed is None:
             d: Deferred[None] = Deferred()
             self._held.append((method, props, body, d))
@@ -312,7 +340,8 @@ class Channel:
             self.client.core.send_method(self.id, method, props, body)
         except LocalProtocolError as e:
             return fail(self.closed or e)
-        self.client._flush()
+        # about the frames' size: the body and its envelopes
+        self.client._flush(size=len(body) + 64)
         if self.confirms is not None:
             return self.confirms.add()
         return succeed(None)
@@ -357,7 +386,31 @@ class Channel:
             return cls()
         if isinstance(properties, Properties):
             return properties
-        return cls(**{python_name(k): v for k, v in properties.items()})
+        return cls(**{_python_name(k): v for k, v in properties.items()})
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> Deferred[None]:
+        """
+        Acknowledge a delivery (C{basic.ack}); C{multiple} acknowledges every
+        delivery up to C{delivery_tag} as well.
+
+        @return: a L{Deferred} firing with C{None} once the ack is handed to
+            the transport, or failing with the channel's error.
+        """
+        if self.closed is not None or self.id == 0:
+            return self.call(
+                self.methods["basic.ack"](delivery_tag=delivery_tag, multiple=multiple)
+            )
+        cls = self._ack_class
+        if cls is None:
+            cls = self._ack_class = self.methods["basic.ack"]
+        try:
+            self.client.core.send_method(self.id, cls(delivery_tag=delivery_tag, multiple=multiple))
+        except LocalProtocolError as e:
+            return fail(self.closed or e)
+        self.client._flush()
+        return succeed(None)
+
+    _ack_class: type[Method] | None = None
 
     def basic_consume(
         self,
@@ -476,7 +529,7 @@ class Channel:
         message = Message(self, method, properties, body)
         name = method.NAME
         if name == "basic.deliver":
-            consumer = self.consumers.get(message.consumer_tag)
+            consumer = self.consumers.get(method.consumer_tag)
             if consumer is not None:
                 consumer.deliver(message)
             else:

@@ -92,6 +92,10 @@ class AMQClient(Protocol):
 
     log = Logger()
 
+    #: while received events are handled, publishes are written in one
+    #: batch once their bodies reach this many bytes
+    BATCH_LIMIT = 65536
+
     def __init__(
         self,
         delegate: Any = None,
@@ -159,6 +163,10 @@ class AMQClient(Protocol):
         self._writable_waiters: list[Deferred[None]] = []
         #: set when the connection opens (txAMQP's C{started})
         self.started = TwistedEvent()
+        # True while received events are handled, and the body bytes
+        # queued meanwhile; see _flush
+        self._dispatching = False
+        self._unflushed = 0
 
     def __repr__(self) -> str:
         return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
@@ -433,7 +441,7 @@ class AMQClient(Protocol):
         if self.core.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return d
         self.core.close(reply_text=str(reason) if reason else "")
-        self._flush()
+        self._flush(now=True)
         if not self._core_closing():
             self.closed = ConnectionClosedError(reply_text="closed by the client")
             self.transport.loseConnection()
@@ -452,14 +460,41 @@ class AMQClient(Protocol):
 
     # -- plumbing ------------------------------------------------------------
 
-    def _flush(self) -> None:
+    def _flush(self, now: bool = False, size: int = 0) -> None:
+        """
+        Hand what the core has queued to the transport.  While received
+        events are being handled, the frames that application callbacks
+        send (acks, replies, the next publishes) wait for the one write
+        that follows the batch, instead of one write each; but once the
+        bodies waiting pass L{BATCH_LIMIT} they are written at once, so the
+        transport sees them and can pause publishing (backpressure).
+
+        @param now: write even while handling events (before the transport
+            is closed).
+        @param size: the size of the body just queued, if any.
+        """
+        if self._dispatching and not now:
+            self._unflushed += size
+            if self._unflushed < self.BATCH_LIMIT:
+                return
+        self._unflushed = 0
         chunks = self.core.chunks_to_send()
         if chunks and self.transport is not None:
             self.transport.writeSequence(chunks)
 
     def _handle_events(self, events: list[Event], error: ProtocolError | None) -> None:
-        for event in events:
-            self._handle(event)
+        if self._dispatching:
+            # re-entered from a callback (authenticate, say): the outer
+            # call flushes
+            for event in events:
+                self._handle(event)
+        else:
+            self._dispatching = True
+            try:
+                for event in events:
+                    self._handle(event)
+            finally:
+                self._dispatching = False
         self._flush()
         if error is not None:
             self.closed = error
@@ -513,7 +548,7 @@ class AMQClient(Protocol):
             self.log.warn("connection closed: {error}", error=event.error)
             self.closed = event.error
         self._fail_everything(self.closed)
-        self._flush()
+        self._flush(now=True)
         if self.transport is None:
             return
         if isinstance(event.error, HeartbeatTimeout):
