@@ -46,16 +46,6 @@ class OutboundTests(SynchronousTestCase):
         self.assertTrue(all(len(p) <= 4096 - _frames.FRAME_OVERHEAD for p in payloads))
         self.assertEqual(b"".join(payloads), body)
 
-    def test_one_frame_body_unchanged(self) -> None:
-        """
-        A body that fits a frame still goes out as separate frames (the
-        small-message path is not joined).
-        """
-        conn, factory, parser = open_connection()
-        ch = open_channel(conn, factory, parser)
-        conn.publish(ch, b"small", routing_key="q")
-        self.assertEqual(len(conn.chunks_to_send()), 3)
-
     def test_publish_copies_body_once(self) -> None:
         """
         Publishing 16 MiB allocates about one copy of the body (the frames),

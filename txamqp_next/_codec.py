@@ -336,6 +336,8 @@ _FIXED_VALUES = {
     ord("T"): _fixed_value("Q", _to_datetime),
 }
 _LONG_STRING = ord("S")
+_SIGNED_32 = ord("I")
+_I32_UNPACK = struct.Struct(">i").unpack_from
 _BYTE_ARRAY = ord("x")
 _ARRAY = ord("A")
 _TABLE = ord("F")
@@ -410,6 +412,7 @@ def _table_at(buf: bytes, pos: int, end: int, raw: bool, depth: int) -> tuple[An
     table: dict[str, Any] = {}
     fixed_values = _FIXED_VALUES
     unpack_size = _U32.unpack_from
+    unpack_int32 = _I32_UNPACK
     while pos < stop:
         key_start = pos + 1
         key_end = key_start + buf[pos]
@@ -439,6 +442,13 @@ def _table_at(buf: bytes, pos: int, end: int, raw: bool, depth: int) -> tuple[An
                 table[key] = data.decode()
             except UnicodeDecodeError:
                 table[key] = data
+            continue
+        if kind == _SIGNED_32:
+            # the commonest integer, inlined too
+            if pos + 4 > stop:
+                raise _truncated("field value")
+            table[key] = unpack_int32(buf, pos)[0]
+            pos += 4
             continue
         # _decode_value's fixed-size case, inlined
         fixed = fixed_values.get(kind)
@@ -744,31 +754,30 @@ def _common_table(table: dict[str, Any]) -> bytes:
     big integer, ...) and on every error; L{encode_table} then uses
     L{_table}, which produces the bytes or the right error.
     """
-    parts = [b""]
+    parts: list[bytes] = []
     append = parts.append
-    encoders = _VALUE_ENCODERS
+    size = 0
+    octets = _OCTETS
     for key, value in table.items():
         name = _str_encode(key)
-        append(_OCTETS[len(name)])
-        append(name)
         kind = type(value)
         if kind is str:
             data = _str_encode(value)
-            append(_TAGGED_SIZE_PACK(b"S", len(data)))
-            append(data)
+            entry = octets[len(name)] + name + _TAGGED_SIZE_PACK(b"S", len(data)) + data
         elif kind is int:
             if not -0x80000000 <= value <= 0x7FFFFFFF:
                 raise _Uncommon
-            append(_TAGGED_INT32_PACK(b"I", value))
+            entry = octets[len(name)] + name + _TAGGED_INT32_PACK(b"I", value)
         elif kind is bool:
-            append(_TRUE if value else _FALSE)
+            entry = octets[len(name)] + name + (_TRUE if value else _FALSE)
         else:
-            encoder = encoders.get(kind)
+            encoder = _VALUE_ENCODERS.get(kind)
             if encoder is None:
                 raise _Uncommon
-            append(encoder(value, key, 1))
-    parts[0] = _U32_PACK(sum(map(len, parts)))
-    return b"".join(parts)
+            entry = octets[len(name)] + name + encoder(value, key, 1)
+        append(entry)
+        size += len(entry)
+    return _U32_PACK(size) + b"".join(parts)
 
 
 def encode_array(items: Sequence[Any]) -> bytes:

@@ -23,8 +23,6 @@ and method ids)::
     def decode(buf, n):
         p = 4
         e = p + 1 + buf[p]
-        if e > n:
-            raise _Fallback
         v0 = buf[p + 1 : e]
         try:
             v0 = v0.decode()
@@ -46,6 +44,7 @@ from typing import Any
 from txamqp_next._codec import (
     _OCTETS,
     FIELD_TYPES,
+    _common_table,
     _decode_longstr,
     _encode_longstr,
     _table_at,
@@ -82,6 +81,7 @@ class Source:
             "_longstr": _encode_longstr,
             "_decode_longstr": _decode_longstr,
             "_table": encode_table,
+            "_common_table": _common_table,
             "_table_at": _table_at,
             "_ts": _timestamp_seconds,
         }
@@ -224,7 +224,10 @@ def encoder_parts(
             lines.append(f"{var} = _longstr({arg})")
             parts.append(var)
         else:
-            lines.append(f"{var} = _table({arg})")
+            # a plain dict takes the fast path straight away; it raises on
+            # anything uncommon, and the caller falls back
+            lines.append(f"{var} = {arg}")
+            lines.append(f"{var} = _common_table({var}) if type({var}) is dict else _table({var})")
             parts.append(var)
         sizes.append(f"len({var})")
     flush()
@@ -238,9 +241,10 @@ def decoder_lines(src: Source, types: Sequence[str], targets: Sequence[str | Non
 
     @param targets: per field, the variable to assign, or C{None} to read
         and drop it (a reserved field).
-    @return: the statements.  They raise L{Fallback}, C{IndexError} or
-        C{struct.error} on truncated or malformed input; the reference codec
-        then reports it.
+    @return: the statements.  They raise L{Fallback}, C{IndexError},
+        C{struct.error} or L{RemoteProtocolError} on truncated or malformed
+        input, or leave C{p} past C{n}: the caller must check that C{p == n}
+        at the end.  The reference codec then reports what is wrong.
     """
     lines: list[str] = []
     for kind, fields in _groups(types):
@@ -273,10 +277,10 @@ def decoder_lines(src: Source, types: Sequence[str], targets: Sequence[str | Non
         index, type_name = fields[0]
         target = targets[index] or f"_r{index}"
         if type_name == "shortstr":
+            # no bounds check: a length past the end leaves p > n for good,
+            # which the next read or the caller's final p == n check catches
             lines += [
                 "e = p + 1 + buf[p]",
-                "if e > n:",
-                "    raise _Fallback",
                 f"{target} = buf[p + 1 : e]",
                 "try:",
                 f"    {target} = {target}.decode()",

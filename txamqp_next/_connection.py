@@ -656,11 +656,11 @@ class Connection:
         frames = [method.encode_frame(channel)]
         if method.CONTENT:
             assert properties is not None
-            frames.append(properties.header_frame(channel, len(body)))
-            if body:
-                if self.frame_max and len(body) > self.frame_max - _frames.FRAME_OVERHEAD:
-                    return [_frames.joined_frames(frames, channel, body, self.frame_max)]
-                frames += _frames.body_frames(channel, body, self.frame_max)
+            if self.frame_max and len(body) > self.frame_max - _frames.FRAME_OVERHEAD:
+                # several body frames: one buffer for the whole message
+                frames.append(properties.header_frame(channel, len(body)))
+                return [_frames.joined_frames(frames, channel, body, self.frame_max)]
+            frames += properties.content_frames(channel, body, self.frame_max)
         return frames
 
     def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:

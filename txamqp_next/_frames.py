@@ -41,6 +41,7 @@ _FRAME_TYPES = frozenset({FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEA
 FRAME_OVERHEAD: Final = 8
 
 _ENVELOPE = struct.Struct(">BHI")
+_unpack_envelope = _ENVELOPE.unpack_from
 _END = bytes([FRAME_END])
 HEARTBEAT: Final = _ENVELOPE.pack(FRAME_HEARTBEAT, 0, 0) + _END
 
@@ -85,14 +86,15 @@ class FrameReader:
         """
         Add received bytes.
         """
+        if type(data) is not bytes:
+            data = bytes(data)
         if not data:
             return
         if self._parts or self._pos < len(self._data):
-            chunk = bytes(data)
-            self._parts.append(chunk)
-            self._parts_size += len(chunk)
+            self._parts.append(data)
+            self._parts_size += len(data)
         else:
-            self._data = bytes(data)
+            self._data = data
             self._pos = 0
 
     @property
@@ -127,12 +129,13 @@ class FrameReader:
             C{frame_max}, a bad frame-end octet, or a heartbeat that is not on
             channel 0 or has a payload.
         """
-        frames = self._read(1)
+        frames = self.read_frames(1)
         return frames[0] if frames else NEED_DATA
 
-    def read_frames(self) -> list[Frame]:
+    def read_frames(self, limit: int = 0) -> list[Frame]:
         """
-        Every whole frame buffered, in order; an empty list when none is.
+        The whole frames buffered, in order, up to C{limit} of them (C{0}:
+        all); an empty list when none is.
 
         A malformed frame after some good ones is reported by the next call:
         the good ones come back first.
@@ -140,41 +143,34 @@ class FrameReader:
         @raise RemoteProtocolError: as for L{next_frame}, when the first
             frame buffered is malformed.
         """
-        return self._read(0)
-
-    def _read(self, limit: int) -> list[Frame]:
-        """
-        Up to C{limit} whole frames (C{0}: all of them).
-        """
         frames: list[Frame] = []
         append = frames.append
         data = self._data
         pos = self._pos
         n = len(data)
-        frame_max = self.frame_max
-        unpack = _ENVELOPE.unpack_from
+        # the largest payload allowed
+        most = self.frame_max - FRAME_OVERHEAD if self.frame_max else 0xFFFFFFFF
+        unpack = _unpack_envelope
+        types = _FRAME_TYPES
         while True:
             if n - pos >= 7:
                 frame_type, channel, size = unpack(data, pos)
-                if frame_type not in _FRAME_TYPES or (
-                    frame_max and size + FRAME_OVERHEAD > frame_max
-                ):
+                if frame_type not in types or size > most:
                     if frames:
                         break
                     self._pos = pos
                     raise self._bad_envelope(frame_type, channel, size)
                 end = pos + 7 + size
                 if end < n:
-                    if data[end] != FRAME_END or (
-                        frame_type == FRAME_HEARTBEAT and (channel or size)
-                    ):
+                    # 0xce: FRAME_END; 8: FRAME_HEARTBEAT
+                    if data[end] != 0xCE or (frame_type == 8 and (channel or size)):
                         if frames:
                             break
                         self._pos = pos
                         raise self._bad_frame(frame_type, channel, data[end])
                     append((frame_type, channel, data[pos + 7 : end]))
                     pos = end + 1
-                    if len(frames) == limit:
+                    if limit and len(frames) == limit:
                         break
                     continue
                 needed = size + FRAME_OVERHEAD

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from txamqp_next import _compile
 from txamqp_next._codec import FieldCodec, PropertiesCodec, field_codec
-from txamqp_next._frames import FRAME_END, FRAME_HEADER, FRAME_METHOD
+from txamqp_next._frames import (
+    FRAME_BODY,
+    FRAME_END,
+    FRAME_HEADER,
+    FRAME_METHOD,
+    FRAME_OVERHEAD,
+    body_frames,
+)
 from txamqp_next.errors import (
     NOT_IMPLEMENTED,
     SYNTAX_ERROR,
@@ -59,6 +66,7 @@ _IDS = struct.Struct(">HH")
 _HEADER = struct.Struct(">HHQ")
 # the content header with its first flag word
 _HEADER_FLAGS = struct.Struct(">HHQH")
+_unpack_header = _HEADER_FLAGS.unpack_from
 _ENVELOPE = struct.Struct(">BHI")
 _END = bytes([FRAME_END])
 _METHOD_KEY = struct.Struct(">I").unpack_from
@@ -283,6 +291,20 @@ class Properties(_Frozen):
         payload = self._encode_header_generic(body_size)
         return _ENVELOPE.pack(FRAME_HEADER, channel, len(payload)) + payload + _END
 
+    def content_frames(
+        self, channel: int, body: bytes | bytearray | memoryview, frame_max: int
+    ) -> list[bytes]:
+        """
+        The content header frame and the body frames of a message with
+        these properties: C{body} split so no frame exceeds C{frame_max}
+        (C{0}: no limit).  When the body fits one frame, header and body
+        come as one byte string.
+
+        @raise LocalProtocolError: as for L{encode_header}.
+        """
+        # replaced in every generated class of up to 15 properties
+        return [self.header_frame(channel, len(body)), *body_frames(channel, body, frame_max)]
+
     def _encode_header_generic(self, body_size: int) -> bytes:
         """
         L{encode_header} through the reference L{PropertiesCodec}.
@@ -403,6 +425,9 @@ class MethodSet:
         )
         for reply in self.replies:
             reply.IS_REPLY = True
+        # the hot paths, as plain functions: cheaper to call than methods
+        self.decode = _decode_function(self)  # type: ignore[method-assign]
+        self.decode_header = _decode_header_function(self)  # type: ignore[method-assign]
 
     def __getattr__(self, name: str) -> _ClassNamespace:
         try:
@@ -424,11 +449,8 @@ class MethodSet:
             arguments that are malformed, truncated or followed by extra
             bytes (502).
         """
-        if type(payload) is bytes:
-            try:
-                return self._decoders[_METHOD_KEY(payload)[0]](payload, len(payload))
-            except Exception:
-                pass  # the reference decoder below reports what is wrong
+        # replaced in every instance by a closure over the compiled decoders
+        # (see _decode_function), which falls back to the reference decoder
         return self._decode_generic(payload, channel)
 
     def _decode_generic(self, payload: bytes | memoryview, channel: int = 0) -> Method:
@@ -464,14 +486,8 @@ class MethodSet:
         @return: C{(class_id, body_size, properties)}.
         @raise RemoteProtocolError: an unknown class id, or a malformed header.
         """
-        if type(payload) is bytes:
-            try:
-                class_id, _weight, body_size, flags = _HEADER_FLAGS.unpack_from(payload)
-                cls = self.properties[class_id]
-                decode = cls._flag_decoders.get(flags) or cls._compile_decoder(flags)
-                return class_id, body_size, decode(payload, len(payload))
-            except Exception:
-                pass  # the reference decoder below reports what is wrong
+        # replaced in every instance by a closure over the compiled decoders
+        # (see _decode_header_function)
         return self._decode_header_generic(payload, channel)
 
     def _decode_header_generic(
@@ -496,6 +512,51 @@ class MethodSet:
                 SYNTAX_ERROR, f"content header has {len(payload) - end} trailing bytes", channel
             )
         return class_id, body_size, cls._from_values(values)
+
+
+def _decode_function(ms: MethodSet) -> Callable[..., Method]:
+    """
+    L{MethodSet.decode} for C{ms}, as a closure over its decoders.
+    """
+    decoders = ms._decoders
+    generic = ms._decode_generic
+    key = _METHOD_KEY
+
+    def decode(payload: bytes | memoryview, channel: int = 0) -> Method:
+        if type(payload) is bytes:
+            try:
+                return decoders[key(payload)[0]](payload, len(payload))
+            except Exception:
+                pass  # the reference decoder reports what is wrong
+        return generic(payload, channel)
+
+    decode.__doc__ = MethodSet.decode.__doc__
+    return decode
+
+
+def _decode_header_function(ms: MethodSet) -> Callable[..., tuple[int, int, Properties]]:
+    """
+    L{MethodSet.decode_header} for C{ms}, as a closure over its decoders.
+    """
+    properties = ms.properties
+    generic = ms._decode_header_generic
+    unpack = _unpack_header
+
+    def decode_header(
+        payload: bytes | memoryview, channel: int = 0
+    ) -> tuple[int, int, Properties]:
+        if type(payload) is bytes:
+            try:
+                class_id, _weight, body_size, flags = unpack(payload)
+                cls = properties[class_id]
+                decode = cls._flag_decoders.get(flags) or cls._compile_decoder(flags)
+                return class_id, body_size, decode(payload, len(payload))
+            except Exception:
+                pass  # the reference decoder reports what is wrong
+        return generic(payload, channel)
+
+    decode_header.__doc__ = MethodSet.decode_header.__doc__
+    return decode_header
 
 
 def _setters(cls: type[_Frozen]) -> tuple[Callable[[Any, Any], None], ...]:
@@ -765,8 +826,8 @@ def _install_properties_encoder(cls: type[Properties], spec: ClassSpec) -> None:
                 f = 0
                 size = 14
                 parts = [None, None]
-                v = self.content_type
-                if v is not None:
+                if self.content_type is not None:
+                    v = self.content_type
                     f |= 32768
                     b = _str_encode(v)
                     parts += (_O[len(b)], b)
@@ -785,12 +846,15 @@ def _install_properties_encoder(cls: type[Properties], spec: ClassSpec) -> None:
     body = ["        f = 0", "        size = 14", "        parts = [None, None]"]
     for index, prop in enumerate(spec.properties):
         flag = _flag(index)
-        body.append(f"        v = self.{prop.name}")
         if prop.type == "bit":
-            body += ["        if v is not None and v:", f"            f |= {flag}"]
+            body += [f"        if self.{prop.name}:", f"            f |= {flag}"]
             continue
         lines, parts, size, sizes = _compile.encoder_parts(src, [prop.type], ["v"])
-        body += ["        if v is not None:", f"            f |= {flag}"]
+        body += [
+            f"        if self.{prop.name} is not None:",
+            f"            v = self.{prop.name}",
+            f"            f |= {flag}",
+        ]
         body += [f"            {line}" for line in lines]
         body.append(f"            parts += ({', '.join(parts)},)")
         body.append(f"            size += {' + '.join([str(size), *sizes])}")
@@ -815,10 +879,26 @@ def _install_properties_encoder(cls: type[Properties], spec: ClassSpec) -> None:
             "        return b''.join(parts)",
             "    except Exception:",
             "        return _generic(self, body_size)",
+            "def content_frames(self, channel, body, frame_max):",
+            "    body_size = len(body)",
+            f"    if not body_size or (frame_max and body_size > frame_max - {FRAME_OVERHEAD}):",
+            "        return [self.header_frame(channel, body_size), "
+            "*_body_frames(channel, body, frame_max)]",
+            "    try:",
+            *body,
+            f"        parts[0] = _env({FRAME_HEADER}, channel, size)",
+            f"        parts[1] = {header}",
+            f"        parts += (_ENV_END, _env({FRAME_BODY}, channel, body_size), body, _END)",
+            "        return [b''.join(parts)]",
+            "    except Exception:",
+            "        payload = _generic(self, body_size)",
+            f"    return [b''.join((_env({FRAME_HEADER}, channel, len(payload)), payload, _END,",
+            f"                      _env({FRAME_BODY}, channel, body_size), body, _END))]",
         ]
     )
+    src.scope.update({"_body_frames": body_frames, "_ENV_END": _END})
     scope = src.compile(source, f"<txamqp_next {cls.__qualname__} codec>")
-    for name in ("encode_header", "header_frame"):
+    for name in ("encode_header", "header_frame", "content_frames"):
         function = scope[name]
         function.__qualname__ = f"{cls.__qualname__}.{name}"
         function.__doc__ = getattr(Properties, name).__doc__
