@@ -135,7 +135,9 @@ class MethodAgreementTests(SynchronousTestCase):
         """
         ms = default_methods()
         payload = struct.pack(">HH", *key) + arguments
-        self.assertEqual(outcome(ms.decode, payload), outcome(ms._decode_generic, payload))
+        self.assertEqual(
+            outcome(ms.decode, payload), outcome(ms._decode_generic, payload)
+        )
 
     def test_unusual_values_fall_back(self) -> None:
         """
@@ -315,17 +317,8 @@ class PropertiesAgreementTests(SynchronousTestCase):
                 **{
                     name: str(pattern)
                     for bit, name in enumerate(
-                        (
-                            "correlation_id",
-                            "reply_to",
-                            "expiration",
-                            "message_id",
-                            "type",
-                            "user_id",
-                            "app_id",
-                            "content_type",
-                            "content_encoding",
-                        )
+                        ("correlation_id", "reply_to", "expiration", "message_id", "type",
+                         "user_id", "app_id", "content_type", "content_encoding")
                     )
                     if pattern & (4 << bit)
                 },
@@ -395,7 +388,10 @@ class TableFastPathTests(SynchronousTestCase):
         """
         self.assertEqual(
             _codec.encode_table({"s": "ab", "i": -2, "t": True}),
-            b"\x00\x00\x00\x14\x01sS\x00\x00\x00\x02ab\x01iI\xff\xff\xff\xfe\x01tt\x01",
+            b"\x00\x00\x00\x14"
+            b"\x01sS\x00\x00\x00\x02ab"
+            b"\x01iI\xff\xff\xff\xfe"
+            b"\x01tt\x01",
         )
 
     def test_errors_from_the_reference(self) -> None:
@@ -441,7 +437,9 @@ class FrameReaderBulkTests(SynchronousTestCase):
         stream = framed(1, 1, b"m") + framed(2, 1, b"h" * 20) + framed(3, 1, b"b" * 5)
         reader = _frames.FrameReader()
         reader.feed(stream + framed(3, 1, b"rest")[:6])
-        self.assertEqual(reader.read_frames(), [(1, 1, b"m"), (2, 1, b"h" * 20), (3, 1, b"b" * 5)])
+        self.assertEqual(
+            reader.read_frames(), [(1, 1, b"m"), (2, 1, b"h" * 20), (3, 1, b"b" * 5)]
+        )
         self.assertEqual(reader.buffered, 6)
         self.assertEqual(reader.read_frames(), [])
         reader.feed(framed(3, 1, b"rest")[6:])
