@@ -472,3 +472,31 @@ class DispatchTests(SynchronousTestCase):
         while transport.paused:
             transport.drain()
         self.assertEqual(bodies(broker), [bytes([i]) * 20480 for i in range(10)])
+
+
+class WritableOrderTests(SynchronousTestCase):
+    """
+    C{when_writable} waiters wake one at a time while publishing stays
+    unpaused.
+    """
+
+    def test_waiter_refills_buffer(self) -> None:
+        """
+        When the first waiter's publish fills the buffer again, the second
+        waiter keeps waiting until the next drain.
+        """
+        transport = ThrottlingTransport(high_water=1000)
+        broker = Broker(transport=transport)
+        broker.handshake()
+        ch = broker.open_channel()
+        transport.drain()
+        ch.basic_publish(routing_key="q", body=b"x" * 2000)
+        first = broker.client.when_writable()
+        first.addCallback(lambda _: ch.basic_publish(routing_key="q", body=b"y" * 2000))
+        second = broker.client.when_writable()
+        transport.drain()
+        self.successResultOf(first)
+        self.assertNoResult(second)
+        self.assertTrue(broker.client.publishing_paused)
+        transport.drain()
+        self.successResultOf(second)

@@ -279,9 +279,10 @@ class AMQClient(Protocol):
             ch._update_holding()
             if self._publishing_paused:
                 return  # releasing filled the buffer again
-        waiters, self._writable_waiters = self._writable_waiters, []
-        for d in waiters:
-            d.callback(None)
+        # a waiter that publishes may fill the buffer again: the rest wait
+        # for the next drain
+        while self._writable_waiters and not self._publishing_paused:
+            self._writable_waiters.pop(0).callback(None)
         if self._producers_paused and not self._publishing_paused:
             self._producers_paused = False
             for producer in list(self._producers):
