@@ -213,6 +213,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
             "p50_us": _median(ok, "p50_us"),
             "p99_us": _median(ok, "p99_us"),
             "mb_per_s": _median(ok, "mb_per_s"),
+            "busy": statistics.median([r["cpu_s"] / r["wall_s"] for r in ok]) if ok else None,
             "count": runs[0]["count"],
             "size": runs[0]["size"],
         }
@@ -241,6 +242,12 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _busy(s: dict[str, Any]) -> str:
+    if s["busy"] is None:
+        return "-"
+    return f"{s['busy'] * 100:.0f}%"
+
+
 def _ratio(value: float | None, reference: float | None) -> str:
     if value is None or not reference:
         return "-"
@@ -262,11 +269,13 @@ def markdown(
         "Medians over the rounds.  *msgs/s* is wall-clock throughput (round trips/s for "
         "`rpc`, queues/s for `declare`); *CPU us/msg* is the client process's user + system "
         "time per message (`resource.getrusage`).  *vs best peer* divides by the best "
-        "other client's median (highest msgs/s, lowest CPU).",
+        "other client's median (highest msgs/s, lowest CPU).  *busy* is the share of "
+        "one core the client used (CPU time / wall time): near 100% the client is the "
+        "limit, well below it the broker or the round trips are.",
         "",
-        "| workload | client | msgs/s | vs best peer | CPU us/msg | vs best peer | "
+        "| workload | client | msgs/s | vs best peer | CPU us/msg | vs best peer | busy | "
         "extra | runs ok |",
-        "|---|---|---:|---:|---:|---:|---|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for workload in args.workloads:
         best_rate = best_peer(summary, workload, args.clients, "msgs_per_s")
@@ -281,7 +290,8 @@ def markdown(
             if s["ok"] == 0:
                 error = s["errors"][0].replace("|", "/") if s["errors"] else "?"
                 lines.append(
-                    f"| {workload} | {label} | failed | - | - | - | {error[:120]} | 0/{s['runs']} |"
+                    f"| {workload} | {label} | failed | - | - | - | - | {error[:120]} "
+                    f"| 0/{s['runs']} |"
                 )
                 continue
             extra = ""
@@ -294,7 +304,8 @@ def markdown(
             lines.append(
                 f"| {workload} | {label} | {_fmt(s['msgs_per_s'])} | "
                 f"{_ratio(s['msgs_per_s'], best_rate)} | {_fmt(s['cpu_us_per_msg'], 1)} | "
-                f"{_ratio(s['cpu_us_per_msg'], best_cpu)} | {extra} | {s['ok']}/{s['runs']} |"
+                f"{_ratio(s['cpu_us_per_msg'], best_cpu)} | {_busy(s)} | {extra} | "
+                f"{s['ok']}/{s['runs']} |"
             )
     lines += ["", *targets(summary, args), ""]
     counts = ", ".join(
@@ -304,7 +315,9 @@ def markdown(
         for w in args.workloads
     )
     lines += [f"Counts: {counts}.", ""]
-    if "thrift" not in args.workloads and not thrift_available():
+    if thrift_available():
+        lines += ["`thrift` is not part of the suite yet.", ""]
+    else:
         lines += ["`thrift` was not run: txamqp_next has no Thrift transport yet.", ""]
     if chart:
         lines += [f"![msgs/s per workload and client]({chart})", ""]

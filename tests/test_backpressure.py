@@ -448,9 +448,9 @@ class DispatchTests(SynchronousTestCase):
 
     def test_callback_publishes_paused(self) -> None:
         """
-        A callback publishing 10 bodies of 20 KiB writes once about 64 KiB
-        are waiting; the transport then pauses the client and the rest are
-        held until it drains, in order.
+        A callback publishing 10 bodies of 4 KiB writes once 16 KiB are
+        waiting; the transport then pauses the client and the rest are held
+        until it drains, in order.
         """
         transport = ThrottlingTransport(high_water=1000)
         broker = Broker(transport=transport)
@@ -461,7 +461,7 @@ class DispatchTests(SynchronousTestCase):
 
         def callback(message: object) -> None:
             for i in range(10):
-                results.append(ch.basic_publish(routing_key="q", body=bytes([i]) * 20480))
+                results.append(ch.basic_publish(routing_key="q", body=bytes([i]) * 4096))
 
         ch.basic_consume(queue="in", consumer_tag="tag", callback=callback)
         broker.reply("basic.consume-ok", consumer_tag="tag")
@@ -471,7 +471,7 @@ class DispatchTests(SynchronousTestCase):
         self.assertEqual([d.called for d in results], [True] * 4 + [False] * 6)
         while transport.paused:
             transport.drain()
-        self.assertEqual(bodies(broker), [bytes([i]) * 20480 for i in range(10)])
+        self.assertEqual(bodies(broker), [bytes([i]) * 4096 for i in range(10)])
 
 
 class WritableOrderTests(SynchronousTestCase):

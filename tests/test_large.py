@@ -46,6 +46,24 @@ class OutboundTests(SynchronousTestCase):
         self.assertTrue(all(len(p) <= 4096 - _frames.FRAME_OVERHEAD for p in payloads))
         self.assertEqual(b"".join(payloads), body)
 
+    def test_one_frame_body_unchanged(self) -> None:
+        """
+        A body that fits a frame goes out as method, header and body frames
+        by the small-message path: the method frame stays a chunk of its
+        own (the compiled encoders may join header and body).
+        """
+        conn, factory, parser = open_connection()
+        ch = open_channel(conn, factory, parser)
+        conn.publish(ch, b"small", routing_key="q")
+        chunks = conn.chunks_to_send()
+        self.assertIn(len(chunks), (2, 3))
+        self.assertEqual([kind for kind, _, _ in parser.feed(chunks[0])], [_frames.FRAME_METHOD])
+        frames = parser.feed(b"".join(chunks[1:]))
+        self.assertEqual(
+            [kind for kind, _, _ in frames], [_frames.FRAME_HEADER, _frames.FRAME_BODY]
+        )
+        self.assertEqual(frames[1][2], b"small")
+
     def test_publish_copies_body_once(self) -> None:
         """
         Publishing 16 MiB allocates about one copy of the body (the frames),

@@ -1573,3 +1573,21 @@ class HotPathTests(SynchronousTestCase):
         self.assertEqual([m.NAME for m in self.broker.sent()], ["connection.close-ok"])
         self.assertTrue(self.broker.transport.disconnecting)
         self.assertEqual(self.broker.transport.written_after_lose, [])
+
+    def test_large_publish_from_callback_written_at_once(self) -> None:
+        """
+        A callback run while received frames are handled that publishes a
+        large body has it written at once, so the transport's backpressure
+        still applies to code resumed by a reply.
+        """
+        seen: list[int] = []
+
+        def on_message(message: Message) -> None:
+            before = self.broker.transport.writes
+            self.channel.basic_publish(routing_key="q", body=b"x" * 20000)
+            seen.append(self.broker.transport.writes - before)
+
+        self.channel.basic_consume(queue="q", consumer_tag="c", no_wait=True, callback=on_message)
+        self.broker.sent()
+        self.broker.deliver("c", 1)
+        self.assertEqual(seen, [1])

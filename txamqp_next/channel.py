@@ -340,8 +340,7 @@ class Channel:
             self.client.core.send_method(self.id, method, props, body)
         except LocalProtocolError as e:
             return fail(self.closed or e)
-        # about the frames' size: the body and its envelopes
-        self.client._flush(size=len(body) + 64)
+        self.client._flush(size=len(body))
         if self.confirms is not None:
             return self.confirms.add()
         return succeed(None)
@@ -353,15 +352,33 @@ class Channel:
         back, in order, while nothing pauses them.  The channel keeps
         holding until its backlog is empty, so a publish made meanwhile (by
         a callback of one released) queues behind the backlog.
+
+        Each released publish settles the L{Deferred} it was held with
+        directly (no second L{Deferred} chained to it).
         """
         client = self.client
         held = self._held
+        core = client.core
         while held:
             if client._publishing_paused or not self.flow_active:
                 self._holding = True
                 return
             method, props, body, d = held.popleft()
-            self._publish_now(method, props, body).chainDeferred(d)
+            if self.closed is not None:
+                d.errback(self.closed)
+                continue
+            try:
+                core.send_method(self.id, method, props, body)
+            except LocalProtocolError as e:
+                d.errback(self.closed or e)
+                continue
+            # one write each: the transport may pause us after any of them
+            client._flush(size=len(body))
+            if self.confirms is not None:
+                # the held Deferred itself waits for the broker's ack
+                self.confirms.add(d)
+            else:
+                d.callback(None)
         self._holding = client._publishing_paused or not self.flow_active
 
     def confirm_select(self, no_wait: bool = False) -> Deferred[Any]:

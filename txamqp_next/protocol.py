@@ -54,6 +54,11 @@ from txamqp_next.spec import Spec, load
 
 __all__ = ["AMQClient"]
 
+#: while received frames are handled, the most sends (and body bytes) that
+#: wait for one write
+_COALESCE_WRITES = 64
+_COALESCE_BYTES = 16384
+
 
 @implementer(IPushProducer)
 class AMQClient(Protocol):
@@ -91,10 +96,6 @@ class AMQClient(Protocol):
     """
 
     log = Logger()
-
-    #: while received events are handled, publishes are written in one
-    #: batch once their bodies reach this many bytes
-    BATCH_LIMIT = 65536
 
     def __init__(
         self,
@@ -163,10 +164,11 @@ class AMQClient(Protocol):
         self._writable_waiters: list[Deferred[None]] = []
         #: set when the connection opens (txAMQP's C{started})
         self.started = TwistedEvent()
-        # True while received events are handled, and the body bytes
-        # queued meanwhile; see _flush
+        # True while received events are handled, and what waits for the
+        # write that follows; see _flush
         self._dispatching = False
-        self._unflushed = 0
+        self._waiting_writes = 0
+        self._waiting_bytes = 0
 
     def __repr__(self) -> str:
         return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
@@ -464,21 +466,23 @@ class AMQClient(Protocol):
     def _flush(self, now: bool = False, size: int = 0) -> None:
         """
         Hand what the core has queued to the transport.  While received
-        events are being handled, the frames that application callbacks
-        send (acks, replies, the next publishes) wait for the one write
-        that follows the batch, instead of one write each; but once the
-        bodies waiting pass L{BATCH_LIMIT} they are written at once, so the
-        transport sees them and can pause publishing (backpressure).
+        events are being handled, the frames that application code sends
+        from its callbacks (acks, replies, the next publishes) wait for the
+        one write that follows the batch, instead of one write each; but
+        no more than L{_COALESCE_WRITES} calls or L{_COALESCE_BYTES} of
+        bodies wait, so a coroutine resumed by a reply that publishes a lot
+        still meets the transport's backpressure at once.
 
         @param now: write even while handling events (before the transport
             is closed).
-        @param size: the size of the body just queued, if any.
+        @param size: the body bytes just queued (publishes).
         """
         if self._dispatching and not now:
-            self._unflushed += size
-            if self._unflushed < self.BATCH_LIMIT:
+            self._waiting_writes += 1
+            self._waiting_bytes += size
+            if self._waiting_writes < _COALESCE_WRITES and self._waiting_bytes < _COALESCE_BYTES:
                 return
-        self._unflushed = 0
+        self._waiting_writes = self._waiting_bytes = 0
         chunks = self.core.chunks_to_send()
         if chunks and self.transport is not None:
             self.transport.writeSequence(chunks)

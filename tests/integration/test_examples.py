@@ -54,3 +54,17 @@ class ExampleTests(SynchronousTestCase):
         result = run_python("-c", code)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertEqual(result.stdout.strip(), "b'hello' text/plain")
+
+    def test_thrift_example(self) -> None:
+        """
+        The Thrift example generates its code, serves the calculator and
+        calls it: results, the IDL's exception, and a call nobody serves.
+        """
+        result = run_python("examples/thrift_calculator.py", BROKER)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        out = result.stdout
+        self.assertIn("add(2, 3)     -> 5", out)
+        self.assertIn("100 concurrent calls -> sum 9900", out)
+        self.assertIn("DivideByZero: cannot divide 1 by zero", out)
+        self.assertIn("no server     -> ServiceUnavailable", out)
+        self.assertIn("closed cleanly", out)

@@ -1,0 +1,657 @@
+# -*- test-case-name: tests.test_thrift -*-
+"""
+Unit tests for L{txamqp_next.thrift}: the client and server driven by a
+fake broker over a L{StringTransport} with a L{Clock}, and the twistd
+options for a Thrift server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
+from thrift.Thrift import TMessageType
+from thrift.transport.TTransport import TMemoryBuffer, TTransportException
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.test_protocol import Broker, open_broker
+from tests.thrift.support import Handler, calculator, processor
+from txamqp_next import _frames, tap
+from txamqp_next.errors import AMQPError, NotFound
+from txamqp_next.service import ConsumerService
+from txamqp_next.thrift import (
+    CallTimeout,
+    ServiceUnavailable,
+    ThriftClient,
+    ThriftServer,
+    ThriftServerService,
+    ThriftTransportError,
+    TransportClosed,
+    close_client,
+)
+
+BINARY = TBinaryProtocolFactory()
+
+
+def thrift_message(name: str, mtype: int, seqid: int, struct: Any) -> bytes:
+    buffer = TMemoryBuffer()
+    oprot = BINARY.getProtocol(buffer)
+    oprot.writeMessageBegin(name, mtype, seqid)
+    struct.write(oprot)
+    oprot.writeMessageEnd()
+    return bytes(buffer.getvalue())
+
+
+def outcome(d: Deferred[Any]) -> Any:
+    """
+    What C{d} fired with (a L{Failure} if it failed), or C{"pending"}.
+    """
+    if not d.called or isinstance(d.result, Deferred):
+        # unfired, or waiting on the Deferred a callback returned
+        return "pending"
+    box: list[Any] = []
+    d.addBoth(box.append)
+    return box[0]
+
+
+class ClientTests(SynchronousTestCase):
+    """
+    L{ThriftClient} on a channel of a fake broker.
+    """
+
+    def setUp(self) -> None:
+        self.Calculator = calculator()
+        self.broker: Broker = open_broker()
+        self.channel = self.broker.open_channel()
+        self.client: ThriftClient[Any] = ThriftClient(
+            self.channel, "calc", self.Calculator.Client, "rq", exchange="ex", timeout=5
+        )
+        started = self.client.start()
+        [consume] = self.broker.sent()
+        self.assertEqual(
+            (consume.NAME, consume.queue, consume.no_ack), ("basic.consume", "rq", True)
+        )
+        self.broker.reply("basic.consume-ok", consumer_tag="ctag")
+        self.assertIs(self.broker.successResult(started), self.client)
+        self.stub = self.client.stub
+
+    def published(self) -> list[tuple[Any, Any, bytes]]:
+        """
+        C{(basic.publish, properties, body)} for each message published.
+        """
+        frames = self.broker.frames_sent()
+        out: list[tuple[Any, Any, bytes]] = []
+        for kind, _, item in frames:
+            if kind == _frames.FRAME_METHOD and item.NAME == "basic.publish":
+                out.append((item, None, b""))
+            elif kind == _frames.FRAME_HEADER:
+                method, _, body = out[-1]
+                out[-1] = (method, item[2], body)
+            elif kind == _frames.FRAME_BODY:
+                method, props, body = out[-1]
+                out[-1] = (method, props, body + item)
+        return out
+
+    def reply(self, body: bytes, delivery_tag: int = 1) -> None:
+        self.broker.deliver("ctag", delivery_tag, body=body)
+
+    def add_reply(self, seqid: int, value: int) -> bytes:
+        result = self.Calculator.add_result(success=value)
+        return thrift_message("add", TMessageType.REPLY, seqid, result)
+
+    def test_call_message(self) -> None:
+        """
+        A call is one mandatory message to the service's exchange with its
+        name as routing key, the reply queue as C{reply_to}, txAMQP's
+        C{thriftClientName} header and the Thrift message as body.
+        """
+        self.stub.add(1, 2)
+        [(method, props, body)] = self.published()
+        self.assertEqual(
+            (method.exchange, method.routing_key, method.mandatory), ("ex", "calc", True)
+        )
+        self.assertEqual(props.reply_to, "rq")
+        self.assertEqual(props.headers, {"thriftClientName": "Clientcalc"})
+        args = self.Calculator.add_args(a=1, b=2)
+        self.assertEqual(body, thrift_message("add", TMessageType.CALL, 1, args))
+
+    def test_reply(self) -> None:
+        """
+        A reply fires its call by sequence id, in any order, and cancels
+        the call's timer.
+        """
+        first, second = self.stub.add(1, 2), self.stub.add(3, 4)
+        self.reply(self.add_reply(2, 7))
+        self.reply(self.add_reply(1, 3), 2)
+        self.assertEqual((outcome(first), outcome(second)), (3, 7))
+        self.assertEqual(self.client.pending, 0)
+        self.assertEqual(self.broker.clock.getDelayedCalls(), [])
+
+    def test_timeout(self) -> None:
+        """
+        A call with no reply within the timeout fails with L{CallTimeout}, a
+        C{TTransportException} of type C{TIMED_OUT}; its late reply is
+        dropped.
+        """
+        call = self.stub.add(1, 2)
+        self.broker.clock.advance(4.9)
+        self.assertEqual(outcome(call), "pending")
+        self.broker.clock.advance(0.1)
+        failure = outcome(call)
+        self.assertIsInstance(failure, Failure)
+        error = failure.value
+        self.assertIsInstance(error, CallTimeout)
+        self.assertIsInstance(error, TTransportException)
+        self.assertIsInstance(error, AMQPError)
+        self.assertEqual(
+            (error.type, error.method, error.seqid), (TTransportException.TIMED_OUT, "add", 1)
+        )
+        self.reply(self.add_reply(1, 3))
+        self.assertEqual(self.stub._reqs, {})
+        self.assertEqual(self.client.pending, 0)
+
+    def test_returned(self) -> None:
+        """
+        A call the broker returns fails at once with L{ServiceUnavailable}.
+        """
+        call = self.stub.add(1, 2)
+        [(_, _, body)] = self.published()
+        self.broker.send(
+            self.broker.frames.content(
+                1,
+                "basic.return",
+                body,
+                properties={"reply_to": "rq"},
+                reply_code=312,
+                reply_text="NO_ROUTE",
+                exchange="ex",
+                routing_key="calc",
+            )
+        )
+        error = outcome(call).value
+        self.assertIsInstance(error, ServiceUnavailable)
+        self.assertEqual((error.type, error.routing_key), (TTransportException.NOT_OPEN, "calc"))
+        self.assertIn("312 NO_ROUTE", str(error))
+        self.assertEqual(self.broker.clock.getDelayedCalls(), [])
+
+    def test_garbage_reply(self) -> None:
+        """
+        A reply that is not a Thrift message is dropped; the call still
+        waits, then times out.
+        """
+        call = self.stub.add(1, 2)
+        self.reply(b"\xff\xff")
+        self.assertEqual(outcome(call), "pending")
+        self.broker.clock.advance(5)
+        self.assertIsInstance(outcome(call).value, CallTimeout)
+
+    def test_malformed_reply(self) -> None:
+        """
+        A reply with a good header but a broken body fails its call with
+        L{ThriftTransportError} rather than leaving it waiting.
+        """
+        call = self.stub.add(1, 2)
+        self.reply(self.add_reply(1, 3)[:-4])
+        self.assertIsInstance(outcome(call).value, ThriftTransportError)
+        self.assertEqual(self.stub._reqs, {})
+
+    def test_reply_for_other_method(self) -> None:
+        """
+        A reply naming another method than its call fails the call.
+        """
+        call = self.stub.add(1, 2)
+        reply = thrift_message(
+            "echo", TMessageType.REPLY, 1, self.Calculator.echo_result(success=b"x")
+        )
+        self.reply(reply)
+        self.assertIsInstance(outcome(call).value, ThriftTransportError)
+
+    def test_oneway(self) -> None:
+        """
+        A oneway call fires once published and starts no timer.
+        """
+        call = self.stub.notify("hi")
+        self.assertIsNone(outcome(call))
+        self.assertEqual(self.broker.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.published()), 1)
+
+    def test_channel_closed(self) -> None:
+        """
+        The broker closing the channel fails the waiting calls with
+        L{TransportClosed} carrying the broker's error; later calls fail at
+        once; no timer is left.
+        """
+        call = self.stub.add(1, 2)
+        self.broker.reply(
+            "channel.close", reply_code=404, reply_text="NOT_FOUND", class_id=60, method_id=40
+        )
+        error = outcome(call).value
+        self.assertIsInstance(error, TransportClosed)
+        self.assertIsInstance(error.reason, NotFound)
+        later = outcome(self.stub.add(1, 2)).value
+        self.assertIsInstance(later, TransportClosed)
+        self.assertEqual(self.broker.clock.getDelayedCalls(), [])
+
+    def test_connection_lost(self) -> None:
+        """
+        A lost connection fails every waiting call with L{TransportClosed}.
+        """
+        calls = [self.stub.add(i, i) for i in range(3)]
+        self.broker.lose()
+        for call in calls:
+            self.assertIsInstance(outcome(call).value, TransportClosed)
+
+    def test_close(self) -> None:
+        """
+        Closing fails waiting calls and cancels the reply consumer; calls
+        made afterwards fail at once.
+        """
+        call = self.stub.add(1, 2)
+        self.published()
+        closing = close_client(self.stub)
+        self.assertIsInstance(outcome(call).value, TransportClosed)
+        [cancel] = self.broker.sent()
+        self.assertEqual(cancel.NAME, "basic.cancel")
+        self.broker.reply("basic.cancel-ok", consumer_tag="ctag")
+        self.assertIsNone(outcome(closing))
+        self.assertIsInstance(outcome(self.stub.add(1, 2)).value, TransportClosed)
+        self.assertEqual(self.published(), [])
+
+    def test_bad_arguments(self) -> None:
+        """
+        A non-positive timeout, or closing something that is not one of our
+        stubs, is refused.
+        """
+        with self.assertRaises(ValueError):
+            ThriftClient(self.channel, "calc", self.Calculator.Client, "rq", timeout=0)
+        with self.assertRaises(TypeError):
+            close_client(object())
+
+
+class ServerTests(SynchronousTestCase):
+    """
+    L{ThriftServer} on a channel of a fake broker, in confirm mode.
+    """
+
+    def setUp(self) -> None:
+        self.Calculator = calculator()
+        self.broker = open_broker()
+        self.channel = self.broker.open_channel()
+        self.channel.confirm_select()
+        self.broker.sent()
+        self.broker.reply("confirm.select-ok")
+        self.handler = Handler()
+        self.server = ThriftServer(
+            self.channel, "calc", processor(self.handler), "calc-q", responses_exchange="replies"
+        )
+        started = self.server.start()
+        self.broker.sent()
+        self.broker.reply("basic.consume-ok", consumer_tag="stag")
+        self.broker.successResult(started)
+
+    def call(self, body: bytes, reply_to: str | None = "rq", delivery_tag: int = 1) -> None:
+        self.broker.deliver(
+            "stag",
+            delivery_tag,
+            body=body,
+            properties={"reply_to": reply_to} if reply_to else None,
+        )
+
+    def add_call(self, seqid: int = 1) -> bytes:
+        return thrift_message("add", TMessageType.CALL, seqid, self.Calculator.add_args(a=2, b=3))
+
+    def test_reply_then_ack(self) -> None:
+        """
+        The reply goes to the responses exchange with the call's
+        C{reply_to} as routing key; the call is acknowledged only once the
+        broker confirmed the reply.
+        """
+        self.call(self.add_call(9))
+        frames = self.broker.frames_sent()
+        methods = [item for kind, _, item in frames if kind == _frames.FRAME_METHOD]
+        [publish] = methods
+        self.assertEqual((publish.exchange, publish.routing_key), ("replies", "rq"))
+        body = b"".join(item for kind, _, item in frames if kind == _frames.FRAME_BODY)
+        iprot = BINARY.getProtocol(TMemoryBuffer(body))
+        self.assertEqual(iprot.readMessageBegin(), ("add", TMessageType.REPLY, 9))
+        self.assertEqual(self.server.in_flight, 1)
+        self.broker.reply("basic.ack", delivery_tag=1, multiple=False)
+        [ack] = self.broker.sent()
+        self.assertEqual((ack.NAME, ack.delivery_tag), ("basic.ack", 1))
+        self.assertEqual(self.server.in_flight, 0)
+
+    def test_garbage_rejected(self) -> None:
+        """
+        A call that is not a Thrift message is rejected without requeueing.
+        """
+        self.call(b"\x00\x01junk")
+        [reject] = self.broker.sent()
+        self.assertEqual((reject.NAME, reject.requeue), ("basic.reject", False))
+        self.assertEqual(len(self.flushLoggedErrors()), 1)
+
+    def test_no_reply_to(self) -> None:
+        """
+        A call without C{reply_to} is processed, its reply dropped, and it
+        is acknowledged.
+        """
+        self.call(self.add_call(), reply_to=None)
+        [ack] = self.broker.sent()
+        self.assertEqual(ack.NAME, "basic.ack")
+        self.assertEqual(self.handler.calls, 1)
+
+    def test_unroutable_reply(self) -> None:
+        """
+        A reply the broker returns (its client is gone) is logged and the
+        call still acknowledged.
+        """
+        self.call(self.add_call())
+        frames = self.broker.frames_sent()
+        body = b"".join(item for kind, _, item in frames if kind == _frames.FRAME_BODY)
+        self.broker.send(
+            self.broker.frames.content(
+                1,
+                "basic.return",
+                body,
+                reply_code=312,
+                reply_text="NO_ROUTE",
+                exchange="replies",
+                routing_key="rq",
+            )
+        )
+        self.broker.reply("basic.ack", delivery_tag=1, multiple=False)
+        [ack] = self.broker.sent()
+        self.assertEqual(ack.NAME, "basic.ack")
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    The twistd plugin's Thrift options.
+    """
+
+    def parse(self, *args: str) -> tap.Options:
+        options = tap.Options()
+        options.parseOptions(list(args))
+        return options
+
+    def test_thrift_only(self) -> None:
+        """
+        C{--thrift-service} and C{--thrift-processor} suffice; the processor
+        factory is called; the service is a L{ThriftServerService}.
+        """
+        options = self.parse(
+            "--thrift-service",
+            "calc",
+            "--thrift-processor",
+            "tests.thrift.support.make_processor",
+            "--thrift-exchange=services",
+            "--thrift-responses-exchange=responses",
+            "--thrift-queue=pool",
+            "--thrift-prefetch=7",
+        )
+        self.assertTrue(callable(options["thrift-processor"].process))
+        service = tap.makeService(options)
+        assert isinstance(service, ThriftServerService)
+        self.assertEqual(
+            (service.service_name, service.exchange, service.responses_exchange),
+            ("calc", "services", "responses"),
+        )
+        self.assertEqual((service.queue, service.prefetch), ("pool", 7))
+        self.assertFalse(service.running)
+
+    def test_both(self) -> None:
+        """
+        A consumer and a Thrift server together make a L{MultiService} of
+        both.
+        """
+        options = self.parse(
+            "--queue=q",
+            "--handler=examples.handler.show",
+            "--thrift-service=calc",
+            "--thrift-processor=tests.thrift.support.make_processor",
+        )
+        service = tap.makeService(options)
+        assert isinstance(service, MultiService)
+        kinds = sorted(type(s).__name__ for s in service)
+        self.assertEqual(kinds, [ConsumerService.__name__, ThriftServerService.__name__])
+
+    def test_required(self) -> None:
+        """
+        A Thrift service needs a processor and the other way round; with
+        neither Thrift nor consumer options, the error mentions both.
+        """
+        with self.assertRaises(UsageError) as processor_missing:
+            self.parse("--thrift-service=calc")
+        self.assertIn("--thrift-processor", str(processor_missing.exception))
+        with self.assertRaises(UsageError) as service_missing:
+            self.parse("--thrift-processor=tests.thrift.support.make_processor")
+        self.assertIn("--thrift-service", str(service_missing.exception))
+        with self.assertRaises(UsageError) as nothing:
+            self.parse()
+        self.assertIn("--queue", str(nothing.exception))
+        self.assertIn("--thrift-service", str(nothing.exception))
+
+    def test_bad_values(self) -> None:
+        """
+        An unknown protocol or an out-of-range prefetch is a usage error.
+        """
+        base = ["--thrift-service=calc", "--thrift-processor=tests.thrift.support.make_processor"]
+        with self.assertRaises(UsageError) as protocol:
+            self.parse(*base, "--thrift-protocol=xml")
+        self.assertIn("binary, compact, json", str(protocol.exception))
+        with self.assertRaises(UsageError):
+            self.parse(*base, "--thrift-prefetch=70000")
+
+    def test_processor_resolution(self) -> None:
+        """
+        C{--thrift-processor} takes a processor or a factory of one; other
+        things are refused with the reason.
+        """
+        made = tap.resolve_processor("tests.thrift.support.make_processor")
+        self.assertTrue(callable(made.process))
+        self.assertIs(tap.resolve_processor("tests.test_thrift.PROCESSOR"), PROCESSOR)
+        for name, fragment in [
+            ("tests.test_thrift.NOT_CALLABLE", "neither a Thrift processor"),
+            ("tests.test_thrift.returns_int", "not a Thrift processor"),
+            ("tests.test_thrift.raises", "ValueError"),
+            ("tests.test_thrift.missing", "cannot be found"),
+            ("processor", "dotted name"),
+        ]:
+            with self.assertRaises(UsageError) as caught:
+                tap.resolve_processor(name)
+            self.assertIn(fragment, str(caught.exception))
+
+
+PROCESSOR = processor(Handler())
+NOT_CALLABLE = 3
+
+
+def returns_int() -> int:
+    return 1
+
+
+def raises() -> None:
+    raise ValueError("no processor today")
+
+
+class ContribTests(SynchronousTestCase):
+    """
+    txAMQP's names in L{txamqp_next.contrib.thrift}.
+    """
+
+    def test_delegate_queues_returns(self) -> None:
+        """
+        L{ThriftTwistedDelegate} puts a returned message carrying a
+        C{thriftClientName} header on that client's return queue, and only
+        logs one without.
+        """
+        from twisted.internet.task import Clock
+
+        from txamqp_next._methods import methods_for
+        from txamqp_next.contrib.thrift.client import ThriftTwistedDelegate
+        from txamqp_next.contrib.thrift.protocol import ThriftAMQClient
+        from txamqp_next.message import Message
+        from txamqp_next.spec import load
+
+        methods = methods_for(load())
+        delegate = ThriftTwistedDelegate()
+        client = ThriftAMQClient(delegate, clock=Clock())
+        self.assertEqual(client.replyToField, "reply-to")
+
+        def returned(headers: dict[str, Any] | None) -> Message:
+            method = methods.Basic.Return(
+                reply_code=312, reply_text="NO_ROUTE", exchange="ex", routing_key="calc"
+            )
+            props = methods.Basic.Properties(headers=headers)
+            return Message(None, method, props, b"call")  # type: ignore[arg-type]
+
+        message = returned({"thriftClientName": "Clientcalc"})
+        delegate.basic_return_(None, message)  # type: ignore[arg-type]
+        delegate.basic_return_(None, returned(None))  # type: ignore[arg-type]
+        queue = outcome(client.thriftBasicReturnQueue("Clientcalc"))
+        self.assertIs(outcome(queue.get()), message)
+        self.assertEqual(list(client.thriftBasicReturnQueues), ["Clientcalc"])
+
+    def test_transport_message(self) -> None:
+        """
+        L{TwistedAMQPTransport} publishes each flushed message with txAMQP's
+        header, reply-to and C{mandatory}.
+        """
+        from txamqp_next.contrib.thrift.transport import TwistedAMQPTransport
+
+        broker = open_broker()
+        channel = broker.open_channel()
+        transport = TwistedAMQPTransport(
+            channel,
+            "services",
+            "calc",
+            clientName="Clientcalc",
+            replyTo="rq",
+            replyToField="reply to",
+        )
+        transport.write(b"thrift ")
+        transport.write(b"bytes")
+        transport.flush()
+        frames = broker.frames_sent()
+        [publish] = [item for kind, _, item in frames if kind == _frames.FRAME_METHOD]
+        [(_, _, props)] = [item for kind, _, item in frames if kind == _frames.FRAME_HEADER]
+        body = b"".join(item for kind, _, item in frames if kind == _frames.FRAME_BODY)
+        self.assertEqual(
+            (publish.exchange, publish.routing_key, publish.mandatory), ("services", "calc", True)
+        )
+        self.assertEqual(
+            (props.reply_to, props.headers), ("rq", {"thriftClientName": "Clientcalc"})
+        )
+        self.assertEqual(body, b"thrift bytes")
+
+
+class ServiceTests(SynchronousTestCase):
+    """
+    L{ThriftServerService} on a memory reactor with a fake broker.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.testing import MemoryReactorClock
+
+        from tests.test_service import FakeBroker
+
+        self.reactor = MemoryReactorClock()
+        self.broker = FakeBroker(self.reactor)
+        self.service = ThriftServerService(
+            self.reactor,
+            "amqp://app:s3cret@127.0.0.1:5672/",
+            "calc",
+            processor(Handler()),
+            exchange="ex",
+            responses_exchange="replies",
+            retry_policy=lambda attempt: 1.0,
+        )
+
+    def set_up(self) -> list[str]:
+        """
+        Accept a connection and answer the service's set-up.
+
+        @return: the names of the methods it sent.
+        """
+        broker = self.broker
+        broker.accept()
+        broker.open()
+        for name, fields in [
+            ("channel.open-ok", {}),
+            ("exchange.declare-ok", {}),
+            ("queue.declare-ok", {"queue": "calc", "message_count": 0, "consumer_count": 0}),
+            ("queue.bind-ok", {}),
+            ("exchange.declare-ok", {}),
+            ("basic.qos-ok", {}),
+            ("confirm.select-ok", {}),
+            ("basic.consume-ok", {"consumer_tag": "stag"}),
+        ]:
+            broker.reply(name, **fields)
+        return [name for name in broker.sent_names() if not name.startswith("connection.")]
+
+    def test_serves_and_reconnects(self) -> None:
+        """
+        The service declares the exchanges, the queue and its binding, sets
+        prefetch and confirm mode, and consumes; after a lost connection it
+        reconnects and does it again; stopping cancels, closes and stops
+        reconnecting.
+        """
+        self.service.startService()
+        expected = [
+            "channel.open",
+            "exchange.declare",
+            "queue.declare",
+            "queue.bind",
+            "exchange.declare",
+            "basic.qos",
+            "confirm.select",
+            "basic.consume",
+        ]
+        self.assertEqual(self.set_up(), expected)
+        first = self.service.server
+        self.assertIsNotNone(first)
+        self.broker.lose()
+        self.assertIsNone(self.service.server)
+        self.reactor.advance(1.0)
+        self.assertEqual(self.set_up(), expected)
+        self.assertIsNotNone(self.service.server)
+        self.assertIsNot(self.service.server, first)
+
+        stopping = self.service.stopService()
+        self.assertEqual(self.broker.sent_names(), ["basic.cancel"])
+        self.broker.reply("basic.cancel-ok", consumer_tag="stag")
+        self.assertEqual(self.broker.sent_names(), ["channel.close"])
+        self.broker.reply("channel.close-ok")
+        self.assertEqual(self.broker.sent_names(), ["connection.close"])
+        self.broker.close_ok()
+        self.assertIsNone(outcome(stopping))
+        self.reactor.advance(60)
+        self.assertEqual(self.reactor.tcpClients, [])
+
+    def test_refused_setup_retries(self) -> None:
+        """
+        A broker error during set-up (the queue exists with other settings)
+        closes that connection and retries later.
+        """
+        self.service.startService()
+        broker = self.broker
+        broker.accept()
+        broker.open()
+        broker.reply("channel.open-ok")
+        broker.reply("exchange.declare-ok")
+        broker.reply(
+            "channel.close",
+            reply_code=406,
+            reply_text="PRECONDITION_FAILED",
+            class_id=50,
+            method_id=10,
+        )
+        self.assertIn("connection.close", broker.sent_names())
+        broker.close_ok()
+        self.assertIsNone(self.service.server)
+        self.reactor.advance(1.0)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.service.stopService()

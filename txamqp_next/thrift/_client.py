@@ -1,0 +1,626 @@
+# -*- test-case-name: tests.test_thrift -*-
+"""
+The client side of Thrift over AMQP: a L{ThriftClient} carries the calls of
+a Thrift-generated Twisted client (C{thrift --gen py:twisted}) over one
+channel.
+
+Each call is one AMQP message published to the service's exchange with the
+service name as routing key, C{mandatory}, its C{reply_to} naming the
+client's exclusive reply queue and a C{thriftClientName} header; the body is
+the Thrift message exactly as the protocol wrote it.  Replies come back on
+the reply queue and are matched to calls by their Thrift sequence id.  This
+is txAMQP's wire format, so the servers of both libraries answer both
+libraries' clients.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
+from thrift.Thrift import TMessageType
+from thrift.transport.TTransport import TMemoryBuffer
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txamqp_next.channel import Channel, Consumer
+from txamqp_next.confirms import PublishNacked, Unroutable
+from txamqp_next.errors import Closed
+from txamqp_next.message import Message
+from txamqp_next.protocol import AMQClient
+from txamqp_next.thrift._errors import (
+    CallTimeout,
+    ServiceUnavailable,
+    ThriftTransportError,
+    TransportClosed,
+)
+
+__all__ = [
+    "DEFAULT_EXCHANGE",
+    "DEFAULT_RESPONSES_EXCHANGE",
+    "AMQPClientTransport",
+    "ThriftClient",
+    "close_client",
+    "connect_client",
+    "declare_exchange",
+    "open_client",
+]
+
+ClientT = TypeVar("ClientT")
+
+DEFAULT_EXCHANGE = "thrift"
+"""
+The exchange services are reached through unless told otherwise (a direct
+exchange, declared when missing).
+"""
+
+DEFAULT_RESPONSES_EXCHANGE = "amq.direct"
+"""
+The exchange replies are published to unless told otherwise: the broker's
+predeclared direct exchange.
+"""
+
+
+def declare_exchange(channel: Channel, exchange: str) -> Deferred[Any]:
+    """
+    Declare a direct exchange as txAMQP's Thrift code does (not durable, not
+    auto-deleted), unless it is the default exchange or one of the broker's
+    own C{amq.*} exchanges, which exist already and may not be declared.
+
+    @return: a L{Deferred} firing once the exchange exists, or failing with
+        the channel's error (L{txamqp_next.errors.PreconditionFailed} when
+        it exists with other settings).
+    """
+    if not exchange or exchange.startswith("amq."):
+        return succeed(None)
+    return channel.exchange_declare(exchange=exchange, type="direct")
+
+
+def read_header(body: bytes, factory: Any) -> tuple[str, int, int]:
+    """
+    The C{(name, message type, seqid)} of a Thrift message.
+
+    @raise ThriftTransportError: C{body} does not start with a Thrift
+        message header in C{factory}'s protocol.
+    """
+    try:
+        name, mtype, seqid = factory.getProtocol(TMemoryBuffer(body)).readMessageBegin()
+    except Exception as e:
+        raise ThriftTransportError(
+            f"not a Thrift message ({len(body)} bytes): {type(e).__name__}: {e}", e
+        ) from None
+    return str(name), int(mtype), int(seqid)
+
+
+class AMQPClientTransport:
+    """
+    The Thrift transport a generated client writes its calls to: the bytes
+    of each message are gathered until C{flush}, then sent by the
+    L{ThriftClient} as one AMQP message.  It cannot be read from; replies
+    reach the client through its reply queue.
+
+    @ivar client: the L{ThriftClient}.
+    """
+
+    def __init__(self, client: ThriftClient[Any]) -> None:
+        self.client = client
+        self._buffer: list[bytes] = []
+
+    def isOpen(self) -> bool:
+        return self.client.closed is None
+
+    def open(self) -> None:
+        """
+        Nothing to do: the client is open once made.
+        """
+
+    def close(self) -> Deferred[None]:
+        return self.client.close()
+
+    def read(self, sz: int) -> bytes:
+        raise ThriftTransportError("the AMQP client transport cannot be read from")
+
+    def write(self, buf: bytes) -> None:
+        self._buffer.append(buf)
+
+    def flush(self) -> None:
+        message = b"".join(self._buffer)
+        self._buffer.clear()
+        self.client.send(message)
+
+
+class _Call:
+    __slots__ = ("method", "timer")
+
+    def __init__(self, method: str, timer: IDelayedCall | None) -> None:
+        self.method = method
+        self.timer = timer
+
+
+class _ReturnRouter:
+    """
+    The return handler of a channel Thrift clients or servers use.  A
+    returned call goes to the L{ThriftClient} whose reply queue it names; a
+    returned reply (published by a server to its responses exchange, its
+    client gone) is logged and dropped; other returns go where they would
+    have gone with no Thrift on the channel (the delegate, or
+    C{client.basic_return_queue}).
+
+    @ivar clients: reply queue to L{ThriftClient}.
+    @ivar reply_exchanges: the responses exchanges of the servers.
+    """
+
+    log = Logger()
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.clients: dict[str, ThriftClient[Any]] = {}
+        self.reply_exchanges: set[str] = set()
+        channel.add_return_handler(self)
+
+    def __call__(self, message: Message) -> None:
+        client = self.clients.get(getattr(message.properties, "reply_to", None) or "")
+        if client is not None:
+            client._returned(message)
+        elif message.exchange in self.reply_exchanges:
+            self.log.warn(
+                "the reply to {reply_to} was returned: its client has gone",
+                reply_to=message.routing_key,
+            )
+        else:
+            self.channel.client._returned(self.channel, message)
+
+
+_routers: weakref.WeakKeyDictionary[Channel, _ReturnRouter] = weakref.WeakKeyDictionary()
+
+
+def return_router(channel: Channel) -> _ReturnRouter:
+    """
+    The channel's L{_ReturnRouter}, made on first use.
+    """
+    router = _routers.get(channel)
+    if router is None:
+        router = _routers[channel] = _ReturnRouter(channel)
+    return router
+
+
+class ThriftClient(Generic[ClientT]):
+    """
+    One Thrift client over one AMQP channel.  Make one with L{open_client}
+    (or L{connect_client}, which gives its L{stub}).
+
+    Every call of the stub fires with the method's result or fails with:
+    the method's declared exception; C{TApplicationException} (the server's
+    handler raised something undeclared, or the method is unknown there);
+    L{CallTimeout} when no reply came within C{timeout} seconds;
+    L{ServiceUnavailable} when no server queue is bound to the service;
+    L{TransportClosed} when the channel or connection closed first, or the
+    client was closed (its C{reason} is the AMQP error).  No call waits
+    forever unless C{timeout} is C{None}.
+
+    @ivar stub: the generated client, whose methods make calls.
+    @ivar channel: the L{Channel} the calls go through.
+    @ivar service_name: the routing key of the calls.
+    @ivar exchange: the exchange the calls are published to.
+    @ivar reply_queue: the queue replies arrive on (the C{reply_to} of
+        every call).
+    @ivar client_name: the C{thriftClientName} header of every call.
+    @ivar timeout: seconds a call waits for its reply, or C{None}.
+    @ivar closed: the error later calls fail with once closed, else C{None}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        channel: Channel,
+        service_name: str,
+        client_class: Callable[[Any, Any], ClientT],
+        reply_queue: str,
+        *,
+        exchange: str = DEFAULT_EXCHANGE,
+        timeout: float | None = 30.0,
+        iprot_factory: Any = None,
+        oprot_factory: Any = None,
+        client_name: str | None = None,
+        clock: IReactorTime | None = None,
+        owns_channel: bool = False,
+    ) -> None:
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive or None, not {timeout!r}")
+        self.channel = channel
+        self.service_name = service_name
+        self.exchange = exchange
+        self.reply_queue = reply_queue
+        self.timeout = timeout
+        self.client_name = client_name or getattr(client_class, "__name__", "") + service_name
+        self.closed: BaseException | None = None
+        self._clock = clock if clock is not None else channel.client.clock
+        self._iprot_factory = iprot_factory or TBinaryProtocolFactory()
+        self._oprot_factory = oprot_factory or self._iprot_factory
+        self._owns_channel = owns_channel
+        self._calls: dict[int, _Call] = {}
+        self._consumer: Consumer | None = None
+        self._sending = False
+        self._send_error: BaseException | None = None
+        self._properties = channel.methods.properties[60](
+            reply_to=reply_queue, headers={"thriftClientName": self.client_name}
+        )
+        self.transport = AMQPClientTransport(self)
+        self.stub: ClientT = client_class(self.transport, self._oprot_factory)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ThriftClient {self.client_name!r} to {self.exchange!r}/{self.service_name!r} "
+            f"replies on {self.reply_queue!r}{' closed' if self.closed else ''}>"
+        )
+
+    @property
+    def _reqs(self) -> dict[int, Deferred[Any]]:
+        # the generated client's Deferreds of calls waiting for a reply
+        reqs: dict[int, Deferred[Any]] = getattr(self.stub, "_reqs", {})
+        return reqs
+
+    @property
+    def pending(self) -> int:
+        """
+        How many calls wait for their reply.
+        """
+        return len(self._calls)
+
+    def start(self) -> Deferred[ThriftClient[ClientT]]:
+        """
+        Consume the reply queue and watch for returned calls.
+
+        @return: a L{Deferred} firing with this client once replies can
+            arrive, or failing with the channel's error.
+        """
+        return_router(self.channel).clients[self.reply_queue] = self
+        consuming = self.channel.basic_consume(
+            queue=self.reply_queue, no_ack=True, callback=self._reply
+        )
+
+        def started(consumer: Consumer) -> ThriftClient[ClientT]:
+            self._consumer = consumer
+            consumer.when_ended().addCallback(self._consumer_ended)
+            return self
+
+        return consuming.addCallback(started)
+
+    # -- calls -----------------------------------------------------------------
+
+    def send(self, message: bytes) -> None:
+        """
+        Publish one Thrift call (the generated client calls this through
+        the transport's C{flush}).
+
+        @raise TransportClosed: the client is closed, or the channel is.
+        @raise ThriftTransportError: C{message} is not a Thrift message, or
+            the channel refused it at once.
+        """
+        if self.closed is not None:
+            raise TransportClosed(f"{self!r} is closed: {self.closed}", self.closed)
+        if self.channel.closed is not None:
+            raise TransportClosed(
+                f"the channel of {self!r} is closed: {self.channel.closed}", self.channel.closed
+            )
+        method, mtype, seqid = read_header(message, self._oprot_factory)
+        if mtype != TMessageType.ONEWAY:
+            timer = None
+            if self.timeout is not None:
+                timer = self._clock.callLater(self.timeout, self._timed_out, seqid)
+            self._calls[seqid] = _Call(method, timer)
+        self._sending = True
+        try:
+            published = self.channel.basic_publish(
+                exchange=self.exchange,
+                routing_key=self.service_name,
+                body=message,
+                properties=self._properties,
+                mandatory=True,
+            )
+            published.addErrback(self._publish_failed, seqid, method)
+        finally:
+            self._sending = False
+        error, self._send_error = self._send_error, None
+        if error is not None:
+            self._forget(seqid)
+            raise error
+
+    def _publish_failed(self, failure: Failure, seqid: int, method: str) -> None:
+        reason = failure.value
+        error: BaseException
+        if isinstance(reason, Unroutable):
+            returned = reason.message
+            error = ServiceUnavailable(
+                self.exchange,
+                self.service_name,
+                method,
+                f"{returned.reply_code} {returned.reply_text}",
+            )
+        elif isinstance(reason, PublishNacked):
+            error = ThriftTransportError(f"the broker refused call {method}: {reason}", reason)
+        elif isinstance(reason, Closed):
+            error = TransportClosed(f"call {method} could not be published: {reason}", reason)
+        else:
+            error = ThriftTransportError(f"call {method} could not be published: {reason}", reason)
+        if self._sending:
+            self._send_error = error
+        else:
+            self._fail(seqid, error)
+
+    def _forget(self, seqid: int) -> _Call | None:
+        call = self._calls.pop(seqid, None)
+        if call is not None and call.timer is not None and call.timer.active():
+            call.timer.cancel()
+        return call
+
+    def _fail(self, seqid: int, error: BaseException) -> None:
+        self._forget(seqid)
+        d = self._reqs.pop(seqid, None)
+        if d is not None and not d.called:
+            d.errback(error)
+
+    def _timed_out(self, seqid: int) -> None:
+        call = self._calls.get(seqid)
+        if call is None:
+            return
+        call.timer = None
+        assert self.timeout is not None
+        self.log.warn(
+            "no reply to {method} (seqid {seqid}) from {service} within {timeout}s",
+            method=call.method,
+            seqid=seqid,
+            service=self.service_name,
+            timeout=self.timeout,
+        )
+        self._fail(seqid, CallTimeout(self.service_name, call.method, seqid, self.timeout))
+
+    # -- replies -----------------------------------------------------------------
+
+    def _reply(self, message: Message) -> None:
+        try:
+            iprot = self._iprot_factory.getProtocol(TMemoryBuffer(message.body))
+            method, mtype, seqid = iprot.readMessageBegin()
+        except Exception as e:
+            self.log.warn(
+                "dropping a {size}-byte reply on {queue} that is not a Thrift message: {error}",
+                size=len(message.body),
+                queue=self.reply_queue,
+                error=e,
+            )
+            return
+        call = self._forget(seqid)
+        d = self._reqs.get(seqid)
+        if d is None or d.called:
+            self.log.info(
+                "dropping reply {method} (seqid {seqid}): no call waits for it",
+                method=method,
+                seqid=seqid,
+            )
+            return
+        recv = getattr(self.stub, f"recv_{method}", None)
+        if recv is None or (call is not None and call.method != method):
+            self._fail(
+                seqid,
+                ThriftTransportError(
+                    f"reply to {call.method if call else '?'} (seqid {seqid}) "
+                    f"names method {method!r}"
+                ),
+            )
+            return
+        try:
+            recv(iprot, mtype, seqid)
+        except Exception as e:
+            self._reqs.pop(seqid, None)
+            if not d.called:
+                d.errback(ThriftTransportError(f"malformed reply to {method}: {e}", e))
+
+    def _returned(self, message: Message) -> None:
+        try:
+            method, _, seqid = read_header(message.body, self._oprot_factory)
+        except ThriftTransportError:
+            return
+        self._fail(
+            seqid,
+            ServiceUnavailable(
+                message.exchange,
+                message.routing_key,
+                method,
+                f"{message.reply_code} {message.reply_text}",
+            ),
+        )
+
+    # -- closing -----------------------------------------------------------------
+
+    def _consumer_ended(self, reason: BaseException) -> None:
+        self._shutdown(TransportClosed(f"the reply consumer of {self!r} ended: {reason}", reason))
+
+    def _shutdown(self, error: BaseException) -> None:
+        if self.closed is not None:
+            return
+        self.closed = error
+        router = _routers.get(self.channel)
+        if router is not None and router.clients.get(self.reply_queue) is self:
+            del router.clients[self.reply_queue]
+        for seqid in list(self._calls):
+            self._forget(seqid)
+        reqs = self._reqs
+        while reqs:
+            _, d = reqs.popitem()
+            if not d.called:
+                d.errback(error)
+
+    def close(self) -> Deferred[None]:
+        """
+        Close the client: calls waiting fail with L{TransportClosed}, the
+        reply consumer is cancelled and, when the client opened its
+        channel itself, the channel is closed.
+
+        @return: a L{Deferred} firing with C{None} once done.  It does not
+            fail.
+        """
+        was_closed = self.closed is not None
+        self._shutdown(TransportClosed(f"{self!r} was closed"))
+        if was_closed and (not self._owns_channel or self.channel.closed is not None):
+            return succeed(None)
+        return Deferred.fromCoroutine(self._close())
+
+    async def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        try:
+            if consumer is not None and consumer.cancelled is None:
+                await consumer.cancel()
+            if self._owns_channel:
+                await self.channel.close()
+        except Exception as e:
+            self.log.info("closing {client}: {error}", client=self, error=e)
+
+
+def open_client(
+    amqp: AMQClient | Channel,
+    service_name: str,
+    client_class: Callable[[Any, Any], ClientT],
+    *,
+    exchange: str = DEFAULT_EXCHANGE,
+    responses_exchange: str = DEFAULT_RESPONSES_EXCHANGE,
+    reply_queue: str | None = None,
+    timeout: float | None = 30.0,
+    protocol_factory: Any = None,
+    iprot_factory: Any = None,
+    oprot_factory: Any = None,
+    declare: bool = True,
+    client_name: str | None = None,
+) -> Deferred[ThriftClient[ClientT]]:
+    """
+    Make a L{ThriftClient} for a service.
+
+    @param amqp: an open L{AMQClient} (the client then opens a channel of
+        its own and closes it with L{ThriftClient.close}) or an open
+        L{Channel} to share.
+    @param service_name: the service's routing key (the servers bind their
+        queue to C{exchange} with it).
+    @param client_class: the generated client class (C{Service.Client}).
+    @param exchange: the exchange the servers' queue is bound to.
+    @param responses_exchange: the exchange the servers publish replies
+        to; the reply queue is bound to it with its own name as routing
+        key.  C{""} is the default exchange (no binding needed).
+    @param reply_queue: an existing queue to take replies from (nothing is
+        declared or bound for it); by default a server-named exclusive
+        queue is declared.
+    @param timeout: seconds each call waits for its reply before failing
+        with L{CallTimeout}; C{None} waits for ever.
+    @param protocol_factory: the Thrift protocol factory for calls and
+        replies (C{TBinaryProtocolFactory()} by default); C{iprot_factory}
+        and C{oprot_factory} set each direction apart.
+    @param declare: declare C{exchange} and C{responses_exchange} (direct,
+        not durable, as txAMQP does) unless they are the broker's own.
+    @param client_name: the C{thriftClientName} header; txAMQP's
+        C{<client class name><service name>} by default.
+    @return: a L{Deferred} firing with the started client, or failing with
+        the broker's error (the channel it opened is then closed).
+    """
+    return Deferred.fromCoroutine(
+        _open_client(
+            amqp,
+            service_name,
+            client_class,
+            exchange=exchange,
+            responses_exchange=responses_exchange,
+            reply_queue=reply_queue,
+            timeout=timeout,
+            iprot_factory=iprot_factory or protocol_factory,
+            oprot_factory=oprot_factory or protocol_factory,
+            declare=declare,
+            client_name=client_name,
+        )
+    )
+
+
+async def _open_client(
+    amqp: AMQClient | Channel,
+    service_name: str,
+    client_class: Callable[[Any, Any], ClientT],
+    *,
+    exchange: str,
+    responses_exchange: str,
+    reply_queue: str | None,
+    timeout: float | None,
+    iprot_factory: Any,
+    oprot_factory: Any,
+    declare: bool,
+    client_name: str | None,
+) -> ThriftClient[ClientT]:
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be positive or None, not {timeout!r}")
+    owns = not isinstance(amqp, Channel)
+    channel = await amqp.open_channel() if isinstance(amqp, AMQClient) else amqp
+    try:
+        if declare:
+            await declare_exchange(channel, exchange)
+            await declare_exchange(channel, responses_exchange)
+        if reply_queue is None:
+            ok = await channel.queue_declare(queue="", exclusive=True, auto_delete=True)
+            reply_queue = str(ok.queue)
+            if responses_exchange:
+                await channel.queue_bind(
+                    queue=reply_queue, exchange=responses_exchange, routing_key=reply_queue
+                )
+        client = ThriftClient(
+            channel,
+            service_name,
+            client_class,
+            reply_queue,
+            exchange=exchange,
+            timeout=timeout,
+            iprot_factory=iprot_factory,
+            oprot_factory=oprot_factory,
+            client_name=client_name,
+            owns_channel=owns,
+        )
+        return await client.start()
+    except BaseException:
+        if owns and channel.closed is None:
+            channel.close()
+        raise
+
+
+def connect_client(
+    amqp: AMQClient | Channel,
+    service_name: str,
+    client_class: Callable[[Any, Any], ClientT],
+    **kwargs: Any,
+) -> Deferred[ClientT]:
+    """
+    Make a Thrift client for a service and give its generated stub::
+
+        calc = await connect_client(amqp, "calculator", Calculator.Client)
+        print(await calc.add(1, 2))
+        await close_client(calc)
+
+    The arguments are those of L{open_client}.
+
+    @return: a L{Deferred} firing with the generated client (an instance of
+        C{client_class}) whose calls go over AMQP, or failing as
+        L{open_client} does.
+    """
+    return open_client(amqp, service_name, client_class, **kwargs).addCallback(
+        lambda client: client.stub
+    )
+
+
+def close_client(stub: object) -> Deferred[None]:
+    """
+    Close the L{ThriftClient} behind a stub from L{connect_client}.
+
+    @return: what L{ThriftClient.close} returns.
+    @raise TypeError: C{stub} was not made by L{connect_client}.
+    """
+    transport = getattr(stub, "_transport", None)
+    if not isinstance(transport, AMQPClientTransport):
+        raise TypeError(f"{stub!r} is not a Thrift client made by connect_client")
+    return transport.client.close()

@@ -1,0 +1,389 @@
+# -*- test-case-name: tests.test_thrift -*-
+"""
+The server side of Thrift over AMQP: a L{ThriftServer} consumes a service's
+queue, runs a Thrift processor on each call and publishes the reply to the
+responses exchange with the call's C{reply_to} as routing key (txAMQP's
+wire format).  A call is acknowledged once its reply has been confirmed by
+the broker, so a server that dies mid-call leaves it to be redelivered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
+from thrift.transport.TTransport import TMemoryBuffer
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.logger import Logger
+
+from txamqp_next.channel import Channel, Consumer
+from txamqp_next.confirms import Unroutable
+from txamqp_next.message import Message
+from txamqp_next.protocol import AMQClient
+from txamqp_next.thrift._client import (
+    DEFAULT_EXCHANGE,
+    DEFAULT_RESPONSES_EXCHANGE,
+    declare_exchange,
+    read_header,
+    return_router,
+)
+from txamqp_next.thrift._errors import ThriftTransportError
+
+__all__ = ["ThriftServer", "serve"]
+
+
+class _ReplyTransport:
+    """
+    The Thrift transport a processor writes one reply to; C{flush}
+    publishes what was written.
+
+    @ivar sent: the L{Deferred}s of the replies published.
+    """
+
+    def __init__(self, server: ThriftServer, reply_to: str | None) -> None:
+        self._server = server
+        self._reply_to = reply_to
+        self._buffer: list[bytes] = []
+        self.sent: list[Deferred[None]] = []
+
+    def isOpen(self) -> bool:
+        return True
+
+    def open(self) -> None:
+        """
+        Nothing to open.
+        """
+
+    def close(self) -> None:
+        """
+        Nothing to close.
+        """
+
+    def read(self, sz: int) -> bytes:
+        raise ThriftTransportError("a reply transport cannot be read from")
+
+    def write(self, buf: bytes) -> None:
+        self._buffer.append(buf)
+
+    def flush(self) -> None:
+        body = b"".join(self._buffer)
+        self._buffer.clear()
+        if body:
+            self.sent.append(self._server._publish_reply(self._reply_to, body))
+
+
+class ThriftServer:
+    """
+    Serves one Thrift service from one queue.  Make one with L{serve}.
+
+    Calls are processed as they arrive, up to the channel's prefetch count
+    at once.  A call whose processor fails (its body is not a Thrift
+    message, say) is logged and rejected without requeueing; a handler
+    that raises an exception the IDL does not declare is answered with a
+    C{TApplicationException} by the generated processor.  A reply the
+    broker returns (its client has gone) is logged and dropped.
+
+    @ivar channel: the L{Channel} the server consumes on.
+    @ivar service_name: the routing key the queue is bound with.
+    @ivar queue: the queue consumed.
+    @ivar responses_exchange: where replies are published.
+    @ivar in_flight: how many calls are being processed.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        channel: Channel,
+        service_name: str,
+        processor: Any,
+        queue: str,
+        *,
+        responses_exchange: str = DEFAULT_RESPONSES_EXCHANGE,
+        iprot_factory: Any = None,
+        oprot_factory: Any = None,
+        owns_channel: bool = False,
+    ) -> None:
+        self.channel = channel
+        self.service_name = service_name
+        self.processor = processor
+        self.queue = queue
+        self.responses_exchange = responses_exchange
+        self.in_flight = 0
+        self._iprot_factory = iprot_factory or TBinaryProtocolFactory()
+        self._oprot_factory = oprot_factory or self._iprot_factory
+        self._owns_channel = owns_channel
+        self._consumer: Consumer | None = None
+        self._stopping = False
+        self._idle_waiters: list[Deferred[None]] = []
+
+    def __repr__(self) -> str:
+        return f"<ThriftServer {self.service_name!r} on queue {self.queue!r}>"
+
+    def start(self) -> Deferred[ThriftServer]:
+        """
+        Start consuming.
+
+        @return: a L{Deferred} firing with this server once consuming, or
+            failing with the channel's error.
+        """
+        if self.channel.confirms is None:
+            # not in confirm mode: returned replies come to return handlers
+            return_router(self.channel).reply_exchanges.add(self.responses_exchange)
+        consuming = self.channel.basic_consume(queue=self.queue, callback=self._request)
+
+        def started(consumer: Consumer) -> ThriftServer:
+            self._consumer = consumer
+            return self
+
+        return consuming.addCallback(started)
+
+    def when_ended(self) -> Deferred[BaseException]:
+        """
+        @return: a L{Deferred} firing, once the server stopped consuming,
+            with why (L{txamqp_next.ConsumerCancelled}, or the channel's or
+            connection's error).
+        """
+        assert self._consumer is not None, "the server was not started"
+        return self._consumer.when_ended()
+
+    # -- calls -------------------------------------------------------------------
+
+    def _request(self, message: Message) -> None:
+        if self._stopping:
+            return
+        self.in_flight += 1
+        handling = Deferred.fromCoroutine(self._handle(message))
+        handling.addErrback(
+            lambda f: self.log.failure(
+                "handling Thrift call {delivery_tag} on {queue} went wrong",
+                f,
+                delivery_tag=message.delivery_tag,
+                queue=self.queue,
+            )
+        )
+        handling.addBoth(self._handled)
+
+    async def _handle(self, message: Message) -> None:
+        reply_to: str | None = getattr(message.properties, "reply_to", None)
+        transport = _ReplyTransport(self, reply_to)
+        try:
+            iprot = self._iprot_factory.getProtocol(TMemoryBuffer(message.body))
+            oprot = self._oprot_factory.getProtocol(transport)
+            await maybeDeferred(self.processor.process, iprot, oprot)
+        except Exception:
+            self.log.failure(
+                "the Thrift processor failed on call {delivery_tag} ({size} bytes) from "
+                "queue {queue}; rejecting it",
+                delivery_tag=message.delivery_tag,
+                size=len(message.body),
+                queue=self.queue,
+            )
+            await self._settle(message.reject(requeue=False), "reject", message)
+            return
+        for sent in transport.sent:
+            try:
+                await sent
+            except Unroutable:
+                self.log.warn(
+                    "the reply to {reply_to} was returned: its client has gone",
+                    reply_to=reply_to,
+                )
+            except Exception as e:
+                self.log.warn(
+                    "could not publish the reply to {reply_to} ({error}); the call stays "
+                    "unacknowledged",
+                    reply_to=reply_to,
+                    error=e,
+                )
+                return
+        await self._settle(message.ack(), "ack", message)
+
+    def _publish_reply(self, reply_to: str | None, body: bytes) -> Deferred[None]:
+        if not reply_to:
+            try:
+                method, _, seqid = read_header(body, self._oprot_factory)
+            except ThriftTransportError:
+                method, seqid = "?", -1
+            self.log.warn(
+                "dropping the reply to {method} (seqid {seqid}): its call had no reply-to",
+                method=method,
+                seqid=seqid,
+            )
+            return succeed(None)
+        return self.channel.basic_publish(
+            exchange=self.responses_exchange, routing_key=reply_to, body=body, mandatory=True
+        )
+
+    async def _settle(self, sent: Deferred[None], action: str, message: Message) -> None:
+        try:
+            await sent
+        except Exception as e:
+            self.log.warn(
+                "could not {action} call {delivery_tag} on {queue} ({error})",
+                action=action,
+                delivery_tag=message.delivery_tag,
+                queue=self.queue,
+                error=e,
+            )
+
+    def _handled(self, _: object) -> None:
+        self.in_flight -= 1
+        if not self.in_flight:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    # -- stopping ------------------------------------------------------------------
+
+    def stop(self, timeout: float = 30.0) -> Deferred[None]:
+        """
+        Stop: cancel the consumer, wait (at most C{timeout} seconds) for the
+        calls being processed to be answered and acknowledged, then close
+        the channel if the server opened it.  Calls not finished by then
+        stay unacknowledged, for the broker to redeliver.
+
+        @return: a L{Deferred} firing with C{None} once stopped.  It does
+            not fail.
+        """
+        return Deferred.fromCoroutine(self._stop(timeout))
+
+    async def _stop(self, timeout: float) -> None:
+        self._stopping = True
+        clock = self.channel.client.clock
+        consumer, self._consumer = self._consumer, None
+        try:
+            if consumer is not None and consumer.cancelled is None:
+                await consumer.cancel().addTimeout(timeout, clock)
+        except Exception as e:
+            self.log.info("cancelling the consumer of {queue}: {error}", queue=self.queue, error=e)
+        if self.in_flight:
+            idle: Deferred[None] = Deferred()
+            self._idle_waiters.append(idle)
+            try:
+                await idle.addTimeout(timeout, clock)
+            except Exception:
+                self.log.warn("stopping with {count} Thrift calls unfinished", count=self.in_flight)
+        if self._owns_channel and self.channel.closed is None:
+            try:
+                await self.channel.close()
+            except Exception as e:
+                self.log.info("closing the channel of {queue}: {error}", queue=self.queue, error=e)
+
+
+def serve(
+    amqp: AMQClient | Channel,
+    service_name: str,
+    processor: Any,
+    *,
+    exchange: str = DEFAULT_EXCHANGE,
+    responses_exchange: str = DEFAULT_RESPONSES_EXCHANGE,
+    queue: str | None = None,
+    prefetch: int = 100,
+    declare: bool = True,
+    declare_responses_exchange: bool = True,
+    confirm: bool = True,
+    protocol_factory: Any = None,
+    iprot_factory: Any = None,
+    oprot_factory: Any = None,
+) -> Deferred[ThriftServer]:
+    """
+    Serve a Thrift service::
+
+        server = await serve(amqp, "calculator", Calculator.Processor(Handler()))
+        ...
+        await server.stop()
+
+    @param amqp: an open L{AMQClient} (the server opens a channel of its
+        own and closes it in L{ThriftServer.stop}) or an open L{Channel}
+        (which the server puts in confirm mode unless C{confirm} is false).
+    @param service_name: the routing key clients call the service by.
+    @param processor: a Thrift processor (C{Service.Processor(handler)}
+        from C{thrift --gen py:twisted}): its C{process(iprot, oprot)} may
+        return a L{Deferred}.
+    @param exchange: the exchange clients publish calls to.
+    @param responses_exchange: the exchange replies are published to, with
+        the call's C{reply_to} as routing key.
+    @param queue: the queue to consume; the service name by default.
+        Servers sharing a queue share the calls.
+    @param prefetch: how many calls may be processed at once (C{basic.qos}).
+    @param declare: declare C{exchange} (direct, not durable), the queue
+        (not durable, auto-deleted with its last consumer) and its binding,
+        as txAMQP's servers do.
+    @param declare_responses_exchange: also declare C{responses_exchange}
+        (direct, not durable), so a reply cannot be published to a missing
+        exchange.
+    @param confirm: put the channel in confirm mode, so that a call is
+        acknowledged only once the broker has its reply; when false, once
+        the reply is handed to the transport.
+    @param protocol_factory: the Thrift protocol factory
+        (C{TBinaryProtocolFactory()} by default); C{iprot_factory} and
+        C{oprot_factory} set each direction apart.
+    @return: a L{Deferred} firing with the started L{ThriftServer}, or
+        failing with the broker's error (for instance
+        L{txamqp_next.errors.PreconditionFailed} when the queue exists with
+        other settings).
+    @raise ValueError: C{prefetch} is out of range.
+    """
+    if not 0 <= prefetch <= 0xFFFF:
+        raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
+    return Deferred.fromCoroutine(
+        _serve(
+            amqp,
+            service_name,
+            processor,
+            exchange=exchange,
+            responses_exchange=responses_exchange,
+            queue=queue or service_name,
+            prefetch=prefetch,
+            declare=declare,
+            declare_responses_exchange=declare_responses_exchange,
+            confirm=confirm,
+            iprot_factory=iprot_factory or protocol_factory,
+            oprot_factory=oprot_factory or protocol_factory,
+        )
+    )
+
+
+async def _serve(
+    amqp: AMQClient | Channel,
+    service_name: str,
+    processor: Any,
+    *,
+    exchange: str,
+    responses_exchange: str,
+    queue: str,
+    prefetch: int,
+    declare: bool,
+    declare_responses_exchange: bool,
+    confirm: bool,
+    iprot_factory: Any,
+    oprot_factory: Any,
+) -> ThriftServer:
+    owns = not isinstance(amqp, Channel)
+    channel = await amqp.open_channel() if isinstance(amqp, AMQClient) else amqp
+    try:
+        if declare:
+            await declare_exchange(channel, exchange)
+            await channel.queue_declare(queue=queue, auto_delete=True)
+            await channel.queue_bind(queue=queue, exchange=exchange, routing_key=service_name)
+        if declare_responses_exchange:
+            await declare_exchange(channel, responses_exchange)
+        await channel.basic_qos(prefetch_count=prefetch)
+        if confirm and channel.confirms is None:
+            await channel.confirm_select()
+        server = ThriftServer(
+            channel,
+            service_name,
+            processor,
+            queue,
+            responses_exchange=responses_exchange,
+            iprot_factory=iprot_factory,
+            oprot_factory=oprot_factory,
+            owns_channel=owns,
+        )
+        return await server.start()
+    except BaseException:
+        if owns and channel.closed is None:
+            channel.close()
+        raise
