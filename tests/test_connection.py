@@ -629,6 +629,20 @@ class HeartbeatTests(SynchronousTestCase):
         self.conn.tick(10)
         self.assertEqual(self.conn.data_to_send(), _frames.HEARTBEAT)
 
+    def test_idle_heartbeats_keep_the_interval(self) -> None:
+        """
+        Ticking every half interval, an idle connection sends a heartbeat
+        every interval: a heartbeat is not itself traffic that puts off the
+        next one.
+        """
+        sent_at = []
+        for now in range(0, 45, 5):
+            self.conn.receive_data(_frames.HEARTBEAT)
+            self.conn.tick(now)
+            if self.conn.data_to_send() == _frames.HEARTBEAT:
+                sent_at.append(now)
+        self.assertEqual(sent_at, [10, 20, 30, 40])
+
     def test_not_sent_while_busy(self) -> None:
         """
         Traffic counts: no heartbeat while we keep sending.

@@ -40,6 +40,8 @@ class RecordingTransport(StringTransport):
     """
 
     aborted = False
+    #: how many writes the client made
+    writes = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,6 +54,7 @@ class RecordingTransport(StringTransport):
         super().write(data)
 
     def writeSequence(self, seq: Any) -> None:
+        self.writes += 1
         self.write(b"".join(seq))
 
     def abortConnection(self) -> None:
@@ -64,13 +67,13 @@ class Broker:
     The broker side of one L{AMQClient} connected to a L{RecordingTransport}.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, transport: RecordingTransport | None = None, **kwargs: Any) -> None:
         self.clock = Clock()
         kwargs.setdefault("credentials", Credentials())
         self.client = AMQClient(clock=self.clock, **kwargs)
         self.frames = FrameFactory()
         self.parser = SentParser()
-        self.transport = RecordingTransport()
+        self.transport = transport if transport is not None else RecordingTransport()
         self.client.makeConnection(self.transport)
 
     def send(self, data: bytes) -> None:
@@ -1434,3 +1437,157 @@ class ChannelCloseTimeoutTests(SynchronousTestCase):
         broker.reply("channel.close-ok")
         self.successResultOf(d)
         self.assertEqual([c for c in broker.clock.getDelayedCalls() if "close" in repr(c.func)], [])
+
+
+class HotPathTests(SynchronousTestCase):
+    """
+    The publish, delivery and ack paths: writes are batched while received
+    frames are handled, reused method objects never mix fields up, and the
+    direct C{basic_ack} keeps the rules of any other call.
+    """
+
+    def setUp(self) -> None:
+        self.broker = Broker()
+        self.broker.handshake()
+        self.channel = self.broker.open_channel()
+
+    def test_acks_from_callbacks_share_one_write(self) -> None:
+        """
+        Deliveries that arrive in one C{dataReceived} and are acked in the
+        consumer callback produce one transport write holding every ack, in
+        order.
+        """
+        self.channel.basic_consume(
+            queue="q", consumer_tag="c", no_wait=True, callback=lambda m: m.ack()
+        )
+        self.broker.sent()
+        data = b"".join(
+            self.broker.frames.content(
+                1,
+                "basic.deliver",
+                b"body",
+                consumer_tag="c",
+                delivery_tag=tag,
+                redelivered=False,
+                exchange="",
+                routing_key="q",
+            )
+            for tag in (1, 2, 3)
+        )
+        before = self.broker.transport.writes
+        self.broker.send(data)
+        self.assertEqual(self.broker.transport.writes - before, 1)
+        acks = self.broker.sent()
+        self.assertEqual(
+            [(a.NAME, a.delivery_tag) for a in acks], [("basic.ack", t) for t in (1, 2, 3)]
+        )
+
+    def test_publish_outside_callbacks_is_written_at_once(self) -> None:
+        """
+        A publish made outside the handling of received frames reaches the
+        transport before C{basic_publish} returns.
+        """
+        self.channel.basic_publish(exchange="", routing_key="q", body=b"now")
+        kinds = [kind for kind, _, _ in self.broker.frames_sent()]
+        self.assertEqual(kinds, [_frames.FRAME_METHOD, _frames.FRAME_HEADER, _frames.FRAME_BODY])
+
+    def test_publish_fields_are_not_mixed_up(self) -> None:
+        """
+        Publishes to different routing keys, exchanges and flags, repeated,
+        each go out with their own fields.
+        """
+        calls = [
+            ("", "a", False),
+            ("", "b", False),
+            ("ex", "a", True),
+            ("", "a", False),
+            ("ex", "a", False),
+        ]
+        for exchange, key, mandatory in calls:
+            self.channel.basic_publish(
+                exchange=exchange, routing_key=key, body=b"x", mandatory=mandatory
+            )
+        sent = [(m.exchange, m.routing_key, m.mandatory) for m in self.broker.sent()]
+        self.assertEqual(sent, calls)
+
+    def test_empty_properties_then_given_properties(self) -> None:
+        """
+        A publish without properties after one with properties is sent with
+        none: the reused empty properties carry nothing over.
+        """
+        self.channel.basic_publish(routing_key="q", body=b"1", properties={"priority": 3})
+        self.channel.basic_publish(routing_key="q", body=b"2")
+        headers = [
+            item for kind, _, item in self.broker.frames_sent() if kind == _frames.FRAME_HEADER
+        ]
+        self.assertEqual(len(headers), 2)
+        self.assertEqual(headers[0][2].priority, 3)
+        self.assertIsNone(headers[1][2].priority)
+
+    def test_ack_on_closed_channel_fails(self) -> None:
+        """
+        C{basic_ack} on a channel the broker closed fails with the channel's
+        error and sends nothing.
+        """
+        self.broker.reply(
+            "channel.close", reply_code=404, reply_text="NOT_FOUND", class_id=50, method_id=10
+        )
+        self.broker.sent()
+        self.failureResultOf(self.channel.basic_ack(delivery_tag=1), errors.NotFound)
+        self.assertEqual(self.broker.sent(), [])
+
+    def test_ack_fields(self) -> None:
+        """
+        C{basic_ack} sends the delivery tag and C{multiple} given, and fires
+        with C{None}.
+        """
+        self.assertIsNone(self.successResultOf(self.channel.basic_ack(7, multiple=True)))
+        [ack] = self.broker.sent()
+        self.assertEqual((ack.NAME, ack.delivery_tag, ack.multiple), ("basic.ack", 7, True))
+
+    def test_close_from_broker_inside_callbacks_writes_close_ok(self) -> None:
+        """
+        The broker's C{connection.close} arriving in the same data as a
+        delivery still gets its C{close-ok} written before the transport is
+        closed, although writes wait while received frames are handled.
+        """
+        received: list[Message] = []
+        self.channel.basic_consume(
+            queue="q", consumer_tag="c", no_wait=True, callback=received.append
+        )
+        self.broker.sent()
+        data = self.broker.frames.content(
+            1,
+            "basic.deliver",
+            b"body",
+            consumer_tag="c",
+            delivery_tag=1,
+            redelivered=False,
+            exchange="",
+            routing_key="q",
+        ) + self.broker.frames.method(
+            0, "connection.close", reply_code=320, reply_text="bye", class_id=0, method_id=0
+        )
+        self.broker.send(data)
+        self.assertEqual([m.body for m in received], [b"body"])
+        self.assertEqual([m.NAME for m in self.broker.sent()], ["connection.close-ok"])
+        self.assertTrue(self.broker.transport.disconnecting)
+        self.assertEqual(self.broker.transport.written_after_lose, [])
+
+    def test_large_publish_from_callback_written_at_once(self) -> None:
+        """
+        A callback run while received frames are handled that publishes a
+        large body has it written at once, so the transport's backpressure
+        still applies to code resumed by a reply.
+        """
+        seen: list[int] = []
+
+        def on_message(message: Message) -> None:
+            before = self.broker.transport.writes
+            self.channel.basic_publish(routing_key="q", body=b"x" * 20000)
+            seen.append(self.broker.transport.writes - before)
+
+        self.channel.basic_consume(queue="q", consumer_tag="c", no_wait=True, callback=on_message)
+        self.broker.sent()
+        self.broker.deliver("c", 1)
+        self.assertEqual(seen, [1])

@@ -340,6 +340,7 @@ class Connection:
         self._sent = False
         self._last_received: float | None = None
         self._last_sent: float | None = None
+        self._heartbeat_queued = False
         self._close_ok = self.methods["connection.close-ok"]
         self._channel_close_ok = self.methods["channel.close-ok"]
 
@@ -414,7 +415,12 @@ class Connection:
             self._last_received = now
         if self._sent or self._last_sent is None:
             self._sent = False
-            self._last_sent = now
+            if self._heartbeat_queued and self._last_sent is not None:
+                # our own heartbeat went out: it was counted when queued, so
+                # idle heartbeats keep to the interval
+                self._heartbeat_queued = False
+            else:
+                self._last_sent = now
         if now - self._last_received >= 2 * self.heartbeat:
             self.state = _CONN_CLOSED
             self._outbox = []
@@ -428,6 +434,7 @@ class Connection:
             self._outbox.append(_frames.HEARTBEAT)
             self._last_sent = now
             self._sent = False
+            self._heartbeat_queued = True
         return []
 
     # -- application side ----------------------------------------------------
@@ -669,6 +676,10 @@ class Connection:
         frames = [method.encode_frame(channel)]
         if method.CONTENT:
             assert properties is not None
+            if self.frame_max and len(body) > self.frame_max - _frames.FRAME_OVERHEAD:
+                # several body frames: one buffer for the whole message
+                frames.append(properties.header_frame(channel, len(body)))
+                return [_frames.joined_frames(frames, channel, body, self.frame_max)]
             frames += properties.content_frames(channel, body, self.frame_max)
         return frames
 

@@ -26,6 +26,7 @@ __all__ = [
     "FrameReader",
     "body_frames",
     "content_frames",
+    "joined_frames",
     "method_frame",
 ]
 
@@ -264,3 +265,25 @@ def body_frames(channel: int, body: bytes | bytearray | memoryview, frame_max: i
         frames.append(bytes(part))
         frames.append(_END)
     return frames
+
+
+def joined_frames(
+    head: list[bytes], channel: int, body: bytes | bytearray | memoryview, frame_max: int
+) -> bytes:
+    """
+    One byte string holding the frames in C{head} (a method and its content
+    header) followed by C{body} split into body frames of at most
+    C{frame_max}.
+
+    For a body over several frames: the body is copied once, straight from
+    slices of it, and a transport handed a single string need not copy it
+    again to join pieces (Twisted's does when given several).
+    """
+    chunk = frame_max - FRAME_OVERHEAD
+    pack = _ENVELOPE.pack
+    pieces: list[bytes | memoryview] = list(head)
+    view = memoryview(body)
+    for start in range(0, len(body), chunk):
+        part = view[start : start + chunk]
+        pieces += (pack(FRAME_BODY, channel, len(part)), part, _END)
+    return b"".join(pieces)

@@ -17,6 +17,7 @@ Cancelling a pending call closes its channel.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -41,6 +42,15 @@ if TYPE_CHECKING:
 __all__ = ["Channel", "Consumer", "ConsumerCancelled", "PublishNacked", "Unroutable"]
 
 DeliveryCallback = Callable[[Message], object]
+
+#: how many distinct (exchange, routing key, flags) a channel keeps a
+#: ready C{basic.publish} for
+_PUBLISH_METHOD_CACHE = 256
+
+
+@functools.lru_cache(maxsize=512)
+def _python_name(name: str) -> str:
+    return python_name(name)
 
 
 class ConsumerCancelled(AMQPError):
@@ -84,6 +94,8 @@ class Consumer:
             return
         try:
             result = self.callback(message)
+            if result is None:
+                return
             if inspect.iscoroutine(result):
                 result = ensureDeferred(result)
         except Exception:
@@ -166,8 +178,16 @@ class Channel:
         self.confirms: ConfirmTracker | None = None
         #: False while the broker has paused this channel (channel.flow)
         self.flow_active = True
-        # publishes held while the connection is blocked or flow is off
+        # publishes held while the connection is blocked, the transport's
+        # buffer is full or flow is off; _holding is the one flag the publish
+        # path checks (see _update_holding)
         self._held: deque[tuple[Method, Properties, bytes, Deferred[None]]] = deque()
+        self._holding = client._publishing_paused
+        # method and property objects are immutable, so the publish path
+        # reuses them: the basic.publish of each (exchange, routing key,
+        # flags) seen lately and the empty properties
+        self._publish_methods: dict[tuple[str, str, bool, bool], Method] = {}
+        self._no_properties: Properties | None = None
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else ("closed" if self.closed else "opening")
@@ -278,32 +298,40 @@ class Channel:
         @param content: txAMQP's form: a L{Content} carrying body and
             properties (then C{body} and C{properties} must be left out).
         @return: a L{Deferred} firing with C{None} once the message is handed
-            to the transport, or failing with the channel's error.
+            to the transport (in confirm mode: once the broker confirmed it),
+            or failing with the channel's error.  While publishing is paused
+            (the transport's buffer is full, the broker blocked the
+            connection or stopped the channel's flow) the message is held and
+            the L{Deferred} stays pending until it is written, in order.
         """
         if content is not None:
             body = content.body_bytes()
             properties = content.properties
         elif isinstance(body, str):
             body = body.encode("utf-8")
-        try:
-            props = self._properties(properties)
-        except TypeError as e:
-            return fail(e)
-        method = self.methods["basic.publish"](
-            exchange=exchange, routing_key=routing_key, mandatory=mandatory, immediate=immediate
-        )
-        if self.closed is None and (self._held or self._paused()):
+        if properties is None:
+            props = self._no_properties
+            if props is None:
+                props = self._no_properties = self.methods.properties[60]()
+        else:
+            try:
+                props = self._properties(properties)
+            except TypeError as e:
+                return fail(e)
+        key = (exchange, routing_key, mandatory, immediate)
+        method = self._publish_methods.get(key)
+        if method is None:
+            method = self.methods["basic.publish"](
+                exchange=exchange, routing_key=routing_key, mandatory=mandatory, immediate=immediate
+            )
+            if len(self._publish_methods) >= _PUBLISH_METHOD_CACHE:
+                self._publish_methods.clear()
+            self._publish_methods[key] = method
+        if self._holding and self.closed is None:
             d: Deferred[None] = Deferred()
             self._held.append((method, props, body, d))
             return d
         return self._publish_now(method, props, body)
-
-    def _paused(self) -> bool:
-        """
-        Whether publishes must wait: the broker blocked the connection
-        (C{connection.blocked}) or paused this channel (C{channel.flow}).
-        """
-        return self.client.blocked is not None or not self.flow_active
 
     def _publish_now(self, method: Method, props: Properties, body: bytes) -> Deferred[None]:
         if self.closed is not None:
@@ -312,18 +340,46 @@ class Channel:
             self.client.core.send_method(self.id, method, props, body)
         except LocalProtocolError as e:
             return fail(self.closed or e)
-        self.client._flush()
+        self.client._flush(size=len(body))
         if self.confirms is not None:
             return self.confirms.add()
         return succeed(None)
 
-    def _release_held(self) -> None:
+    def _update_holding(self) -> None:
         """
-        Send the publishes held back, in order, once nothing pauses them.
+        Publishing was paused or resumed (by the transport, the broker's
+        C{connection.blocked} or C{channel.flow}): send the publishes held
+        back, in order, while nothing pauses them.  The channel keeps
+        holding until its backlog is empty, so a publish made meanwhile (by
+        a callback of one released) queues behind the backlog.
+
+        Each released publish settles the L{Deferred} it was held with
+        directly (no second L{Deferred} chained to it).
         """
-        while self._held and not self._paused():
-            method, props, body, d = self._held.popleft()
-            self._publish_now(method, props, body).chainDeferred(d)
+        client = self.client
+        held = self._held
+        core = client.core
+        while held:
+            if client._publishing_paused or not self.flow_active:
+                self._holding = True
+                return
+            method, props, body, d = held.popleft()
+            if self.closed is not None:
+                d.errback(self.closed)
+                continue
+            try:
+                core.send_method(self.id, method, props, body)
+            except LocalProtocolError as e:
+                d.errback(self.closed or e)
+                continue
+            # one write each: the transport may pause us after any of them
+            client._flush(size=len(body))
+            if self.confirms is not None:
+                # the held Deferred itself waits for the broker's ack
+                self.confirms.add(d)
+            else:
+                d.callback(None)
+        self._holding = client._publishing_paused or not self.flow_active
 
     def confirm_select(self, no_wait: bool = False) -> Deferred[Any]:
         """
@@ -347,7 +403,31 @@ class Channel:
             return cls()
         if isinstance(properties, Properties):
             return properties
-        return cls(**{python_name(k): v for k, v in properties.items()})
+        return cls(**{_python_name(k): v for k, v in properties.items()})
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> Deferred[None]:
+        """
+        Acknowledge a delivery (C{basic.ack}); C{multiple} acknowledges every
+        delivery up to C{delivery_tag} as well.
+
+        @return: a L{Deferred} firing with C{None} once the ack is handed to
+            the transport, or failing with the channel's error.
+        """
+        if self.closed is not None or self.id == 0:
+            return self.call(
+                self.methods["basic.ack"](delivery_tag=delivery_tag, multiple=multiple)
+            )
+        cls = self._ack_class
+        if cls is None:
+            cls = self._ack_class = self.methods["basic.ack"]
+        try:
+            self.client.core.send_method(self.id, cls(delivery_tag=delivery_tag, multiple=multiple))
+        except LocalProtocolError as e:
+            return fail(self.closed or e)
+        self.client._flush()
+        return succeed(None)
+
+    _ack_class: type[Method] | None = None
 
     def basic_consume(
         self,
@@ -452,7 +532,7 @@ class Channel:
                 channel=self.id,
                 active=self.flow_active,
             )
-            self._release_held()
+            self._update_holding()
         elif name == "basic.cancel":
             tag = getattr(method, "consumer_tag", "")
             consumer = self.consumers.pop(tag, None)
@@ -466,7 +546,7 @@ class Channel:
         message = Message(self, method, properties, body)
         name = method.NAME
         if name == "basic.deliver":
-            consumer = self.consumers.get(message.consumer_tag)
+            consumer = self.consumers.get(method.consumer_tag)
             if consumer is not None:
                 consumer.deliver(message)
             else:

@@ -73,14 +73,16 @@ class ConfirmTracker:
         """
         return len(self._pending)
 
-    def add(self) -> Deferred[None]:
+    def add(self, d: Deferred[None] | None = None) -> Deferred[None]:
         """
         Register the publish about to be sent.
 
-        @return: a L{Deferred} firing with C{None} when the broker acks it,
+        @param d: the L{Deferred} to settle (a new one when omitted).
+        @return: C{d}, firing with C{None} when the broker acks the publish,
             or failing with L{PublishNacked} or L{Unroutable}.
         """
-        d: Deferred[None] = Deferred()
+        if d is None:
+            d = Deferred()
         self._pending[self.next_tag] = d
         self.next_tag += 1
         return d

@@ -81,7 +81,10 @@ class Message:
         @return: a L{Deferred} that fires once the ack is handed to the
             transport, or fails with the channel's error if it is closed.
         """
-        return self.channel.basic_ack(delivery_tag=self.delivery_tag, multiple=multiple)
+        return self.channel.basic_ack(
+            delivery_tag=self.method.delivery_tag,
+            multiple=multiple,
+        )
 
     def nack(self, requeue: bool = True, multiple: bool = False) -> Deferred[None]:
         """

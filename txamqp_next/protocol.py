@@ -15,11 +15,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from txamqp_next._connection import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -57,10 +58,22 @@ __all__ = ["AMQClient"]
 # the first bytes of TLS 1.x alert and handshake records
 _TLS_RECORDS = (b"\x15\x03", b"\x16\x03")
 
+#: while received frames are handled, the most sends (and body bytes) that
+#: wait for one write
+_COALESCE_WRITES = 64
+_COALESCE_BYTES = 16384
 
+
+@implementer(IPushProducer)
 class AMQClient(Protocol):
     """
     An AMQP 0-9-1 client connection.
+
+    The client registers itself as the transport's streaming producer: when
+    the transport's write buffer passes its high-water mark it pauses the
+    client, which then holds publishes (their L{Deferred}s stay pending)
+    until the buffer drains.  Applications see this through
+    L{publishing_paused}, L{when_writable} and L{register_producer}.
 
     The signature starts with txAMQP's C{(delegate, vhost, spec, heartbeat,
     clock, insist)}; the keyword-only arguments are new.
@@ -145,10 +158,23 @@ class AMQClient(Protocol):
         self.blocked: str | None = None
         self._blocked_handlers: list[Callable[[bool, str], object]] = []
         self._channel0_waiters: deque[tuple[Method, Deferred[Any]]] = deque()
+        # backpressure: the transport paused us; publishing is paused (the
+        # transport paused us or the broker blocked us); the application's
+        # producers, and whether we paused them
+        self._write_paused = False
+        self._publishing_paused = False
+        self._producers: list[IPushProducer] = []
+        self._producers_paused = False
+        self._writable_waiters: list[Deferred[None]] = []
         #: fired when the connection opens, failed if it ends before (txAMQP)
         self.started = TwistedEvent()
         #: fired when the transport is gone (txAMQP)
         self.disconnected = TwistedEvent()
+        # True while received events are handled, and what waits for the
+        # write that follows; see _flush
+        self._dispatching = False
+        self._waiting_writes = 0
+        self._waiting_bytes = 0
 
     def __repr__(self) -> str:
         return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
@@ -156,7 +182,119 @@ class AMQClient(Protocol):
     # -- Twisted hooks -------------------------------------------------------
 
     def connectionMade(self) -> None:
+        assert self.transport is not None
+        try:
+            self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        except (AttributeError, RuntimeError) as e:
+            # a transport without producers, or with one already registered
+            self.log.warn("publishing ignores the transport's buffer: {error}", error=e)
         self._flush()
+
+    # -- backpressure (IPushProducer, for the transport) ---------------------
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: hold publishes until
+        L{resumeProducing}.
+        """
+        self._write_paused = True
+        self._update_paused()
+
+    def resumeProducing(self) -> None:
+        """
+        The transport's write buffer drained: send the held publishes, in
+        order, then wake the application's producers.
+        """
+        self._write_paused = False
+        self._update_paused()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away; L{connectionLost} follows.
+        """
+        self._write_paused = True
+        self._update_paused()
+
+    @property
+    def publishing_paused(self) -> bool:
+        """
+        Whether publishes are held right now: the transport's write buffer
+        is over its high-water mark or the broker blocked the connection
+        (C{connection.blocked}).  A channel whose flow the broker stopped
+        also holds its publishes; see C{Channel.flow_active}.
+        """
+        return self._publishing_paused
+
+    def when_writable(self) -> Deferred[None]:
+        """
+        Wait until publishing is not paused.
+
+        @return: a L{Deferred} firing with C{None} at once if publishing is
+            not paused, else once it resumes (after the held publishes went
+            out); it fails with the connection's error if the connection
+            ends first.
+        """
+        if self.closed is not None:
+            return fail(self.closed)
+        if not self._publishing_paused:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._writable_waiters.append(d)
+        return d
+
+    def register_producer(self, producer: IPushProducer) -> None:
+        """
+        Pause C{producer} (C{pauseProducing}) whenever publishing is paused
+        and resume it (C{resumeProducing}) when publishing resumes, so an
+        application that publishes as fast as it can never grows memory
+        without bound.  When the connection ends, C{stopProducing} is
+        called and the producer forgotten.
+
+        @param producer: an L{IPushProducer}; it is paused at once if
+            publishing is paused now.
+        """
+        if producer in self._producers:
+            return
+        self._producers.append(producer)
+        if self._producers_paused:
+            producer.pauseProducing()
+
+    def unregister_producer(self, producer: IPushProducer) -> None:
+        """
+        Forget a producer given to L{register_producer}.  It is not resumed.
+        """
+        if producer in self._producers:
+            self._producers.remove(producer)
+
+    def _update_paused(self) -> None:
+        """
+        Recompute whether publishing is paused and tell the channels and the
+        application's producers when that changes.
+        """
+        paused = self._write_paused or self.blocked is not None
+        if paused == self._publishing_paused:
+            return
+        self._publishing_paused = paused
+        if paused:
+            for ch in self.channels.values():
+                ch._holding = True
+            if not self._producers_paused:
+                self._producers_paused = True
+                for producer in list(self._producers):
+                    self._call_hook(producer.pauseProducing)
+            return
+        for ch in list(self.channels.values()):
+            ch._update_holding()
+            if self._publishing_paused:
+                return  # releasing filled the buffer again
+        # a waiter that publishes may fill the buffer again: the rest wait
+        # for the next drain
+        while self._writable_waiters and not self._publishing_paused:
+            self._writable_waiters.pop(0).callback(None)
+        if self._producers_paused and not self._publishing_paused:
+            self._producers_paused = False
+            for producer in list(self._producers):
+                self._call_hook(producer.resumeProducing)
 
     def dataReceived(self, data: bytes) -> None:
         try:
@@ -189,6 +327,9 @@ class AMQClient(Protocol):
         waiters, self._lost_waiters = self._lost_waiters, []
         for d in waiters:
             d.callback(None)
+        producers, self._producers = self._producers, []
+        for producer in producers:
+            self._call_hook(producer.stopProducing)
         if self.delegate is not None and hasattr(self.delegate, "close"):
             self.delegate.close(self.closed)
 
@@ -322,7 +463,7 @@ class AMQClient(Protocol):
         if self.core.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return d
         self.core.close(reply_text=str(reason) if reason else "")
-        self._flush()
+        self._flush(now=True)
         if not self._core_closing():
             self.closed = ConnectionClosedError(reply_text="closed by the client")
             self.transport.loseConnection()
@@ -341,14 +482,43 @@ class AMQClient(Protocol):
 
     # -- plumbing ------------------------------------------------------------
 
-    def _flush(self) -> None:
+    def _flush(self, now: bool = False, size: int = 0) -> None:
+        """
+        Hand what the core has queued to the transport.  While received
+        events are being handled, the frames that application code sends
+        from its callbacks (acks, replies, the next publishes) wait for the
+        one write that follows the batch, instead of one write each; but
+        no more than L{_COALESCE_WRITES} calls or L{_COALESCE_BYTES} of
+        bodies wait, so a coroutine resumed by a reply that publishes a lot
+        still meets the transport's backpressure at once.
+
+        @param now: write even while handling events (before the transport
+            is closed).
+        @param size: the body bytes just queued (publishes).
+        """
+        if self._dispatching and not now:
+            self._waiting_writes += 1
+            self._waiting_bytes += size
+            if self._waiting_writes < _COALESCE_WRITES and self._waiting_bytes < _COALESCE_BYTES:
+                return
+        self._waiting_writes = self._waiting_bytes = 0
         chunks = self.core.chunks_to_send()
         if chunks and self.transport is not None:
             self.transport.writeSequence(chunks)
 
     def _handle_events(self, events: list[Event], error: ProtocolError | None) -> None:
-        for event in events:
-            self._handle(event)
+        if self._dispatching:
+            # re-entered from a callback (authenticate, say): the outer
+            # call flushes
+            for event in events:
+                self._handle(event)
+        else:
+            self._dispatching = True
+            try:
+                for event in events:
+                    self._handle(event)
+            finally:
+                self._dispatching = False
         self._flush()
         if error is not None:
             self.closed = error
@@ -402,7 +572,7 @@ class AMQClient(Protocol):
             self.log.warn("connection closed: {error}", error=event.error)
             self.closed = event.error
         self._fail_everything(self.closed)
-        self._flush()
+        self._flush(now=True)
         if self.transport is None:
             return
         if isinstance(event.error, HeartbeatTimeout):
@@ -428,6 +598,9 @@ class AMQClient(Protocol):
         for q in self.queues.values():
             q.close(reason)
         self.basic_return_queue.close(reason)
+        writable, self._writable_waiters = self._writable_waiters, []
+        for dw in writable:
+            dw.errback(reason)
 
     def _connection_method(self, method: Method) -> None:
         name = method.NAME
@@ -435,12 +608,12 @@ class AMQClient(Protocol):
             self.blocked = str(getattr(method, "reason", "")) or "blocked"
             self.log.warn("the broker blocked publishing: {reason}", reason=self.blocked)
             self._notify_blocked(True)
+            self._update_paused()
         elif name == "connection.unblocked":
             self.blocked = None
             self.log.info("the broker unblocked publishing")
             self._notify_blocked(False)
-            for ch in list(self.channels.values()):
-                ch._release_held()
+            self._update_paused()
         elif self._channel0_waiters and type(method) in self._channel0_waiters[0][0].RESPONSES:
             _, d = self._channel0_waiters.popleft()
             d.callback(method)

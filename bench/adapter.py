@@ -1,0 +1,232 @@
+"""
+Adapter micro-benchmark: the Twisted adapter's hot paths (L{AMQClient} and
+L{Channel}) with the broker replaced by prebuilt frames and the socket by a
+transport that only counts bytes, so that no I/O or broker noise enters.
+
+  - publish: C{basic_publish} of a 100-byte body, no properties;
+  - publish+props: the same with C{reply_to} and C{correlation_id} given as
+    a mapping (the rpc workload's request);
+  - confirm: publish in confirm mode, then the broker's C{basic.ack}s;
+  - deliver+ack: C{basic.deliver} frames fed to C{dataReceived}, a consumer
+    callback that acks each message.
+
+Each reports CPU microseconds per message (process time, the median of
+several batches; wall time on a shared machine is noisier).
+
+    python -m bench.adapter [--count N] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.task import Clock
+
+from txamqp_next import _frames
+from txamqp_next._connection import Credentials
+from txamqp_next._methods import methods_for
+from txamqp_next.protocol import AMQClient
+from txamqp_next.spec import load
+
+BODY = b"x" * 100
+
+
+class NullTransport:
+    """
+    A transport that counts what is written and how many writes it took.
+    """
+
+    disconnecting = False
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.bytes += len(data)
+
+    def writeSequence(self, seq: list[bytes]) -> None:
+        self.writes += 1
+        for chunk in seq:
+            self.bytes += len(chunk)
+
+    def loseConnection(self) -> None:
+        pass
+
+    def getPeer(self) -> None:
+        return None
+
+    def getHost(self) -> None:
+        return None
+
+
+class Broker:
+    """
+    Builds the frames a broker sends.
+    """
+
+    def __init__(self) -> None:
+        self.methods = methods_for(load())
+
+    def method(self, channel: int, name: str, **fields: Any) -> bytes:
+        return _frames.method_frame(channel, self.methods[name](**fields).encode())
+
+    def content(self, channel: int, name: str, body: bytes, **fields: Any) -> bytes:
+        method = self.methods[name](**fields)
+        props = self.methods.properties[60]()
+        frames = [_frames.method_frame(channel, method.encode())]
+        frames += _frames.content_frames(channel, props.encode_header(len(body)), body, 131072)
+        return b"".join(frames)
+
+
+def open_client() -> tuple[AMQClient, Any, Broker, NullTransport]:
+    broker = Broker()
+    client = AMQClient(clock=Clock(), credentials=Credentials(), heartbeat=0)
+    transport = NullTransport()
+    client.makeConnection(transport)  # type: ignore[arg-type]
+    client.dataReceived(
+        broker.method(
+            0,
+            "connection.start",
+            version_major=0,
+            version_minor=9,
+            server_properties={"product": "bench", "capabilities": {"publisher_confirms": True}},
+            mechanisms=b"PLAIN",
+            locales=b"en_US",
+        )
+    )
+    client.dataReceived(
+        broker.method(0, "connection.tune", channel_max=2047, frame_max=131072, heartbeat=0)
+    )
+    client.dataReceived(broker.method(0, "connection.open-ok"))
+    channels: list[Any] = []
+    client.open_channel().addCallback(channels.append)
+    client.dataReceived(broker.method(1, "channel.open-ok"))
+    assert channels, "the channel did not open"
+    return client, channels[0], broker, transport
+
+
+def bench_publish(count: int) -> Callable[[], float]:
+    _, ch, _, _ = open_client()
+
+    def run() -> float:
+        publish = ch.basic_publish
+        t0 = time.process_time()
+        for _ in range(count):
+            publish(exchange="", routing_key="bench", body=BODY)
+        return time.process_time() - t0
+
+    return run
+
+
+def bench_publish_props(count: int) -> Callable[[], float]:
+    _, ch, _, _ = open_client()
+
+    def run() -> float:
+        publish = ch.basic_publish
+        t0 = time.process_time()
+        for i in range(count):
+            publish(
+                exchange="",
+                routing_key="bench",
+                body=BODY,
+                properties={"reply_to": "amq.gen-reply", "correlation_id": str(i)},
+            )
+        return time.process_time() - t0
+
+    return run
+
+
+def bench_confirm(count: int) -> Callable[[], float]:
+    client, ch, broker, _ = open_client()
+    ch.confirm_select()
+    client.dataReceived(broker.method(1, "confirm.select-ok"))
+    state = {"next": 1}
+
+    def run() -> float:
+        first = state["next"]
+        acks = b"".join(
+            broker.method(1, "basic.ack", delivery_tag=tag, multiple=False)
+            for tag in range(first, first + count)
+        )
+        state["next"] = first + count
+        settled = []
+        publish = ch.basic_publish
+        t0 = time.process_time()
+        for _ in range(count):
+            publish(exchange="", routing_key="bench", body=BODY).addCallback(settled.append)
+        for start in range(0, len(acks), 65536):
+            client.dataReceived(acks[start : start + 65536])
+        elapsed = time.process_time() - t0
+        assert len(settled) == count, len(settled)
+        return elapsed
+
+    return run
+
+
+def bench_deliver_ack(count: int) -> Callable[[], float]:
+    client, ch, broker, _ = open_client()
+    received = []
+
+    def on_message(message: Any) -> None:
+        received.append(message)
+        message.ack()
+
+    ch.basic_consume(queue="bench", consumer_tag="ctag", callback=on_message)
+    client.dataReceived(broker.method(1, "basic.consume-ok", consumer_tag="ctag"))
+    state = {"next": 1}
+
+    def run() -> float:
+        first = state["next"]
+        data = b"".join(
+            broker.content(
+                1,
+                "basic.deliver",
+                BODY,
+                consumer_tag="ctag",
+                delivery_tag=tag,
+                exchange="",
+                routing_key="bench",
+            )
+            for tag in range(first, first + count)
+        )
+        state["next"] = first + count
+        received.clear()
+        t0 = time.process_time()
+        for start in range(0, len(data), 65536):
+            client.dataReceived(data[start : start + 65536])
+        elapsed = time.process_time() - t0
+        assert len(received) == count, len(received)
+        return elapsed
+
+    return run
+
+
+BENCHES = {
+    "publish": bench_publish,
+    "publish+props": bench_publish_props,
+    "confirm": bench_confirm,
+    "deliver+ack": bench_deliver_ack,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench.adapter")
+    parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("names", nargs="*", default=list(BENCHES))
+    args = parser.parse_args(argv)
+    for name in args.names:
+        run = BENCHES[name](args.count)
+        times = [run() for _ in range(args.repeat)]
+        us = statistics.median(times) / args.count * 1e6
+        print(f"{name:14} {us:7.2f} us/msg")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""
+What the per-client benchmark scripts share: the command line, message
+bodies, the meter (wall and CPU time of this process), the JSON result line,
+and the helper process that fills and checks queues outside the measured
+part.
+
+Every client script (C{bench.client_*}) takes the same arguments::
+
+    python -m bench.client_pika --workload publish --count 100000 --size 100
+
+and prints one JSON line on stdout: C{workload}, C{client}, C{count},
+C{size}, C{wall_s}, C{msgs_per_s}, C{cpu_us_per_msg} (user + system time of
+that process during the measured part, from C{resource.getrusage}), plus
+C{p50_us}/C{p99_us} for C{rpc} and C{mb_per_s} for C{large}.  A failure
+prints C{{"error": ...}} and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+BROKER_URL = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+#: workload -> (count, size) as the issue specifies
+DEFAULTS: dict[str, tuple[int, int]] = {
+    "publish": (100_000, 100),
+    "confirm": (50_000, 100),
+    "consume": (100_000, 100),
+    "rpc": (5_000, 100),
+    "large": (200, 1 << 20),
+    "declare": (1_000, 0),
+}
+WORKLOADS = list(DEFAULTS)
+
+#: how many unconfirmed publishes the confirm workload keeps in flight
+CONFIRM_WINDOW = 1_000
+#: the consumer prefetch of the consume and large workloads
+PREFETCH = 1_000
+#: publishes per batch before the publisher yields to its event loop
+PUBLISH_BATCH = 1_000
+#: the large workload: publishes per batch, and the consumer prefetch
+LARGE_BATCH = 10
+LARGE_PREFETCH = 10
+
+
+class BenchError(Exception):
+    """
+    A workload saw a wrong count or body.
+    """
+
+
+def parse_args(client: str, argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"bench.client_{client}")
+    parser.add_argument("--workload", required=True, choices=WORKLOADS)
+    parser.add_argument("--count", type=int, default=None)
+    parser.add_argument("--size", type=int, default=None)
+    parser.add_argument("--url", default=BROKER_URL)
+    args = parser.parse_args(argv)
+    count, size = DEFAULTS[args.workload]
+    if args.count is None:
+        args.count = count
+    if args.size is None:
+        args.size = size
+    if args.count < 1:
+        parser.error("--count must be at least 1")
+    if args.workload != "declare" and args.size < 12:
+        parser.error("--size must be at least 12 bytes (the body carries its index)")
+    args.client = client
+    return args
+
+
+def queue_name(client: str, workload: str) -> str:
+    """
+    A fresh queue name for one run.
+    """
+    return f"bench-{client}-{workload}-{uuid.uuid4().hex[:12]}"
+
+
+def body(index: int, size: int) -> bytes:
+    """
+    The body of message C{index}: its index in ASCII, then filler.  Each
+    body differs, so a lost, duplicated or reordered message shows.
+    """
+    head = b"%012d" % index
+    return head + b"." * (size - len(head))
+
+
+_FILLERS: dict[int, bytes] = {}
+
+
+def check_body(index: int, size: int, got: bytes) -> None:
+    """
+    @raise BenchError: C{got} is not the body of message C{index}.
+    """
+    filler = _FILLERS.get(size)
+    if filler is None:
+        filler = _FILLERS[size] = b"." * (size - 12)
+    if len(got) != size or not (got.startswith(b"%012d" % index) and got.endswith(filler)):
+        raise BenchError(f"message {index}: wrong body {bytes(got[:20])!r}... ({len(got)} bytes)")
+
+
+def bodies(count: int, size: int) -> list[bytes]:
+    """
+    The bodies of a run, made before the meter starts.
+    """
+    return [body(i, size) for i in range(count)]
+
+
+class Meter:
+    """
+    Wall and CPU time (user + system, this process only) between L{start}
+    and L{stop}.
+    """
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self._t0 = 0.0
+        self._c0 = 0.0
+
+    @staticmethod
+    def _cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def start(self) -> None:
+        self._c0 = self._cpu()
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        self.wall = time.perf_counter() - self._t0
+        self.cpu = self._cpu() - self._c0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """
+    The C{q}-th percentile (0-100) of C{values}, nearest rank.
+    """
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def result(args: argparse.Namespace, meter: Meter, **extra: Any) -> dict[str, Any]:
+    """
+    The result record of a finished run.
+    """
+    count = args.count
+    record: dict[str, Any] = {
+        "workload": args.workload,
+        "client": args.client,
+        "count": count,
+        "size": args.size,
+        "wall_s": round(meter.wall, 4),
+        "msgs_per_s": round(count / meter.wall, 1),
+        "cpu_s": round(meter.cpu, 4),
+        "cpu_us_per_msg": round(meter.cpu / count * 1e6, 2),
+    }
+    if args.workload == "large":
+        record["mb_per_s"] = round(count * args.size / meter.wall / 1e6, 2)
+    record.update(extra)
+    return record
+
+
+def rpc_extra(latencies: list[float]) -> dict[str, Any]:
+    """
+    The p50 and p99 round-trip times, in microseconds.
+    """
+    return {
+        "p50_us": round(percentile(latencies, 50) * 1e6, 1),
+        "p99_us": round(percentile(latencies, 99) * 1e6, 1),
+    }
+
+
+def emit(record: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def fail(args: argparse.Namespace, error: BaseException | str) -> None:
+    """
+    Print a failed run's record and exit non-zero.
+    """
+    if isinstance(error, BaseException):
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+        text = f"{type(error).__name__}: {error}"
+    else:
+        text = error
+    emit({"workload": args.workload, "client": args.client, "error": text})
+    sys.stdout.flush()
+    os._exit(1)
+
+
+def helper(*argv: str) -> None:
+    """
+    Run C{bench.helper} (pika's blocking client, in its own process, so none
+    of its work counts against the client being measured).
+
+    @raise BenchError: the helper failed.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.helper", *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"bench.helper {' '.join(argv)} failed: {proc.stderr.strip()[-500:]}")
+
+
+def prefill(url: str, queue: str, count: int, size: int) -> None:
+    """
+    Declare C{queue} and fill it with C{count} bodies (outside the meter).
+    """
+    helper("prefill", "--url", url, "--queue", queue, "--count", str(count), "--size", str(size))
+
+
+def drain_and_check(url: str, queue: str, count: int, size: int) -> None:
+    """
+    Consume C{queue} (outside the meter), check it held exactly the
+    C{count} bodies in order, and delete it.
+    """
+    helper("drain", "--url", url, "--queue", queue, "--count", str(count), "--size", str(size))
+
+
+def run_twisted(
+    args: argparse.Namespace, workload: Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]
+) -> None:
+    """
+    Run a Twisted client's workload under C{task.react} and print its
+    record (or its error).
+    """
+    from twisted.internet import defer, task
+
+    outcome: list[Any] = []
+
+    async def run(reactor: Any) -> None:
+        try:
+            outcome.append(await workload(reactor))
+        except BaseException as e:
+            outcome.append(e)
+
+    with contextlib.suppress(SystemExit):
+        task.react(lambda reactor: defer.ensureDeferred(run(reactor)))
+    if not outcome:
+        fail(args, "the workload ended without a result")
+    if isinstance(outcome[0], BaseException):
+        fail(args, outcome[0])
+    emit(outcome[0])
+
+
+def run_asyncio(
+    args: argparse.Namespace, workload: Callable[[], Coroutine[Any, Any, dict[str, Any]]]
+) -> None:
+    """
+    Run an asyncio client's workload and print its record (or its error).
+    """
+    import asyncio
+
+    try:
+        record = asyncio.run(workload())
+    except BaseException as e:
+        fail(args, e)
+    emit(record)

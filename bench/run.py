@@ -1,0 +1,463 @@
+"""
+The benchmark driver: every client on every workload, in turn (A B C D A B
+C D ...), for several rounds; then a Markdown table of medians with ratios
+to the best peer, and a PNG bar chart.
+
+    python -m bench.run                      # everything, 3 rounds
+    python -m bench.run --rounds 5 --workloads publish,consume
+    python -m bench.run --clients txamqp_next --count-scale 0.01
+
+Each run is a separate process (C{python -m bench.client_<name>}), so its
+CPU time is its own.  Results go to C{bench/results/<date>.md}, C{.png} and
+C{.json} (or C{--output-dir}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.common import BROKER_URL, DEFAULTS, WORKLOADS
+
+#: client script name -> the label in tables, and the distribution to ask
+#: for its version
+CLIENTS: dict[str, tuple[str, str]] = {
+    "txamqp_next": ("txamqp_next", "txamqp-next"),
+    "txamqp": ("txAMQP", "txAMQP"),
+    "pika": ("pika-Twisted", "pika"),
+    "aiormq": ("aiormq", "aiormq"),
+}
+OURS = "txamqp_next"
+#: the peer the issue's speed targets are measured against
+REFERENCE = "pika"
+#: workloads with a target against the reference peer: at least 1.5x its
+#: msgs/s and at most half its CPU per message
+RATIO_TARGETS = ("publish", "confirm", "consume", "rpc")
+#: workloads where we must at least match the best peer
+MATCH_TARGETS = ("declare", "large")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help="comma-separated (default all)"
+    )
+    parser.add_argument(
+        "--clients", default=",".join(CLIENTS), help="comma-separated (default all)"
+    )
+    parser.add_argument(
+        "--count-scale",
+        type=float,
+        default=1.0,
+        help="multiply every workload's message count (default 1: the counts of the issue)",
+    )
+    parser.add_argument("--url", default=BROKER_URL)
+    parser.add_argument("--output-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="seconds one client run may take"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = parser.parse_args(argv)
+    args.workloads = _names(parser, args.workloads, WORKLOADS, "workload")
+    args.clients = _names(parser, args.clients, list(CLIENTS), "client")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.count_scale <= 0:
+        parser.error("--count-scale must be positive")
+    return args
+
+
+def _names(parser: argparse.ArgumentParser, text: str, known: list[str], what: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        wrong = ", ".join(unknown) or "(none)"
+        parser.error(f"unknown {what} {wrong}; pick from {', '.join(known)}")
+    return names
+
+
+def count_for(workload: str, scale: float) -> int:
+    return max(1, round(DEFAULTS[workload][0] * scale))
+
+
+def run_one(
+    client: str, workload: str, count: int, size: int, url: str, timeout: float
+) -> dict[str, Any]:
+    """
+    Run one client on one workload in its own process.
+
+    @return: its JSON record; on any failure a record with C{error}.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        f"bench.client_{client}",
+        "--workload",
+        workload,
+        "--count",
+        str(count),
+        "--size",
+        str(size),
+        "--url",
+        url,
+    ]
+    base = {"workload": workload, "client": client, "count": count, "size": size}
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**base, "error": f"timed out after {timeout:.0f}s"}
+    record: dict[str, Any] | None = None
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            break
+    if record is None:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        return {**base, "error": f"no result: {tail[0][:300]}"}
+    if proc.returncode != 0 and "error" not in record:
+        record["error"] = f"exit status {proc.returncode}"
+    return {**base, **record}
+
+
+def environment(url: str) -> dict[str, str]:
+    """
+    The date, machine, Python, broker and client versions of this run.
+    """
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    env = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "rabbitmq": broker_version(url),
+    }
+    for label, dist in CLIENTS.values():
+        try:
+            env[label] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            env[label] = "not installed"
+    env["Twisted"] = metadata.version("Twisted")
+    return env
+
+
+def broker_version(url: str) -> str:
+    try:
+        import pika
+
+        conn = pika.BlockingConnection(pika.URLParameters(url))
+        props = conn._impl.server_properties
+        conn.close()
+        version = props.get("version", b"?")
+        product = props.get("product", b"broker")
+        decode = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # noqa: E731
+        return f"{decode(product)} {decode(version)}"
+    except Exception as e:
+        return f"unknown ({type(e).__name__})"
+
+
+def thrift_available() -> bool:
+    """
+    Whether txamqp_next has a Thrift transport to benchmark.
+    """
+    try:
+        import txamqp_next.contrib.thrift  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _median(records: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in records if key in r]
+    return statistics.median(values) if values else None
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """
+    Medians per (workload, client) over the runs that worked, with the
+    failures' errors.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["workload"], r["client"]), []).append(r)
+    summary = {}
+    for key, runs in groups.items():
+        ok = [r for r in runs if "error" not in r]
+        summary[key] = {
+            "runs": len(runs),
+            "ok": len(ok),
+            "errors": [r["error"] for r in runs if "error" in r],
+            "msgs_per_s": _median(ok, "msgs_per_s"),
+            "cpu_us_per_msg": _median(ok, "cpu_us_per_msg"),
+            "p50_us": _median(ok, "p50_us"),
+            "p99_us": _median(ok, "p99_us"),
+            "mb_per_s": _median(ok, "mb_per_s"),
+            "busy": statistics.median([r["cpu_s"] / r["wall_s"] for r in ok]) if ok else None,
+            "count": runs[0]["count"],
+            "size": runs[0]["size"],
+        }
+    return summary
+
+
+def best_peer(
+    summary: dict[tuple[str, str], dict[str, Any]], workload: str, clients: list[str], key: str
+) -> float | None:
+    """
+    The best median of C{key} among the peers (highest msgs/s, lowest CPU).
+    """
+    values = [
+        summary[(workload, c)][key]
+        for c in clients
+        if c != OURS and (workload, c) in summary and summary[(workload, c)][key] is not None
+    ]
+    if not values:
+        return None
+    return min(values) if key == "cpu_us_per_msg" else max(values)
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _busy(s: dict[str, Any]) -> str:
+    if s["busy"] is None:
+        return "-"
+    return f"{s['busy'] * 100:.0f}%"
+
+
+def _ratio(value: float | None, reference: float | None) -> str:
+    if value is None or not reference:
+        return "-"
+    return f"{value / reference:.2f}x"
+
+
+def markdown(
+    summary: dict[tuple[str, str], dict[str, Any]],
+    args: argparse.Namespace,
+    env: dict[str, str],
+    chart: str | None,
+) -> str:
+    lines = ["# txamqp_next benchmark", ""]
+    lines += [f"- {k}: {v}" for k, v in env.items()]
+    lines += [
+        f"- rounds: {args.rounds}, clients interleaved in each round; count scale "
+        f"{args.count_scale:g}",
+        "",
+        "Medians over the rounds.  *msgs/s* is wall-clock throughput (round trips/s for "
+        "`rpc`, queues/s for `declare`); *CPU us/msg* is the client process's user + system "
+        "time per message (`resource.getrusage`).  *vs best peer* divides by the best "
+        "other client's median (highest msgs/s, lowest CPU).  *busy* is the share of "
+        "one core the client used (CPU time / wall time): near 100% the client is the "
+        "limit, well below it the broker or the round trips are.",
+        "",
+        "| workload | client | msgs/s | vs best peer | CPU us/msg | vs best peer | busy | "
+        "extra | runs ok |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for workload in args.workloads:
+        best_rate = best_peer(summary, workload, args.clients, "msgs_per_s")
+        best_cpu = best_peer(summary, workload, args.clients, "cpu_us_per_msg")
+        for client in args.clients:
+            s = summary.get((workload, client))
+            if s is None:
+                continue
+            label = CLIENTS[client][0]
+            if client == OURS:
+                label = f"**{label}**"
+            if s["ok"] == 0:
+                error = s["errors"][0].replace("|", "/") if s["errors"] else "?"
+                lines.append(
+                    f"| {workload} | {label} | failed | - | - | - | - | {error[:120]} "
+                    f"| 0/{s['runs']} |"
+                )
+                continue
+            extra = ""
+            if workload == "rpc":
+                extra = f"p50 {_fmt(s['p50_us'])} us, p99 {_fmt(s['p99_us'])} us"
+            elif workload == "large":
+                extra = f"{_fmt(s['mb_per_s'], 1)} MB/s"
+            if s["errors"]:
+                extra += f" ({len(s['errors'])} failed: {s['errors'][0][:80]})".replace("|", "/")
+            lines.append(
+                f"| {workload} | {label} | {_fmt(s['msgs_per_s'])} | "
+                f"{_ratio(s['msgs_per_s'], best_rate)} | {_fmt(s['cpu_us_per_msg'], 1)} | "
+                f"{_ratio(s['cpu_us_per_msg'], best_cpu)} | {_busy(s)} | {extra} | "
+                f"{s['ok']}/{s['runs']} |"
+            )
+    lines += ["", *targets(summary, args), ""]
+    counts = ", ".join(
+        f"`{w}` {summary_count(summary, w, args):,} x {DEFAULTS[w][1]:,} B"
+        if w != "declare"
+        else f"`declare` {summary_count(summary, w, args):,} queues"
+        for w in args.workloads
+    )
+    lines += [f"Counts: {counts}.", ""]
+    if thrift_available():
+        lines += ["`thrift` is not part of the suite yet.", ""]
+    else:
+        lines += ["`thrift` was not run: txamqp_next has no Thrift transport yet.", ""]
+    if chart:
+        lines += [f"![msgs/s per workload and client]({chart})", ""]
+    return "\n".join(lines)
+
+
+def summary_count(
+    summary: dict[tuple[str, str], dict[str, Any]], workload: str, args: argparse.Namespace
+) -> int:
+    for client in args.clients:
+        s = summary.get((workload, client))
+        if s is not None:
+            return int(s["count"])
+    return count_for(workload, args.count_scale)
+
+
+def targets(summary: dict[tuple[str, str], dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    """
+    The issue's speed targets, met or not.
+    """
+    if OURS not in args.clients:
+        return []
+    lines = [
+        "| target | measured | met |",
+        "|---|---:|---|",
+    ]
+    for workload in args.workloads:
+        ours = summary.get((workload, OURS))
+        if ours is None or ours["ok"] == 0:
+            continue
+        if workload in RATIO_TARGETS and REFERENCE in args.clients:
+            ref = summary.get((workload, REFERENCE))
+            if ref is None or ref["ok"] == 0:
+                continue
+            rate = ours["msgs_per_s"] / ref["msgs_per_s"]
+            cpu = ours["cpu_us_per_msg"] / ref["cpu_us_per_msg"]
+            lines.append(
+                f"| {workload}: >= 1.5x pika-Twisted msgs/s | {rate:.2f}x | "
+                f"{'yes' if rate >= 1.5 else 'no'} |"
+            )
+            lines.append(
+                f"| {workload}: <= 0.5x pika-Twisted CPU/msg | {cpu:.2f}x | "
+                f"{'yes' if cpu <= 0.5 else 'no'} |"
+            )
+        elif workload in MATCH_TARGETS:
+            best = best_peer(summary, workload, args.clients, "msgs_per_s")
+            if best is None:
+                continue
+            rate = ours["msgs_per_s"] / best
+            lines.append(
+                f"| {workload}: >= best peer msgs/s | {rate:.2f}x | "
+                f"{'yes' if rate >= 1.0 else 'no'} |"
+            )
+    return lines if len(lines) > 2 else []
+
+
+def plot(
+    summary: dict[tuple[str, str], dict[str, Any]], args: argparse.Namespace, path: Path
+) -> None:
+    """
+    A bar chart of median msgs/s, one panel per workload (their scales
+    differ by orders of magnitude).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = args.workloads
+    cols = min(3, len(workloads))
+    rows = (len(workloads) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
+    colors = {"txamqp_next": "#1f77b4", "txamqp": "#7f7f7f", "pika": "#ff7f0e", "aiormq": "#2ca02c"}
+    for ax, workload in zip(axes.flat, workloads, strict=False):
+        labels, values, bar_colors = [], [], []
+        for client in args.clients:
+            s = summary.get((workload, client))
+            labels.append(CLIENTS[client][0])
+            values.append((s or {}).get("msgs_per_s") or 0)
+            bar_colors.append(colors.get(client, "#999999"))
+        bars = ax.bar(range(len(labels)), values, color=bar_colors)
+        for bar, value in zip(bars, values, strict=True):
+            ax.annotate(
+                f"{value:,.0f}" if value else "failed",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+        unit = {"rpc": "round trips/s", "declare": "queues/s"}.get(workload, "msgs/s")
+        ax.set_title(f"{workload} ({unit})", fontsize=9)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, fontsize=7, rotation=15)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_ylim(0, max(values or [1]) * 1.2 or 1)
+    for ax in list(axes.flat)[len(workloads) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = environment(args.url)
+    records: list[dict[str, Any]] = []
+    started = time.monotonic()
+    for round_no in range(1, args.rounds + 1):
+        for workload in args.workloads:
+            count = count_for(workload, args.count_scale)
+            size = DEFAULTS[workload][1]
+            for client in args.clients:
+                record = run_one(client, workload, count, size, args.url, args.timeout)
+                record["round"] = round_no
+                records.append(record)
+                if not args.quiet:
+                    shown = record.get("error") or (
+                        f"{record['msgs_per_s']:,.0f} msgs/s, "
+                        f"{record['cpu_us_per_msg']:.1f} us CPU/msg"
+                    )
+                    print(
+                        f"round {round_no} {workload:8} {client:12} {shown}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    env["duration"] = f"{time.monotonic() - started:.0f} s"
+    summary = summarise(records)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    stem = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+    chart_path = args.output_dir / f"{stem}.png"
+    plot(summary, args, chart_path)
+    md_path = args.output_dir / f"{stem}.md"
+    md_path.write_text(markdown(summary, args, env, chart_path.name))
+    (args.output_dir / f"{stem}.json").write_text(
+        json.dumps({"environment": env, "records": records}, indent=1)
+    )
+    print(md_path.read_text())
+    print(f"wrote {md_path}, {chart_path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

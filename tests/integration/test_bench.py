@@ -1,0 +1,112 @@
+# -*- test-case-name: tests.integration.test_bench -*-
+"""
+The benchmark keeps working: its driver runs every workload with our client
+on tiny counts against the real broker, and reports a client that fails.
+The full benchmark (C{./scripts/dev bench}) is not part of the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from bench import run
+from bench.common import WORKLOADS, BenchError, body, check_body
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+BROKER = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+class BenchDriverTests(SynchronousTestCase):
+    """
+    C{python -m bench.run} on a tiny count, our client only.
+    """
+
+    def test_every_workload_runs_and_verifies(self) -> None:
+        """
+        One round of every workload at 0.5% of the issue's counts ends with a
+        result for each, a table, a chart and the raw records, and no
+        failure.
+        """
+        out = Path(tempfile.mkdtemp(prefix="bench-test-"))
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.run",
+                "--clients",
+                "txamqp_next",
+                "--rounds",
+                "1",
+                "--count-scale",
+                "0.005",
+                "--output-dir",
+                str(out),
+                "--url",
+                BROKER,
+                "--quiet",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        [raw] = out.glob("*.json")
+        records = json.loads(raw.read_text())["records"]
+        self.assertEqual([r["workload"] for r in records], WORKLOADS)
+        for record in records:
+            self.assertNotIn("error", record, record)
+            self.assertGreater(record["msgs_per_s"], 0)
+            self.assertGreater(record["cpu_us_per_msg"], 0)
+        by_workload = {r["workload"]: r for r in records}
+        self.assertEqual(by_workload["publish"]["count"], 500)
+        self.assertIn("p99_us", by_workload["rpc"])
+        self.assertIn("mb_per_s", by_workload["large"])
+        [table] = out.glob("*.md")
+        text = table.read_text()
+        for workload in WORKLOADS:
+            self.assertIn(f"| {workload} | **txamqp_next** |", text)
+        self.assertNotIn("failed", text.split("| target |")[0])
+        self.assertIn("rabbitmq", text.lower())
+        [chart] = out.glob("*.png")
+        self.assertEqual(chart.read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
+
+    def test_failing_client_is_reported(self) -> None:
+        """
+        A client run that cannot connect comes back as a failed record with
+        its error, and the table shows it as failed rather than dropping it.
+        """
+        record = run.run_one("txamqp_next", "declare", 5, 0, "amqp://guest:guest@127.0.0.1:1/", 60)
+        self.assertIn("error", record)
+        self.assertEqual(record["client"], "txamqp_next")
+        args = run.parse_args(["--workloads", "declare", "--clients", "txamqp_next,pika"])
+        summary = run.summarise([record])
+        text = run.markdown(summary, args, {"date": "today"}, None)
+        self.assertIn("| declare | **txamqp_next** | failed |", text)
+        self.assertIn("0/1", text)
+
+
+class BodyTests(SynchronousTestCase):
+    """
+    The bodies carry their index, so the checks catch loss and reordering.
+    """
+
+    def test_check_body(self) -> None:
+        """
+        A body passes only as its own index and size.
+        """
+        check_body(7, 100, body(7, 100))
+        with self.assertRaises(BenchError):
+            check_body(8, 100, body(7, 100))
+        with self.assertRaises(BenchError):
+            check_body(7, 101, body(7, 100))
+        with self.assertRaises(BenchError):
+            check_body(7, 100, body(7, 100)[:-1] + b"x")
