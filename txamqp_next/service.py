@@ -25,7 +25,7 @@ made with C{requeue_on_failure=True}.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -318,8 +318,7 @@ class ConsumerService(_ReconnectingService):
         self._handler = handler
         self._declare = declare
         self._consumer: Consumer | None = None
-        self._in_flight = 0
-        self._idle_waiters: list[Deferred[None]] = []
+        self._handlers = _InFlight()
 
     def __repr__(self) -> str:
         return f"<ConsumerService queue={self.queue!r} at {self._broker}>"
@@ -408,17 +407,15 @@ class ConsumerService(_ReconnectingService):
         """
         if self._stopping:
             return
-        self._in_flight += 1
-        handling = Deferred.fromCoroutine(self._handle(message))
-        handling.addErrback(
+        self._handlers.run(
+            self._handle(message),
             lambda f: self.log.failure(
                 "handling message {delivery_tag} from queue {queue} went wrong",
                 f,
                 queue=self.queue,
                 delivery_tag=message.delivery_tag,
-            )
+            ),
         )
-        handling.addBoth(self._handled)
 
     async def _handle(self, message: Message) -> None:
         try:
@@ -449,25 +446,6 @@ class ConsumerService(_ReconnectingService):
                 error=e,
             )
 
-    def _handled(self, _: object) -> None:
-        self._in_flight -= 1
-        if not self._in_flight:
-            waiters, self._idle_waiters = self._idle_waiters, []
-            for d in waiters:
-                if not d.called:
-                    d.callback(None)
-
-    def _when_idle(self) -> Deferred[None]:
-        """
-        @return: a L{Deferred} that fires with C{None} once no handler is
-            running.
-        """
-        if not self._in_flight:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._idle_waiters.append(d)
-        return d
-
     # -- stopping -----------------------------------------------------------------
 
     async def _wind_down(self) -> None:
@@ -482,17 +460,62 @@ class ConsumerService(_ReconnectingService):
                     queue=self.queue,
                     error=e,
                 )
-        if self._in_flight:
-            self.log.info("waiting for {count} handlers to finish", count=self._in_flight)
+        if self._handlers.count:
+            self.log.info("waiting for {count} handlers to finish", count=self._handlers.count)
             left = max(deadline - self._reactor.seconds(), 0)
             try:
-                await self._when_idle().addTimeout(left, self._reactor)
+                await self._handlers.when_idle().addTimeout(left, self._reactor)
             except Exception:
                 self.log.warn(
                     "stopping with {count} handlers still running; "
                     "the broker will redeliver their messages",
-                    count=self._in_flight,
+                    count=self._handlers.count,
                 )
+
+
+class _InFlight:
+    """
+    The work running (a handler, a Thrift call): each piece counted until
+    its coroutine is done, an unexpected failure of it handed to a logger.
+
+    @ivar count: how many pieces are running.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle_waiters: list[Deferred[None]] = []
+
+    def run(self, work: Coroutine[Any, Any, None], on_failure: Callable[[Failure], None]) -> None:
+        """
+        Run C{work}, counting it until it is done.
+
+        @param work: the coroutine to run (awaiting L{Deferred}s).
+        @param on_failure: called with the failure if C{work} raises.
+        """
+        self.count += 1
+        running = Deferred.fromCoroutine(work)
+        running.addErrback(on_failure)
+        running.addBoth(self._done)
+
+    def _done(self, _: object) -> None:
+        self.count -= 1
+        if not self.count:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for d in waiters:
+                if not d.called:
+                    d.callback(None)
+
+    def when_idle(self) -> Deferred[None]:
+        """
+        @return: a L{Deferred} that fires with C{None} once nothing is
+            running, at once if nothing is.  Cancelling it (a timeout) only
+            stops the wait.
+        """
+        if not self.count:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idle_waiters.append(d)
+        return d
 
 
 def _close(client: AMQClient) -> Deferred[None]:
