@@ -27,6 +27,7 @@ from txamqp_next.thrift._client import (
     declare_exchange,
     read_header,
     return_router,
+    set_up_channel,
 )
 from txamqp_next.thrift._errors import ThriftTransportError
 
@@ -355,9 +356,7 @@ async def _serve(
     iprot_factory: Any,
     oprot_factory: Any,
 ) -> ThriftServer:
-    owns = not isinstance(amqp, Channel)
-    channel = await amqp.open_channel() if isinstance(amqp, AMQClient) else amqp
-    try:
+    async with set_up_channel(amqp) as (channel, owns):
         if declare:
             await declare_exchange(channel, exchange)
             await channel.queue_declare(queue=queue, auto_delete=True)
@@ -378,7 +377,3 @@ async def _serve(
             owns_channel=owns,
         )
         return await server.start()
-    except BaseException:
-        if owns and channel.closed is None:
-            channel.close()
-        raise
