@@ -1,1 +1,3 @@
 txAMQP 0.8.2 compatibility: client.TwistedDelegate, factory.AMQFactory, endpoint.AMQEndpoint, Content, TimeoutDeferredQueue; see docs/migrating-from-txamqp.md.
+TLS: amqps:// URIs check the broker's certificate chain and host name (cacertfile bundles, client certificates with certfile/keyfile, verify, server_name_indication including disable); a failed handshake is errors.TLSError or errors.CertificateVerifyError naming the cause; see the TLS section of docs/usage.md.
+txAMQP 0.8.2's TwistedEvent (fire, fail, fail_if_not_fired, wait fired at once after the event) and AMQClient.disconnected; client.started fails when the connection ends before it opens.

@@ -122,9 +122,13 @@ def parse_trial(lines: list[str]) -> dict[str, int] | None:
     return None
 
 
-def run_step(argv: list[str], deadline: float) -> tuple[int | None, list[str]]:
+def run_step(
+    argv: list[str], deadline: float, env: dict[str, str] | None = None
+) -> tuple[int | None, list[str]]:
     """
     Run one step, copying its output to ours as it comes.
+
+    @param env: variables to add to the step's environment.
 
     @return: its exit status (L{None} if it ran past C{deadline} and was killed) and
         the last lines of its output.
@@ -136,6 +140,7 @@ def run_step(argv: list[str], deadline: float) -> tuple[int | None, list[str]]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     timed_out = threading.Event()
 
@@ -159,7 +164,9 @@ def run_step(argv: list[str], deadline: float) -> tuple[int | None, list[str]]:
     return status, list(tail)
 
 
-def run_trial(argv: list[str], deadline: float, tally: Tally) -> None:
+def run_trial(
+    argv: list[str], deadline: float, tally: Tally, env: dict[str, str] | None = None
+) -> None:
     """
     Run trial and add its counts to C{tally}.
 
@@ -167,7 +174,7 @@ def run_trial(argv: list[str], deadline: float, tally: Tally) -> None:
     L{unittest}.  A run that executes no test, prints no status line, or exits non-zero
     without reporting a failure counts as one more failure.
     """
-    status, lines = run_step(["twisted.trial", *argv], deadline)
+    status, lines = run_step(["twisted.trial", *argv], deadline, env)
     counts = parse_trial(lines)
     if counts is None:
         print("error: trial printed no status line")
@@ -195,7 +202,14 @@ def run_suite() -> int:
     tally = Tally()
     run_trial(["tests"], deadline, tally)
     if any(Path("tests/integration").glob("test_*.py")):
-        run_trial(["--reactor=asyncio", "tests.integration"], deadline, tally)
+        # tests.integration.test_reactor checks that this really is the
+        # asyncio reactor
+        run_trial(
+            ["--reactor=asyncio", "tests.integration"],
+            deadline,
+            tally,
+            env={"TXAMQP_NEXT_EXPECT_REACTOR": "asyncio"},
+        )
     for linter in (["mypy", "--strict", "txamqp_next"], ["ruff", "check", "."]):
         status, _ = run_step(linter, deadline)
         if status != 0:

@@ -438,3 +438,65 @@ class BoundedMemoryTests(SynchronousTestCase):
         peak = self.measure(producer.run, lambda: True)
         self.assertEqual(producer.sent, 32)
         self.assertGreater(peak, 32 * MiB)
+
+
+class DispatchTests(SynchronousTestCase):
+    """
+    Publishes made while received frames are handled (from a consumer
+    callback) are batched into one write, but not without bound.
+    """
+
+    def test_callback_publishes_paused(self) -> None:
+        """
+        A callback publishing 10 bodies of 4 KiB writes once 16 KiB are
+        waiting; the transport then pauses the client and the rest are held
+        until it drains, in order.
+        """
+        transport = ThrottlingTransport(high_water=1000)
+        broker = Broker(transport=transport)
+        broker.handshake()
+        ch = broker.open_channel()
+        transport.drain()
+        results: list[Deferred[None]] = []
+
+        def callback(message: object) -> None:
+            for i in range(10):
+                results.append(ch.basic_publish(routing_key="q", body=bytes([i]) * 4096))
+
+        ch.basic_consume(queue="in", consumer_tag="tag", callback=callback)
+        broker.reply("basic.consume-ok", consumer_tag="tag")
+        broker.frames_sent()
+        broker.deliver("tag", 1)
+        self.assertTrue(broker.client.publishing_paused)
+        self.assertEqual([d.called for d in results], [True] * 4 + [False] * 6)
+        while transport.paused:
+            transport.drain()
+        self.assertEqual(bodies(broker), [bytes([i]) * 4096 for i in range(10)])
+
+
+class WritableOrderTests(SynchronousTestCase):
+    """
+    C{when_writable} waiters wake one at a time while publishing stays
+    unpaused.
+    """
+
+    def test_waiter_refills_buffer(self) -> None:
+        """
+        When the first waiter's publish fills the buffer again, the second
+        waiter keeps waiting until the next drain.
+        """
+        transport = ThrottlingTransport(high_water=1000)
+        broker = Broker(transport=transport)
+        broker.handshake()
+        ch = broker.open_channel()
+        transport.drain()
+        ch.basic_publish(routing_key="q", body=b"x" * 2000)
+        first = broker.client.when_writable()
+        first.addCallback(lambda _: ch.basic_publish(routing_key="q", body=b"y" * 2000))
+        second = broker.client.when_writable()
+        transport.drain()
+        self.successResultOf(first)
+        self.assertNoResult(second)
+        self.assertTrue(broker.client.publishing_paused)
+        transport.drain()
+        self.successResultOf(second)

@@ -553,3 +553,39 @@ class WireStrategiesTests(SynchronousTestCase):
         Each wire type the codecs know has a strategy.
         """
         self.assertEqual(set(WIRE_STRATEGIES), set(_codec.FIELD_TYPES))
+
+
+class EventMakerTests(SynchronousTestCase):
+    """
+    The connection's fast event constructors build the same frozen events
+    as the dataclasses' own constructors.
+    """
+
+    def test_same_events(self) -> None:
+        """
+        C{content_received} and C{method_received} give instances of the
+        public classes, equal to and shown like the usual ones, and frozen.
+        """
+        from dataclasses import FrozenInstanceError
+
+        from txamqp_next._events import (
+            ContentReceived,
+            MethodReceived,
+            content_received,
+            method_received,
+        )
+
+        ms = default_methods()
+        ack = ms.Basic.Ack(delivery_tag=1)
+        props = ms.Basic.Properties(content_type="t")
+        made = content_received(3, ack, props, b"body")
+        usual = ContentReceived(3, ack, props, b"body")
+        self.assertIs(type(made), ContentReceived)
+        self.assertEqual(made, usual)
+        self.assertEqual(repr(made), repr(usual))
+        self.assertRaises(FrozenInstanceError, setattr, made, "body", b"")
+        other = method_received(2, ack)
+        self.assertIs(type(other), MethodReceived)
+        self.assertEqual((other.channel, other.method), (2, ack))
+        self.assertEqual(other, MethodReceived(2, ack))
+        self.assertRaises(FrozenInstanceError, setattr, other, "channel", 1)

@@ -771,6 +771,17 @@ class TransitionTableTests(SynchronousTestCase):
                         Connection()._channel_input(ch, name, local)
                         self.assertEqual(ch.state, expected, (state, name))
 
+    def test_shortcuts_agree_with_the_tables(self) -> None:
+        """
+        The hot paths skip the table for the pairs that leave the state
+        alone: a channel frame while the connection is open, a method
+        received on an open channel.  The tables say the same.
+        """
+        self.assertIs(
+            _CONNECTION_TRANSITIONS[(ConnectionState.OPEN, "channel-frame")], ConnectionState.OPEN
+        )
+        self.assertIs(_CHANNEL_TRANSITIONS[(ChannelState.OPEN, "receive")], ChannelState.OPEN)
+
     def test_closed_connection_refuses_calls(self) -> None:
         """
         After the connection closes, calls raise and received bytes are

@@ -14,6 +14,7 @@ from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -30,6 +31,7 @@ from txamqp_next.endpoint import (
     connect,
     parse_url,
 )
+from txamqp_next.factory import AMQFactory
 from txamqp_next.protocol import AMQClient
 
 SECRET = "s3cr3t-PASSWORD"
@@ -587,6 +589,24 @@ class AMQEndpointTests(SynchronousTestCase):
         self.assertEqual((endpoint._username, endpoint._password), ("app", SECRET))
         self.assertEqual((endpoint._heartbeat, endpoint._auth_mechanism), (9, "AMQPLAIN"))
         self.assertNotIn(SECRET, repr(endpoint))
+
+    def test_from_amqps_uri(self) -> None:
+        """
+        An C{amqps} URI connects with TLS (port 5671 by default), with the
+        URI's TLS parameters.
+        """
+        reactor = MemoryReactorClock()
+        endpoint = AMQEndpoint.from_uri(reactor, "amqps://u:p@127.0.0.1/?verify=verify_none")
+        endpoint.connect(AMQFactory())
+        [(host, port, factory, _, _)] = reactor.tcpClients
+        self.assertEqual((host, port), ("127.0.0.1", 5671))
+        tls = factory._wrappedFactory  # HostnameEndpoint's attempt factory
+        self.assertIsInstance(tls, TLSMemoryBIOFactory)
+        self.assertRaises(
+            ValueError,
+            AMQEndpoint.from_uri(reactor, "amqps://h/?verify=maybe").connect,
+            AMQFactory(),
+        )
 
     def test_parameters_repr(self) -> None:
         """

@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.test_protocol import Broker, open_broker
 from tests.thrift.support import Handler, calculator, processor
 from txamqp_next import _frames, tap
+from txamqp_next.channel import Channel
 from txamqp_next.errors import AMQPError, NotFound
 from txamqp_next.service import ConsumerService
 from txamqp_next.thrift import (
@@ -32,7 +33,9 @@ from txamqp_next.thrift import (
     ThriftTransportError,
     TransportClosed,
     close_client,
+    open_client,
 )
+from txamqp_next.thrift._client import set_up_channel
 
 BINARY = TBinaryProtocolFactory()
 
@@ -270,6 +273,71 @@ class ClientTests(SynchronousTestCase):
             ThriftClient(self.channel, "calc", self.Calculator.Client, "rq", timeout=0)
         with self.assertRaises(TypeError):
             close_client(object())
+
+
+class SetUpChannelTests(SynchronousTestCase):
+    """
+    L{set_up_channel}, the channel L{open_client} and L{serve} set up on.
+    """
+
+    def test_opened_channel_closed_on_failure(self) -> None:
+        """
+        Given a connection, a new channel is opened and owned; when the
+        set-up fails it is closed and the error passes through.
+        """
+        broker = open_broker()
+        seen: list[tuple[Channel, bool]] = []
+
+        async def set_up() -> None:
+            async with set_up_channel(broker.client) as (channel, owns):
+                seen.append((channel, owns))
+                raise RuntimeError("set-up failed")
+
+        d = Deferred.fromCoroutine(set_up())
+        [(number, name)] = broker.sent_names()
+        self.assertEqual(name, "channel.open")
+        broker.reply("channel.open-ok", number)
+        self.failureResultOf(d, RuntimeError)
+        [(channel, owns)] = seen
+        self.assertTrue(owns)
+        self.assertEqual(channel.id, number)
+        self.assertEqual(broker.sent_names(), [(number, "channel.close")])
+
+    def test_given_channel_left_open(self) -> None:
+        """
+        Given a channel, it is used as it is, not owned, and left open when
+        the set-up fails.
+        """
+        broker = open_broker()
+        given = broker.open_channel()
+        seen: list[tuple[Channel, bool]] = []
+
+        async def set_up() -> None:
+            async with set_up_channel(given) as (channel, owns):
+                seen.append((channel, owns))
+                raise RuntimeError("set-up failed")
+
+        self.failureResultOf(Deferred.fromCoroutine(set_up()), RuntimeError)
+        self.assertEqual(seen, [(given, False)])
+        self.assertEqual(broker.sent_names(), [])
+        self.assertIsNone(given.closed)
+
+    def test_open_client_closes_its_channel(self) -> None:
+        """
+        L{open_client} given a connection closes the channel it opened when
+        the client cannot be made.
+        """
+        broker = open_broker()
+
+        def broken(transport: Any, factory: Any) -> Any:
+            raise TypeError("not a client class")
+
+        d = open_client(broker.client, "calc", broken, reply_queue="rq", declare=False)
+        [(number, name)] = broker.sent_names()
+        self.assertEqual(name, "channel.open")
+        broker.reply("channel.open-ok", number)
+        self.failureResultOf(d, TypeError)
+        self.assertEqual(broker.sent_names(), [(number, "channel.close")])
 
 
 class ServerTests(SynchronousTestCase):

@@ -424,7 +424,7 @@ def _table_at(buf: bytes, pos: int, end: int, raw: bool, depth: int) -> tuple[An
             raise _syntax("field table key is not valid UTF-8") from None
         kind = buf[key_end]
         pos = key_end + 1
-        if kind == _LONG_STRING:
+        if kind == 83:  # _LONG_STRING, "S"
             # _decode_value's long string case, inlined
             start = pos + 4
             if start > stop:
@@ -443,7 +443,7 @@ def _table_at(buf: bytes, pos: int, end: int, raw: bool, depth: int) -> tuple[An
             except UnicodeDecodeError:
                 table[key] = data
             continue
-        if kind == _SIGNED_32:
+        if kind == 73:  # _SIGNED_32, "I"
             # the commonest integer, inlined too
             if pos + 4 > stop:
                 raise _truncated("field value")

@@ -29,10 +29,20 @@ and method ids)::
         except UnicodeDecodeError:
             pass
         p = e
-        v1, v2 = _s1(buf, p)
+        v1, o2, = _u3(buf, p)
         p += 9
-        v2 = (v2 & 1) != 0
+        v2 = (o2 & 1) != 0
         ...
+        if p != n:
+            raise _Fallback
+        s = _new(_F)
+        s.consumer_tag = v0
+        ...
+        s.__class__ = _C
+        return s
+
+(see L{txamqp_next._methods._slot_classes} for the last lines).  The
+source of each class's codec is kept as its C{_source} attribute.
 """
 
 from __future__ import annotations
@@ -226,8 +236,7 @@ def encoder_parts(
         else:
             # a plain dict takes the fast path straight away; it raises on
             # anything uncommon, and the caller falls back
-            lines.append(f"{var} = {arg}")
-            lines.append(f"{var} = _common_table({var}) if type({var}) is dict else _table({var})")
+            lines.append(f"{var} = _common_table({arg}) if type({arg}) is dict else _table({arg})")
             parts.append(var)
         sizes.append(f"len({var})")
     flush()

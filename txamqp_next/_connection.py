@@ -31,10 +31,12 @@ from txamqp_next._events import (
     ChannelClosed,
     ConnectionClosed,
     ConnectionOpened,
-    ContentReceived,
     Event,
     MethodReceived,
+    content_received,
+    method_received,
 )
+from txamqp_next._frames import FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD
 from txamqp_next._methods import Method, MethodSet, Properties, methods_for
 from txamqp_next.errors import (
     CHANNEL_ERROR,
@@ -86,6 +88,10 @@ class ConnectionState(enum.Enum):
     Where the connection is in its life.
     """
 
+    # members are singletons, equal only to themselves: hashing by identity
+    # keeps the transition-table lookups cheap (Enum's own hash is Python)
+    __hash__ = object.__hash__
+
     AWAIT_START = "await-start"
     AWAIT_CREDENTIALS = "await-credentials"
     AWAIT_TUNE = "await-tune"
@@ -99,6 +105,8 @@ class ChannelState(enum.Enum):
     """
     Where a channel is in its life.
     """
+
+    __hash__ = object.__hash__
 
     OPENING = "opening"
     OPEN = "open"
@@ -170,6 +178,16 @@ _CHANNEL_TRANSITIONS: Final[Mapping[tuple[ChannelState, str], ChannelState]] = {
     (_Ch.CLOSING, "fault"): _Ch.CLOSING,
 }
 
+# The states as module constants: the hot paths compare states for every
+# frame, and reading a member off its Enum class is slow in Python 3.11.
+_CONN_AWAIT_START: Final = ConnectionState.AWAIT_START
+_CONN_AWAIT_TUNE: Final = ConnectionState.AWAIT_TUNE
+_CONN_CLOSED: Final = ConnectionState.CLOSED
+_CONN_CLOSING: Final = ConnectionState.CLOSING
+_CONN_OPEN: Final = ConnectionState.OPEN
+_CH_CLOSED: Final = ChannelState.CLOSED
+_CH_CLOSING: Final = ChannelState.CLOSING
+_CH_OPEN: Final = ChannelState.OPEN
 
 def truncate_shortstr(text: str) -> str:
     """
@@ -254,7 +272,7 @@ class _Channel:
 
     def __init__(self, channel_id: int) -> None:
         self.id = channel_id
-        self.state = ChannelState.CLOSED
+        self.state = _CH_CLOSED
         self.awaiting: Method | None = None
         # outbound items waiting for the outstanding synchronous call
         self.pending: deque[tuple[Method, list[bytes]]] = deque()
@@ -301,13 +319,15 @@ class Connection:
     ) -> None:
         self.spec = spec if spec is not None else load()
         self.methods: MethodSet = methods_for(self.spec)
+        self._decode = self.methods.decode
+        self._decode_header = self.methods.decode_header
         self.credentials = credentials
         self._start: Method | None = None
         self.vhost = vhost
         self.max_message_size = max_message_size
         self._wanted = (channel_max, frame_max, heartbeat)
         self._client_properties = self._build_client_properties(client_properties, connection_name)
-        self.state = ConnectionState.AWAIT_START
+        self.state = _CONN_AWAIT_START
         self.server_properties: Mapping[str, Any] = {}
         self.channel_max = 0
         self.frame_max = 0
@@ -352,7 +372,7 @@ class Connection:
             C{connection.close} carrying the error's reply code, and the
             transport should be dropped once it is written.
         """
-        if self.state is ConnectionState.CLOSED:
+        if self.state is _CONN_CLOSED:
             return []
         if not data:
             return []
@@ -360,7 +380,7 @@ class Connection:
         events: list[Event] = []
         try:
             self._reader.feed(data)
-            if self.state is ConnectionState.AWAIT_START and self._awaiting_version_reply():
+            if self.state is _CONN_AWAIT_START and self._awaiting_version_reply():
                 return events
             read_frames = self._reader.read_frames
             handle = self._handle_frame
@@ -370,7 +390,7 @@ class Connection:
                     break
                 for frame_type, channel, payload in frames:
                     handle(frame_type, channel, payload, events)
-                    if self._closed():
+                    if self.state is _CONN_CLOSED:  # type: ignore[comparison-overlap]
                         return events
         except RemoteProtocolError as e:
             self._fail(e)
@@ -388,7 +408,7 @@ class Connection:
         @return: a L{ConnectionClosed} event carrying L{HeartbeatTimeout}
             when the broker fell silent, else nothing.
         """
-        if not self.heartbeat or self.state not in (ConnectionState.OPEN, ConnectionState.CLOSING):
+        if not self.heartbeat or self.state not in (_CONN_OPEN, _CONN_CLOSING):
             return []
         if self._received or self._last_received is None:
             self._received = False
@@ -402,7 +422,7 @@ class Connection:
             else:
                 self._last_sent = now
         if now - self._last_received >= 2 * self.heartbeat:
-            self.state = ConnectionState.CLOSED
+            self.state = _CONN_CLOSED
             self._outbox = []
             error = HeartbeatTimeout(
                 reply_text=f"no traffic from the broker for {now - self._last_received:.1f}s "
@@ -432,7 +452,7 @@ class Connection:
         self._connection_input("authenticate", local=True)
         self.credentials = credentials
         events: list[Event] = []
-        if self.state is ConnectionState.AWAIT_TUNE:
+        if self.state is _CONN_AWAIT_TUNE:
             self._send_start_ok(events)
         return events
 
@@ -441,7 +461,7 @@ class Connection:
         The state of a channel (L{ChannelState.CLOSED} for an unused id).
         """
         ch = self._channels.get(channel)
-        return ch.state if ch is not None else ChannelState.CLOSED
+        return ch.state if ch is not None else _CH_CLOSED
 
     def open_channel(self, channel: int | None = None) -> int:
         """
@@ -469,7 +489,7 @@ class Connection:
         )
         frame = _frames.method_frame(0, close.encode())
         self._connection_input("close", local=True)
-        if self.state is ConnectionState.CLOSING:
+        if self.state is _CONN_CLOSING:
             self._outbox.append(frame)
 
     def send_method(
@@ -503,7 +523,7 @@ class Connection:
         if is_connection_method:
             name = "close" if method.NAME == "connection.close" else "send"
             self._connection_input(name, local=True)
-            if self.state is not ConnectionState.CLOSED:
+            if self.state is not _CONN_CLOSED:
                 self._outbox.extend(frames)
             return
         if not 0 < channel <= (self.channel_max or 65535):
@@ -579,7 +599,7 @@ class Connection:
         return props
 
     def _closed(self) -> bool:
-        return self.state is ConnectionState.CLOSED
+        return self.state is _CONN_CLOSED
 
     def _awaiting_version_reply(self) -> bool:
         """
@@ -604,12 +624,12 @@ class Connection:
         C{connection.close} with the fault's code, and stop.
         """
         self.error = error
-        if self.state not in (ConnectionState.AWAIT_START, ConnectionState.CLOSED):
+        if self.state not in (_CONN_AWAIT_START, _CONN_CLOSED):
             close = self.methods["connection.close"](
                 reply_code=error.reply_code, reply_text=truncate_shortstr(error.reply_text)
             )
             self._outbox.append(_frames.method_frame(0, close.encode()))
-        self.state = ConnectionState.CLOSED
+        self.state = _CONN_CLOSED
         self._drop_channels()
 
     def _drop_channels(self) -> None:
@@ -676,30 +696,31 @@ class Connection:
     def _handle_frame(
         self, frame_type: int, channel: int, payload: bytes, events: list[Event]
     ) -> None:
-        if frame_type == _frames.FRAME_HEARTBEAT:
+        if channel:
+            if self.state is not _CONN_OPEN:
+                # (open, channel-frame) leaves the state alone: the table is
+                # consulted for every other state
+                self._connection_input("channel-frame", local=False)
+                if self.state is _CONN_CLOSING:
+                    return  # discarded until close-ok
+            ch = self._channels.get(channel)
+            if ch is None or ch.state is _CH_CLOSED:
+                raise RemoteProtocolError(
+                    CHANNEL_ERROR, f"frame for channel {channel}, which is not open", channel
+                )
+            if frame_type == FRAME_BODY:
+                self._handle_body(ch, payload, events)
+            elif frame_type == FRAME_METHOD:
+                self._handle_channel_method(ch, self._decode(payload, channel), events)
+            elif frame_type == FRAME_HEADER:
+                self._handle_header(ch, payload, events)
+            # the frame reader refuses heartbeats off channel 0
             return
-        if channel == 0:
-            if frame_type != _frames.FRAME_METHOD:
-                raise RemoteProtocolError(UNEXPECTED_FRAME, "content frame on channel 0")
-            self._handle_connection_method(self.methods.decode(payload), events)
+        if frame_type == FRAME_HEARTBEAT:
             return
-        if self.state is not ConnectionState.OPEN:
-            # (open, channel-frame) leaves the state alone: the table is
-            # consulted for every other state
-            self._connection_input("channel-frame", local=False)
-            if self.state is ConnectionState.CLOSING:
-                return  # discarded until close-ok
-        ch = self._channels.get(channel)
-        if ch is None or ch.state is ChannelState.CLOSED:
-            raise RemoteProtocolError(
-                CHANNEL_ERROR, f"frame for channel {channel}, which is not open", channel
-            )
-        if frame_type == _frames.FRAME_METHOD:
-            self._handle_channel_method(ch, self.methods.decode(payload, channel), events)
-        elif frame_type == _frames.FRAME_HEADER:
-            self._handle_header(ch, payload, events)
-        else:
-            self._handle_body(ch, payload, events)
+        if frame_type != FRAME_METHOD:
+            raise RemoteProtocolError(UNEXPECTED_FRAME, "content frame on channel 0")
+        self._handle_connection_method(self._decode(payload), events)
 
     def _handle_connection_method(self, method: Method, events: list[Event]) -> None:
         if not method.CONNECTION_CLASS:
@@ -708,7 +729,7 @@ class Connection:
         name = method.NAME
         before = self.state
         self._connection_input(name, local=False)
-        if before is ConnectionState.CLOSING and name not in (
+        if before is _CONN_CLOSING and name not in (
             "connection.close",
             "connection.close-ok",
         ):
@@ -734,7 +755,7 @@ class Connection:
             # a close answering start-ok is a refusal of our credentials
             error_type = (
                 AuthenticationError
-                if before is ConnectionState.AWAIT_TUNE
+                if before is _CONN_AWAIT_TUNE
                 else connection_error_for
             )
             error = error_type(
@@ -761,7 +782,7 @@ class Connection:
         offered_text = offered.decode("ascii", "replace") if isinstance(offered, bytes) else offered
         mechanism = self.credentials.mechanism
         if mechanism not in offered_text.split():
-            self.state = ConnectionState.CLOSED
+            self.state = _CONN_CLOSED
             events.append(
                 ConnectionClosed(
                     AuthenticationError(
@@ -796,7 +817,8 @@ class Connection:
     def _handle_channel_method(self, ch: _Channel, method: Method, events: list[Event]) -> None:
         if method.CONNECTION_CLASS:
             raise RemoteProtocolError(COMMAND_INVALID, f"{method.NAME} on channel {ch.id}", ch.id)
-        self._check_chassis(method, ch.id)
+        if not method.CLIENT_RECEIVES:
+            self._check_chassis(method, ch.id)
         if ch.content_method is not None:
             raise RemoteProtocolError(
                 UNEXPECTED_FRAME,
@@ -808,18 +830,23 @@ class Connection:
         if name in _CHANNEL_METHOD_INPUTS:
             self._channel_input(ch, name, local=False)
         else:
-            self._channel_input(ch, "receive", local=False)
-            if ch.state is ChannelState.OPEN:
+            if ch.state is not _CH_OPEN:
+                # (open, receive) leaves the state alone: the table is
+                # consulted for every other state
+                self._channel_input(ch, "receive", local=False)
+            if ch.state is _CH_OPEN:
                 # the common case (deliveries, replies): nothing below but
                 # the reply check applies
-                self._check_reply(ch, method)
+                if ch.awaiting is not None or method.IS_REPLY:
+                    self._check_reply(ch, method)
                 if method.CONTENT:
                     ch.content_method = method
                     return
-                events.append(MethodReceived(ch.id, method))
-                self._flush_pending(ch)
+                events.append(method_received(ch.id, method))
+                if ch.pending:
+                    self._flush_pending(ch)
                 return
-        if ch.state is ChannelState.CLOSING and name not in ("channel.close-ok", "channel.close"):
+        if ch.state is _CH_CLOSING and name not in ("channel.close-ok", "channel.close"):
             return  # discarded while closing
         if name == "channel.close":
             self._send_frame(ch.id, self._channel_close_ok())
@@ -876,7 +903,7 @@ class Connection:
         events: list[Event],
         notify: bool = True,
     ) -> None:
-        ch.state = ChannelState.CLOSED
+        ch.state = _CH_CLOSED
         del self._channels[ch.id]
         if notify:
             events.append(ChannelClosed(ch.id, error))
@@ -898,14 +925,14 @@ class Connection:
         events.append(ChannelClosed(ch.id, error))
 
     def _handle_header(self, ch: _Channel, payload: bytes, events: list[Event]) -> None:
-        if ch.state is ChannelState.CLOSING:
+        if ch.state is _CH_CLOSING:
             return
         method = ch.content_method
         if method is None or ch.content_properties is not None:
             raise RemoteProtocolError(
                 UNEXPECTED_FRAME, "content header without a method that carries content", ch.id
             )
-        class_id, size, properties = self.methods.decode_header(payload, ch.id)
+        class_id, size, properties = self._decode_header(payload, ch.id)
         if class_id != method.CLASS_ID:
             raise RemoteProtocolError(
                 UNEXPECTED_FRAME,
@@ -927,7 +954,7 @@ class Connection:
             self._deliver(ch, events)
 
     def _handle_body(self, ch: _Channel, payload: bytes, events: list[Event]) -> None:
-        if ch.state is ChannelState.CLOSING:
+        if ch.state is _CH_CLOSING:
             return
         if ch.content_properties is None:
             raise RemoteProtocolError(
@@ -954,5 +981,6 @@ class Connection:
         ch.content_method = None
         ch.content_properties = None
         ch.content_body = []
-        events.append(ContentReceived(ch.id, method, properties, body))
-        self._flush_pending(ch)
+        events.append(content_received(ch.id, method, properties, body))
+        if ch.pending:
+            self._flush_pending(ch)

@@ -151,24 +151,32 @@ class FrameReader:
         # the largest payload allowed
         most = self.frame_max - FRAME_OVERHEAD if self.frame_max else 0xFFFFFFFF
         unpack = _unpack_envelope
-        types = _FRAME_TYPES
         while True:
             if n - pos >= 7:
                 frame_type, channel, size = unpack(data, pos)
-                if frame_type not in types or size > most:
+                end = pos + 7 + size
+                # the common case in one test: a whole method, header or body
+                # frame (types 1 to 3) within frame_max, ending in 0xce
+                if end < n and size <= most and data[end] == 0xCE and 0 < frame_type < 4:
+                    append((frame_type, channel, data[pos + 7 : end]))
+                    pos = end + 1
+                    if limit and len(frames) == limit:
+                        break
+                    continue
+                if frame_type not in _FRAME_TYPES or size > most:
                     if frames:
                         break
                     self._pos = pos
                     raise self._bad_envelope(frame_type, channel, size)
-                end = pos + 7 + size
                 if end < n:
-                    # 0xce: FRAME_END; 8: FRAME_HEARTBEAT
-                    if data[end] != 0xCE or (frame_type == 8 and (channel or size)):
+                    if data[end] != FRAME_END or channel or size:
+                        # a bad end octet, or a heartbeat off channel 0 or
+                        # with a payload
                         if frames:
                             break
                         self._pos = pos
                         raise self._bad_frame(frame_type, channel, data[end])
-                    append((frame_type, channel, data[pos + 7 : end]))
+                    append((frame_type, channel, b""))
                     pos = end + 1
                     if limit and len(frames) == limit:
                         break

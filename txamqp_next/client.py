@@ -22,31 +22,98 @@ if TYPE_CHECKING:
     from txamqp_next.message import Message
     from txamqp_next.protocol import AMQClient
 
-__all__ = ["ChannelClosed", "Closed", "ConnectionClosed", "TwistedDelegate", "TwistedEvent"]
+__all__ = [
+    "AlreadyFiredError",
+    "ChannelClosed",
+    "Closed",
+    "ConnectionClosed",
+    "TwistedDelegate",
+    "TwistedEvent",
+]
+
+
+class AlreadyFiredError(Exception):
+    """
+    A L{TwistedEvent} was fired or failed a second time.
+    """
 
 
 class TwistedEvent:
     """
-    A one-shot event that can be waited on (txAMQP's C{TwistedEvent}).
+    A one-shot event that can be waited on (txAMQP's C{TwistedEvent}): not
+    fired, fired, or failed.  Each L{wait} gets its own L{Deferred}, which
+    fires (or fails) at once if the event already happened.
     """
 
     def __init__(self) -> None:
-        self.deferred: Deferred[None] = Deferred()
-        self.alreadyCalled = False
+        self._waiters: list[Deferred[bool]] = []
+        self._result: tuple[bool, Any] | None = None
+
+    @property
+    def alreadyCalled(self) -> bool:
+        """
+        Whether the event has fired or failed.
+        """
+        return self._result is not None
+
+    def fire(self) -> None:
+        """
+        Fire the event: waiters get C{True}.
+
+        @raise AlreadyFiredError: it already fired or failed.
+        """
+        self._settle((True, True))
+
+    def fail(self, reason: BaseException) -> None:
+        """
+        Fail the event: waiters fail with C{reason}.
+
+        @raise AlreadyFiredError: it already fired or failed.
+        """
+        self._settle((False, reason))
+
+    def fail_if_not_fired(self, reason: BaseException) -> None:
+        """
+        Fail the event unless it already fired or failed.
+        """
+        if self._result is None:
+            self.fail(reason)
 
     def set(self) -> None:
         """
-        Fire the waiters and re-arm.
+        Fire the event unless it already fired (older txAMQP's name).
         """
-        deferred, self.deferred = self.deferred, Deferred()
-        self.alreadyCalled = True
-        deferred.callback(None)
+        if self._result is None:
+            self.fire()
 
-    def wait(self) -> Deferred[None]:
+    def wait(self) -> Deferred[bool]:
         """
-        @return: a L{Deferred} firing at the next L{set}.
+        @return: a L{Deferred} firing with C{True} once the event fires, or
+            failing with its reason once it fails; at once if it already
+            did.
         """
-        return self.deferred
+        d: Deferred[bool] = Deferred()
+        if self._result is None:
+            self._waiters.append(d)
+        else:
+            self._notify(d)
+        return d
+
+    def _settle(self, result: tuple[bool, Any]) -> None:
+        if self._result is not None:
+            raise AlreadyFiredError()
+        self._result = result
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            self._notify(d)
+
+    def _notify(self, d: Deferred[bool]) -> None:
+        assert self._result is not None
+        fired, value = self._result
+        if fired:
+            d.callback(value)
+        else:
+            d.errback(value)
 
 
 class TwistedDelegate:

@@ -10,7 +10,8 @@ default.  Query parameters: C{heartbeat}, C{frame_max}, C{channel_max},
 C{connection_timeout} (milliseconds, as RabbitMQ documents it),
 C{auth_mechanism}, C{connection_name}, and for TLS C{cacertfile},
 C{certfile}, C{keyfile}, C{verify} (C{verify_peer} or C{verify_none}) and
-C{server_name_indication} (a host name, or C{disable}).
+C{server_name_indication} (a host name, or C{disable}); see
+L{txamqp_next._tls}.
 
 A Twisted client endpoint string (C{"tcp:host=broker:port=5672"},
 C{"tls:host=broker:port=5671"}) works too, with the credentials given as
@@ -33,6 +34,7 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from txamqp_next._connection import DEFAULT_MAX_MESSAGE_SIZE, Credentials
+from txamqp_next._tls import client_tls_options
 from txamqp_next.errors import AMQPError
 from txamqp_next.protocol import AMQClient
 from txamqp_next.spec import Spec
@@ -179,36 +181,7 @@ def parse_url(url: str) -> ConnectionParameters:
 
 
 def _tls_endpoint(reactor: Any, params: ConnectionParameters) -> IStreamClientEndpoint:
-    from twisted.internet import ssl
-
-    options = params.tls_options
-    sni = options.get("server_name_indication", params.host)
-    verify = options.get("verify", "verify_peer")
-    if verify not in ("verify_peer", "verify_none"):
-        raise ValueError(f"verify must be verify_peer or verify_none, not {verify!r}")
-    client_cert = None
-    if "certfile" in options:
-        with open(options["certfile"], "rb") as f:
-            pem = f.read()
-        if "keyfile" in options:
-            with open(options["keyfile"], "rb") as f:
-                pem += b"\n" + f.read()
-        client_cert = ssl.PrivateCertificate.loadPEM(pem)  # type: ignore[no-untyped-call]
-    if verify == "verify_none":
-        context: Any = ssl.CertificateOptions(
-            verify=False,
-            privateKey=client_cert.privateKey.original if client_cert else None,
-            certificate=client_cert.original if client_cert else None,
-        )
-    else:
-        trust_root: Any = None
-        if "cacertfile" in options:
-            with open(options["cacertfile"], "rb") as f:
-                trust_root = ssl.Certificate.loadPEM(f.read())
-        hostname = params.host if sni == "disable" else sni
-        context = ssl.optionsForClientTLS(
-            hostname, trustRoot=trust_root, clientCertificate=client_cert
-        )
+    creator = client_tls_options(params.host, params.tls_options)
     tcp = (
         endpoints.TCP4ClientEndpoint(
             reactor, params.host, params.port, timeout=params.connection_timeout + 1
@@ -218,7 +191,7 @@ def _tls_endpoint(reactor: Any, params: ConnectionParameters) -> IStreamClientEn
             reactor, params.host, params.port, timeout=params.connection_timeout + 1
         )
     )
-    return endpoints.wrapClientTLS(context, tcp)
+    return endpoints.wrapClientTLS(creator, tcp)
 
 
 def _is_ipv4(host: str) -> bool:
@@ -265,8 +238,12 @@ def connect(
     @return: a L{Deferred} firing with the open L{AMQClient}.  It fails with
         L{errors.AuthenticationError} (refused credentials),
         L{errors.NotAllowed} (a missing vhost or one the user may not use),
-        Twisted's C{ConnectionRefusedError} or C{DNSLookupError}, or
+        Twisted's C{ConnectionRefusedError} or C{DNSLookupError},
+        L{errors.CertificateVerifyError} (we do not trust the broker's TLS
+        certificate), L{errors.TLSError} (another TLS handshake failure), or
         L{ConnectTimeout}; no socket is left open.
+    @raise ValueError: a bad URI, or TLS parameters naming files that
+        cannot be read or hold no usable certificate or key.
     """
     if isinstance(url_or_endpoint, str) and url_or_endpoint.startswith(("amqp://", "amqps://")):
         params = parse_url(url_or_endpoint)
@@ -370,7 +347,9 @@ class _Attempt:
 
     def start(self) -> Deferred[AMQClient]:
         self.timer = self.reactor.callLater(self.timeout, self._on_timeout)
-        self.connecting = self.endpoint.connect(Factory.forProtocol(self.build))
+        factory = Factory.forProtocol(self.build)
+        factory.noisy = False
+        self.connecting = self.endpoint.connect(factory)
         self.connecting.addCallbacks(self._connected, self._failed)
         return self.result
 
@@ -451,14 +430,16 @@ class AMQEndpoint:
         self._heartbeat = heartbeat
         self._auth_mechanism = auth_mechanism
         self._timeout = timeout
+        self._tls_options: dict[str, str] | None = None
 
     @classmethod
     def from_uri(cls, reactor: Any, uri: str) -> AMQEndpoint:
         """
-        An endpoint for an AMQP URI.
+        An endpoint for an AMQP URI; C{amqps://} connects with TLS, as
+        L{connect} does.
         """
         params = parse_url(uri)
-        return cls(
+        endpoint = cls(
             reactor,
             params.host,
             params.port,
@@ -469,6 +450,9 @@ class AMQEndpoint:
             auth_mechanism=params.credentials.mechanism,
             timeout=params.connection_timeout,
         )
+        if params.tls:
+            endpoint._tls_options = params.tls_options
+        return endpoint
 
     def connect(self, protocol_factory: Any) -> Deferred[AMQClient]:
         """
@@ -476,9 +460,13 @@ class AMQEndpoint:
 
         @return: a L{Deferred} firing with the open client.
         """
-        endpoint = endpoints.HostnameEndpoint(
+        endpoint: IStreamClientEndpoint = endpoints.HostnameEndpoint(
             self._reactor, self._host, self._port, timeout=self._timeout
         )
+        if self._tls_options is not None:
+            endpoint = endpoints.wrapClientTLS(
+                client_tls_options(self._host, self._tls_options), endpoint
+            )
         # the client takes these at construction, so the factory must know
         if hasattr(protocol_factory, "set_vhost"):
             protocol_factory.set_vhost(self._vhost)

@@ -28,6 +28,7 @@ __all__ = [
     "AMQPSyntaxError",
     "AccessRefused",
     "AuthenticationError",
+    "CertificateVerifyError",
     "ChannelClosed",
     "ChannelError",
     "Closed",
@@ -50,6 +51,7 @@ __all__ = [
     "ResourceError",
     "ResourceLocked",
     "SpecError",
+    "TLSError",
     "UnexpectedFrame",
     "channel_error_for",
     "connection_error_for",
@@ -299,6 +301,24 @@ class HeartbeatTimeout(ConnectionClosed):
     """
 
     reply_code_default = 0
+
+
+class TLSError(ConnectionClosed):
+    """
+    The TLS handshake failed, so no AMQP was spoken: the broker refused our
+    client certificate or asked for one we did not give, or the server on
+    that port does not speak TLS.  C{reply_text} names the cause.
+    """
+
+    reply_code_default = 0
+
+
+class CertificateVerifyError(TLSError):
+    """
+    We did not trust the broker's certificate: it is not signed by a trusted
+    CA, has expired, or does not carry the host name we connected to.
+    C{reply_text} says which.
+    """
 
 
 _CHANNEL_ERRORS: dict[int, type[ChannelClosed]] = {

@@ -38,6 +38,7 @@ from txamqp_next._events import (
     MethodReceived,
 )
 from txamqp_next._methods import Method
+from txamqp_next._tls import tls_error_for
 from txamqp_next.channel import Channel
 from txamqp_next.client import TwistedEvent
 from txamqp_next.errors import (
@@ -53,6 +54,9 @@ from txamqp_next.queue import TimeoutDeferredQueue
 from txamqp_next.spec import Spec, load
 
 __all__ = ["AMQClient"]
+
+# the first bytes of TLS 1.x alert and handshake records
+_TLS_RECORDS = (b"\x15\x03", b"\x16\x03")
 
 #: while received frames are handled, the most sends (and body bytes) that
 #: wait for one write
@@ -162,8 +166,10 @@ class AMQClient(Protocol):
         self._producers: list[IPushProducer] = []
         self._producers_paused = False
         self._writable_waiters: list[Deferred[None]] = []
-        #: set when the connection opens (txAMQP's C{started})
+        #: fired when the connection opens, failed if it ends before (txAMQP)
         self.started = TwistedEvent()
+        #: fired when the transport is gone (txAMQP)
+        self.disconnected = TwistedEvent()
         # True while received events are handled, and what waits for the
         # write that follows; see _flush
         self._dispatching = False
@@ -281,9 +287,10 @@ class AMQClient(Protocol):
             ch._update_holding()
             if self._publishing_paused:
                 return  # releasing filled the buffer again
-        waiters, self._writable_waiters = self._writable_waiters, []
-        for d in waiters:
-            d.callback(None)
+        # a waiter that publishes may fill the buffer again: the rest wait
+        # for the next drain
+        while self._writable_waiters and not self._publishing_paused:
+            self._writable_waiters.pop(0).callback(None)
         if self._producers_paused and not self._publishing_paused:
             self._producers_paused = False
             for producer in list(self._producers):
@@ -293,6 +300,14 @@ class AMQClient(Protocol):
         try:
             events = self.core.receive_data(data)
         except RemoteProtocolError as e:
+            if not self._opened and data[:2] in _TLS_RECORDS:
+                # a TLS server's alert (or handshake) record: no frame type
+                # is 0x15 or 0x16
+                e = RemoteProtocolError(
+                    e.reply_code,
+                    "the server answered with TLS, not AMQP: is this its TLS port? "
+                    "use amqps://",
+                )
             self.log.error("the broker broke the protocol: {error}", error=e)
             self._handle_events([], e)
             return
@@ -307,6 +322,8 @@ class AMQClient(Protocol):
         if self.closed is None:
             self.closed = self._lost_reason(reason)
         self._fail_everything(self.closed)
+        self.started.fail_if_not_fired(self.closed)
+        self.disconnected.set()
         waiters, self._lost_waiters = self._lost_waiters, []
         for d in waiters:
             d.callback(None)
@@ -317,6 +334,9 @@ class AMQClient(Protocol):
             self.delegate.close(self.closed)
 
     def _lost_reason(self, reason: Failure) -> BaseException:
+        tls_error = tls_error_for(reason.value) if reason.value is not None else None
+        if tls_error is not None:
+            return tls_error
         text = f"connection lost: {reason.getErrorMessage()}"
         if not self._opened and self.core.state is ConnectionState.AWAIT_TUNE:
             return AuthenticationError(

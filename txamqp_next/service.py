@@ -25,7 +25,7 @@ made with C{requeue_on_failure=True}.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -57,7 +57,201 @@ class _Rejected(Exception):
     """
 
 
-class ConsumerService(Service):
+class _ReconnectingService(Service):
+    """
+    The mechanism L{ConsumerService} and
+    L{txamqp_next.thrift.ThriftServerService} share: a L{ClientService}
+    connecting with back-off, each connection set up (L{_set_up}) before it
+    counts as connected and closed when that fails or times out, and a stop
+    that winds the work down (L{_wind_down}) before closing the connection.
+
+    A subclass gives L{_set_up}, L{_wind_down} and L{_log_fields}, and the
+    messages L{_cannot_format} and L{_stopped_format}, formatted with
+    L{_log_fields} (and C{broker} and C{error} for L{_cannot_format}).
+
+    @ivar _client: the connection set up last, until the service stops.
+    @ivar _stopping: whether the service is stopping.
+    """
+
+    log = Logger()
+
+    _cannot_format = ""
+    _stopped_format = ""
+
+    def __init__(
+        self,
+        reactor: Any,
+        url: str,
+        *,
+        default_name: str,
+        stop_timeout: float,
+        retry_policy: Callable[[int], float] | None,
+        connection_name: str | None,
+    ) -> None:
+        """
+        @param reactor: the reactor to connect with and time things by.
+        @param url: the broker's AMQP URI (C{amqp://} or C{amqps://}).
+        @param default_name: the connection's name when neither
+            C{connection_name} nor the URI gives one.
+        @param stop_timeout: how long L{stopService} waits for the work
+            being done.
+        @param retry_policy: seconds to wait before reconnection attempt
+            C{n}; L{backoffPolicy} by default.
+        @param connection_name: the name the broker shows for the
+            connection, over the URI's.
+        @raise ValueError: C{url} is not an AMQP URI.
+        """
+        params = parse_url(url)
+        self._reactor = reactor
+        self._stop_timeout = stop_timeout
+        self._setup_timeout = params.connection_timeout
+        scheme = "amqps" if params.tls else "amqp"
+        self._broker = f"{scheme}://{params.host}:{params.port} vhost {params.vhost!r}"
+        if params.connection_name is None:
+            params.connection_name = connection_name or default_name
+        elif connection_name is not None:
+            params.connection_name = connection_name
+        endpoint, factory = endpoint_and_factory(reactor, params)
+        self._client_service = ClientService(
+            _ReportingEndpoint(endpoint, self._broker, self._attempt_failed),
+            factory,
+            retryPolicy=retry_policy if retry_policy is not None else backoffPolicy(),
+            clock=reactor,
+            prepareConnection=self._prepare,
+        )
+        self._stopping = False
+        self._client: AMQClient | None = None
+
+    # -- the Service interface -------------------------------------------------
+
+    def startService(self) -> None:
+        """
+        Start connecting; the service's work starts once a connection is
+        set up.
+        """
+        super().startService()  # type: ignore[no-untyped-call]
+        self._stopping = False
+        self._client_service.startService()
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop the work (L{_wind_down}), close the connection and stop
+        reconnecting.
+
+        @return: a L{Deferred} that fires with C{None} once stopped.  It
+            does not fail.
+        """
+        super().stopService()  # type: ignore[no-untyped-call]
+        return Deferred.fromCoroutine(self._stop())
+
+    def _when_ready(self, fail_after_failures: int | None, *, at_once: bool) -> Deferred[AMQClient]:
+        """
+        Wait for a connection that is set up (L{ClientService.whenConnected}).
+
+        @param fail_after_failures: fail after this many failed connection
+            attempts in a row; never when C{None}.
+        @param at_once: fire at once when a connection is set up already;
+            otherwise always in a later reactor turn.
+        @return: a L{Deferred} firing with the connected L{AMQClient}, in
+            the reactor turn after it was set up; failing with
+            C{CancelledError} when the service stops first, or with the
+            last attempt's error after C{fail_after_failures} failed
+            attempts.
+        """
+        connected = self._client_service.whenConnected(failAfterFailures=fail_after_failures)
+        if at_once and connected.called:
+            return connected.addCallback(lambda protocol: cast(AMQClient, protocol))
+        # ClientService fires it from inside its state machine, which
+        # cannot take another input (whenConnected, stopService) until the
+        # transition is over: hand the result on in a later turn.
+        result: Deferred[AMQClient] = Deferred()
+        connected.addBoth(lambda outcome: self._reactor.callLater(0, _fire, result, outcome))
+        return result
+
+    # -- preparing connections -------------------------------------------------
+
+    def _prepare(self, protocol: IProtocol) -> Deferred[None]:
+        """
+        C{ClientService}'s C{prepareConnection}: set the new connection up.
+
+        @return: a L{Deferred} that fires with C{None} once it is set up, or
+            fails with why it could not be, once the connection is closed.
+        """
+        return Deferred.fromCoroutine(self._prepare_or_close(protocol))
+
+    async def _prepare_or_close(self, protocol: IProtocol) -> None:
+        # ClientService hands us its proxy for the AMQClient; attribute
+        # access goes through to the client.
+        client = cast(AMQClient, protocol)
+        try:
+            setting_up = Deferred.fromCoroutine(self._set_up(client))
+            await setting_up.addTimeout(self._setup_timeout, self._reactor)
+        except Exception as e:
+            _detach(protocol)
+            self._attempt_failed(e)
+            await _close(client)
+            raise
+
+    async def _set_up(self, client: AMQClient) -> None:
+        """
+        Set a new connection up for the service's work, keeping it as
+        C{_client} once done.  Raise C{CancelledError} or L{_Rejected} when
+        the service started stopping meanwhile.
+
+        @param client: the new connection, not yet open.
+        """
+        raise NotImplementedError()
+
+    def _log_fields(self) -> dict[str, object]:
+        """
+        @return: the fields the service's messages are formatted with.
+        """
+        raise NotImplementedError()
+
+    def _attempt_failed(self, error: BaseException) -> None:
+        if self._stopping and isinstance(error, (CancelledError, _Rejected)):
+            return
+        self.log.warn(self._cannot_format, broker=self._broker, error=error, **self._log_fields())
+
+    def _reconnect(self, client: AMQClient, ended: str, **fields: object) -> None:
+        """
+        The work on C{client} ended.  Unless we are stopping: when the
+        connection was lost, C{ClientService} reconnects by itself;
+        otherwise log C{ended} (a format string, with C{fields}) and close
+        the connection to start afresh.
+        """
+        if self._stopping:
+            return
+        if client.closed is not None:
+            self.log.warn(
+                "lost the connection to {broker} ({reason}); reconnecting",
+                broker=self._broker,
+                reason=client.closed,
+            )
+            return
+        self.log.warn(ended, **fields)
+        _close(client)
+
+    # -- stopping -----------------------------------------------------------------
+
+    async def _wind_down(self) -> None:
+        """
+        Stop the service's work (within C{_stop_timeout}) before the
+        connection is closed.  It must not fail.
+        """
+        raise NotImplementedError()
+
+    async def _stop(self) -> None:
+        self._stopping = True
+        client, self._client = self._client, None
+        await self._wind_down()
+        if client is not None:
+            await _close(client)
+        await self._client_service.stopService()
+        self.log.info(self._stopped_format, **self._log_fields())
+
+
+class ConsumerService(_ReconnectingService):
     """
     Consume one queue, calling a handler with each message, reconnecting
     whenever the connection is lost.
@@ -68,7 +262,8 @@ class ConsumerService(Service):
         back to the queue (rather than being dead-lettered or dropped).
     """
 
-    log = Logger()
+    _cannot_format = "cannot consume from queue {queue} at {broker}: {error}; will retry"
+    _stopped_format = "stopped consuming from queue {queue}"
 
     def __init__(
         self,
@@ -109,47 +304,26 @@ class ConsumerService(Service):
         """
         if not 0 <= prefetch <= 0xFFFF:
             raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
-        params = parse_url(url)
+        super().__init__(
+            reactor,
+            url,
+            default_name=f"txamqp_next consumer of {queue}",
+            stop_timeout=stop_timeout,
+            retry_policy=retry_policy,
+            connection_name=connection_name,
+        )
         self.queue = queue
         self.prefetch = prefetch
         self.requeue_on_failure = requeue_on_failure
-        self._reactor = reactor
         self._handler = handler
         self._declare = declare
-        self._stop_timeout = stop_timeout
-        self._setup_timeout = params.connection_timeout
-        scheme = "amqps" if params.tls else "amqp"
-        self._broker = f"{scheme}://{params.host}:{params.port} vhost {params.vhost!r}"
-        if params.connection_name is None:
-            params.connection_name = connection_name or f"txamqp_next consumer of {queue}"
-        elif connection_name is not None:
-            params.connection_name = connection_name
-        endpoint, factory = endpoint_and_factory(reactor, params)
-        self._client_service = ClientService(
-            _ReportingEndpoint(endpoint, self._broker, self._attempt_failed),
-            factory,
-            retryPolicy=retry_policy if retry_policy is not None else backoffPolicy(),
-            clock=reactor,
-            prepareConnection=self._prepare,
-        )
-        self._stopping = False
-        self._client: AMQClient | None = None
         self._consumer: Consumer | None = None
-        self._in_flight = 0
-        self._idle_waiters: list[Deferred[None]] = []
+        self._handlers = _InFlight()
 
     def __repr__(self) -> str:
         return f"<ConsumerService queue={self.queue!r} at {self._broker}>"
 
     # -- the Service interface -------------------------------------------------
-
-    def startService(self) -> None:
-        """
-        Start connecting; consuming starts once a connection is prepared.
-        """
-        super().startService()  # type: ignore[no-untyped-call]
-        self._stopping = False
-        self._client_service.startService()
 
     def stopService(self) -> Deferred[None]:
         """
@@ -163,8 +337,7 @@ class ConsumerService(Service):
         @return: a L{Deferred} that fires with C{None} once the connection is
             closed and no reconnection is pending.  It does not fail.
         """
-        super().stopService()  # type: ignore[no-untyped-call]
-        return Deferred.fromCoroutine(self._stop())
+        return super().stopService()
 
     def when_consuming(self, fail_after_failures: int | None = None) -> Deferred[AMQClient]:
         """
@@ -178,41 +351,9 @@ class ConsumerService(Service):
             the service stops first, or with the last attempt's error after
             C{fail_after_failures} failed attempts.
         """
-        connected = self._client_service.whenConnected(failAfterFailures=fail_after_failures)
-        if connected.called:
-            return connected.addCallback(lambda protocol: cast(AMQClient, protocol))
-        # ClientService fires it from inside its state machine, which
-        # cannot take another input (whenConnected, stopService) until the
-        # transition is over: hand the result on in a later turn.
-        result: Deferred[AMQClient] = Deferred()
-        connected.addBoth(lambda outcome: self._reactor.callLater(0, _fire, result, outcome))
-        return result
+        return self._when_ready(fail_after_failures, at_once=True)
 
     # -- preparing connections -------------------------------------------------
-
-    def _prepare(self, protocol: IProtocol) -> Deferred[None]:
-        """
-        C{ClientService}'s C{prepareConnection}: set the new connection up
-        for consuming.
-
-        @return: a L{Deferred} that fires with C{None} once the consumer is
-            started, or fails with why it could not be, once the connection
-            is closed.
-        """
-        return Deferred.fromCoroutine(self._prepare_or_close(protocol))
-
-    async def _prepare_or_close(self, protocol: IProtocol) -> None:
-        # ClientService hands us its proxy for the AMQClient; attribute
-        # access goes through to the client.
-        client = cast(AMQClient, protocol)
-        try:
-            setting_up = Deferred.fromCoroutine(self._set_up(client))
-            await setting_up.addTimeout(self._setup_timeout, self._reactor)
-        except Exception as e:
-            _detach(protocol)
-            self._attempt_failed(e)
-            await _close(client)
-            raise
 
     async def _set_up(self, client: AMQClient) -> None:
         opened = await client.when_open()
@@ -237,15 +378,8 @@ class ConsumerService(Service):
             prefetch=self.prefetch,
         )
 
-    def _attempt_failed(self, error: BaseException) -> None:
-        if self._stopping and isinstance(error, (CancelledError, _Rejected)):
-            return
-        self.log.warn(
-            "cannot consume from queue {queue} at {broker}: {error}; will retry",
-            queue=self.queue,
-            broker=self._broker,
-            error=error,
-        )
+    def _log_fields(self) -> dict[str, object]:
+        return {"queue": self.queue}
 
     def _consumer_ended(self, _: object, client: AMQClient, consumer: Consumer) -> None:
         """
@@ -256,21 +390,12 @@ class ConsumerService(Service):
         """
         if self._consumer is consumer:
             self._consumer = None
-        if self._stopping:
-            return
-        if client.closed is not None:
-            self.log.warn(
-                "lost the connection to {broker} ({reason}); reconnecting",
-                broker=self._broker,
-                reason=client.closed,
-            )
-            return
-        self.log.warn(
+        self._reconnect(
+            client,
             "consumer of queue {queue} ended ({reason}); reconnecting",
             queue=self.queue,
             reason=consumer.cancelled,
         )
-        _close(client)
 
     # -- messages ---------------------------------------------------------------
 
@@ -282,17 +407,15 @@ class ConsumerService(Service):
         """
         if self._stopping:
             return
-        self._in_flight += 1
-        handling = Deferred.fromCoroutine(self._handle(message))
-        handling.addErrback(
+        self._handlers.run(
+            self._handle(message),
             lambda f: self.log.failure(
                 "handling message {delivery_tag} from queue {queue} went wrong",
                 f,
                 queue=self.queue,
                 delivery_tag=message.delivery_tag,
-            )
+            ),
         )
-        handling.addBoth(self._handled)
 
     async def _handle(self, message: Message) -> None:
         try:
@@ -323,32 +446,11 @@ class ConsumerService(Service):
                 error=e,
             )
 
-    def _handled(self, _: object) -> None:
-        self._in_flight -= 1
-        if not self._in_flight:
-            waiters, self._idle_waiters = self._idle_waiters, []
-            for d in waiters:
-                if not d.called:
-                    d.callback(None)
-
-    def _when_idle(self) -> Deferred[None]:
-        """
-        @return: a L{Deferred} that fires with C{None} once no handler is
-            running.
-        """
-        if not self._in_flight:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._idle_waiters.append(d)
-        return d
-
     # -- stopping -----------------------------------------------------------------
 
-    async def _stop(self) -> None:
-        self._stopping = True
+    async def _wind_down(self) -> None:
         deadline = self._reactor.seconds() + self._stop_timeout
-        client, consumer = self._client, self._consumer
-        self._client = self._consumer = None
+        consumer, self._consumer = self._consumer, None
         if consumer is not None and consumer.cancelled is None:
             try:
                 await consumer.cancel().addTimeout(self._stop_timeout, self._reactor)
@@ -358,21 +460,62 @@ class ConsumerService(Service):
                     queue=self.queue,
                     error=e,
                 )
-        if self._in_flight:
-            self.log.info("waiting for {count} handlers to finish", count=self._in_flight)
+        if self._handlers.count:
+            self.log.info("waiting for {count} handlers to finish", count=self._handlers.count)
             left = max(deadline - self._reactor.seconds(), 0)
             try:
-                await self._when_idle().addTimeout(left, self._reactor)
+                await self._handlers.when_idle().addTimeout(left, self._reactor)
             except Exception:
                 self.log.warn(
                     "stopping with {count} handlers still running; "
                     "the broker will redeliver their messages",
-                    count=self._in_flight,
+                    count=self._handlers.count,
                 )
-        if client is not None:
-            await _close(client)
-        await self._client_service.stopService()
-        self.log.info("stopped consuming from queue {queue}", queue=self.queue)
+
+
+class _InFlight:
+    """
+    The work running (a handler, a Thrift call): each piece counted until
+    its coroutine is done, an unexpected failure of it handed to a logger.
+
+    @ivar count: how many pieces are running.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle_waiters: list[Deferred[None]] = []
+
+    def run(self, work: Coroutine[Any, Any, None], on_failure: Callable[[Failure], None]) -> None:
+        """
+        Run C{work}, counting it until it is done.
+
+        @param work: the coroutine to run (awaiting L{Deferred}s).
+        @param on_failure: called with the failure if C{work} raises.
+        """
+        self.count += 1
+        running = Deferred.fromCoroutine(work)
+        running.addErrback(on_failure)
+        running.addBoth(self._done)
+
+    def _done(self, _: object) -> None:
+        self.count -= 1
+        if not self.count:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for d in waiters:
+                if not d.called:
+                    d.callback(None)
+
+    def when_idle(self) -> Deferred[None]:
+        """
+        @return: a L{Deferred} that fires with C{None} once nothing is
+            running, at once if nothing is.  Cancelling it (a timeout) only
+            stops the wait.
+        """
+        if not self.count:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idle_waiters.append(d)
+        return d
 
 
 def _close(client: AMQClient) -> Deferred[None]:

@@ -79,6 +79,19 @@ class BrokerTestCase(TestCase):
         return client, await client.open_channel()
 
 
+def sockets_to(port: int) -> list[Any]:
+    """
+    The reactor's readers and writers connected to C{port}: what a failed
+    connection attempt must not leave behind.
+    """
+    found = []
+    for selectable in {*reactor().getReaders(), *reactor().getWriters()}:
+        get_peer = getattr(selectable, "getPeer", None)
+        if get_peer is not None and getattr(get_peer(), "port", None) == port:
+            found.append(selectable)
+    return found
+
+
 def no_broker(error: BaseException) -> str:
     return (
         f"no RabbitMQ answers at {BROKER} ({error}); start one with "

@@ -50,7 +50,8 @@ class BlockedTests(BrokerTestCase):
         With the memory high watermark set to 0 the broker blocks the
         connection: client.blocked and the handlers say so, publishes issued
         meanwhile stay pending; when the alarm clears they go out in order
-        and are confirmed.
+        and are confirmed.  A disk alarm (a free-disk limit above what the
+        disk has) blocks and unblocks the same way.
         """
         node = PrivateNode()
         self.addCleanup(node.stop_in_thread)
@@ -79,6 +80,18 @@ class BlockedTests(BrokerTestCase):
         self.assertIn("memory", changes[0][1].lower())
         self.assertEqual(changes[1], (False, ""))
         self.assertEqual(await drain(ch, queue), [b"first", b"0", b"1", b"2", b"3", b"4"])
+        # a disk alarm blocks the same way
+        await node.ctl_in_thread("set_disk_free_limit", "1000000GB")
+        trigger = ch.basic_publish(routing_key=queue, body=b"disk")
+        await wait_for(lambda: client.blocked is not None, "connection.blocked (disk)")
+        self.assertIn("disk", (client.blocked or "").lower())
+        late = ch.basic_publish(routing_key=queue, body=b"after")
+        await sleep(0.3)
+        self.assertFalse(late.called)
+        await node.ctl_in_thread("set_disk_free_limit", "1MB")
+        await defer.gatherResults([trigger, late])
+        self.assertEqual(changes[-1], (False, ""))
+        self.assertEqual(await drain(ch, queue), [b"disk", b"after"])
         await ch.queue_delete(queue=queue)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from twisted.internet import defer
+from twisted.python import log
 
 from tests.integration.broker import BrokerTestCase, async_test, reactor, sleep, unique
 from tests.integration.proxy import Proxy, frame_types
@@ -82,6 +83,7 @@ class HeartbeatTests(BrokerTestCase):
         ended = consumer.when_ended()
         await client.when_closed()
         waited = time.monotonic() - frozen_at
+        log.msg(f"heartbeat timeout noticed {waited:.2f}s after the freeze")
         self.assertIsInstance(client.closed, errors.HeartbeatTimeout)
         await self.assertFailure(declare, errors.HeartbeatTimeout)
         await self.assertFailure(confirm, errors.HeartbeatTimeout)

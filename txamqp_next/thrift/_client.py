@@ -16,7 +16,8 @@ libraries' clients.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
@@ -48,6 +49,7 @@ __all__ = [
     "connect_client",
     "declare_exchange",
     "open_client",
+    "set_up_channel",
 ]
 
 ClientT = TypeVar("ClientT")
@@ -78,6 +80,29 @@ def declare_exchange(channel: Channel, exchange: str) -> Deferred[Any]:
     if not exchange or exchange.startswith("amq."):
         return succeed(None)
     return channel.exchange_declare(exchange=exchange, type="direct")
+
+
+@asynccontextmanager
+async def set_up_channel(amqp: AMQClient | Channel) -> AsyncIterator[tuple[Channel, bool]]:
+    """
+    The channel a client or server is set up on: C{amqp} itself when it is
+    a L{Channel}, else a new channel of the connection, which is closed
+    again if the set-up fails::
+
+        async with set_up_channel(amqp) as (channel, owns):
+            ...
+
+    @return: an async context manager giving the channel and whether it was
+        opened here (and is so the client's or server's to close).
+    """
+    owns = not isinstance(amqp, Channel)
+    channel = await amqp.open_channel() if isinstance(amqp, AMQClient) else amqp
+    try:
+        yield channel, owns
+    except BaseException:
+        if owns and channel.closed is None:
+            channel.close()
+        raise
 
 
 def read_header(body: bytes, factory: Any) -> tuple[str, int, int]:
@@ -557,9 +582,7 @@ async def _open_client(
 ) -> ThriftClient[ClientT]:
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout must be positive or None, not {timeout!r}")
-    owns = not isinstance(amqp, Channel)
-    channel = await amqp.open_channel() if isinstance(amqp, AMQClient) else amqp
-    try:
+    async with set_up_channel(amqp) as (channel, owns):
         if declare:
             await declare_exchange(channel, exchange)
             await declare_exchange(channel, responses_exchange)
@@ -583,10 +606,6 @@ async def _open_client(
             owns_channel=owns,
         )
         return await client.start()
-    except BaseException:
-        if owns and channel.closed is None:
-            channel.close()
-        raise
 
 
 def connect_client(

@@ -20,12 +20,14 @@ from txamqp_next.channel import Channel, Consumer
 from txamqp_next.confirms import Unroutable
 from txamqp_next.message import Message
 from txamqp_next.protocol import AMQClient
+from txamqp_next.service import _InFlight
 from txamqp_next.thrift._client import (
     DEFAULT_EXCHANGE,
     DEFAULT_RESPONSES_EXCHANGE,
     declare_exchange,
     read_header,
     return_router,
+    set_up_channel,
 )
 from txamqp_next.thrift._errors import ThriftTransportError
 
@@ -87,7 +89,6 @@ class ThriftServer:
     @ivar service_name: the routing key the queue is bound with.
     @ivar queue: the queue consumed.
     @ivar responses_exchange: where replies are published.
-    @ivar in_flight: how many calls are being processed.
     """
 
     log = Logger()
@@ -109,16 +110,22 @@ class ThriftServer:
         self.processor = processor
         self.queue = queue
         self.responses_exchange = responses_exchange
-        self.in_flight = 0
+        self._calls = _InFlight()
         self._iprot_factory = iprot_factory or TBinaryProtocolFactory()
         self._oprot_factory = oprot_factory or self._iprot_factory
         self._owns_channel = owns_channel
         self._consumer: Consumer | None = None
         self._stopping = False
-        self._idle_waiters: list[Deferred[None]] = []
 
     def __repr__(self) -> str:
         return f"<ThriftServer {self.service_name!r} on queue {self.queue!r}>"
+
+    @property
+    def in_flight(self) -> int:
+        """
+        How many calls are being processed.
+        """
+        return self._calls.count
 
     def start(self) -> Deferred[ThriftServer]:
         """
@@ -152,17 +159,15 @@ class ThriftServer:
     def _request(self, message: Message) -> None:
         if self._stopping:
             return
-        self.in_flight += 1
-        handling = Deferred.fromCoroutine(self._handle(message))
-        handling.addErrback(
+        self._calls.run(
+            self._handle(message),
             lambda f: self.log.failure(
                 "handling Thrift call {delivery_tag} on {queue} went wrong",
                 f,
                 delivery_tag=message.delivery_tag,
                 queue=self.queue,
-            )
+            ),
         )
-        handling.addBoth(self._handled)
 
     async def _handle(self, message: Message) -> None:
         reply_to: str | None = getattr(message.properties, "reply_to", None)
@@ -227,13 +232,6 @@ class ThriftServer:
                 error=e,
             )
 
-    def _handled(self, _: object) -> None:
-        self.in_flight -= 1
-        if not self.in_flight:
-            waiters, self._idle_waiters = self._idle_waiters, []
-            for d in waiters:
-                d.callback(None)
-
     # -- stopping ------------------------------------------------------------------
 
     def stop(self, timeout: float = 30.0) -> Deferred[None]:
@@ -258,10 +256,8 @@ class ThriftServer:
         except Exception as e:
             self.log.info("cancelling the consumer of {queue}: {error}", queue=self.queue, error=e)
         if self.in_flight:
-            idle: Deferred[None] = Deferred()
-            self._idle_waiters.append(idle)
             try:
-                await idle.addTimeout(timeout, clock)
+                await self._calls.when_idle().addTimeout(timeout, clock)
             except Exception:
                 self.log.warn("stopping with {count} Thrift calls unfinished", count=self.in_flight)
         if self._owns_channel and self.channel.closed is None:
@@ -360,9 +356,7 @@ async def _serve(
     iprot_factory: Any,
     oprot_factory: Any,
 ) -> ThriftServer:
-    owns = not isinstance(amqp, Channel)
-    channel = await amqp.open_channel() if isinstance(amqp, AMQClient) else amqp
-    try:
+    async with set_up_channel(amqp) as (channel, owns):
         if declare:
             await declare_exchange(channel, exchange)
             await channel.queue_declare(queue=queue, auto_delete=True)
@@ -383,7 +377,3 @@ async def _serve(
             owns_channel=owns,
         )
         return await server.start()
-    except BaseException:
-        if owns and channel.closed is None:
-            channel.close()
-        raise

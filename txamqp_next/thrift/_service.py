@@ -8,24 +8,19 @@ restarts, as a Twisted L{Service} (it is what C{twistd txamqp_next
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-from twisted.application.internet import ClientService, backoffPolicy
-from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IProtocol
-from twisted.logger import Logger
 
-from txamqp_next.endpoint import endpoint_and_factory, parse_url
 from txamqp_next.protocol import AMQClient
-from txamqp_next.service import _close, _detach, _fire, _ReportingEndpoint
+from txamqp_next.service import _ReconnectingService
 from txamqp_next.thrift._client import DEFAULT_EXCHANGE, DEFAULT_RESPONSES_EXCHANGE
 from txamqp_next.thrift._server import ThriftServer, serve
 
 __all__ = ["ThriftServerService"]
 
 
-class ThriftServerService(Service):
+class ThriftServerService(_ReconnectingService):
     """
     Serve a Thrift service from the broker at C{url}, reconnecting whenever
     the connection (or the server's channel) is lost.
@@ -40,7 +35,8 @@ class ThriftServerService(Service):
         connections.
     """
 
-    log = Logger()
+    _cannot_format = "cannot serve Thrift service {service} at {broker}: {error}; will retry"
+    _stopped_format = "stopped serving Thrift service {service}"
 
     def __init__(
         self,
@@ -80,7 +76,14 @@ class ThriftServerService(Service):
         """
         if not 0 <= prefetch <= 0xFFFF:
             raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
-        params = parse_url(url)
+        super().__init__(
+            reactor,
+            url,
+            default_name=f"txamqp_next Thrift server of {service_name}",
+            stop_timeout=stop_timeout,
+            retry_policy=retry_policy,
+            connection_name=connection_name,
+        )
         self.service_name = service_name
         self.processor = processor
         self.exchange = exchange
@@ -89,35 +92,9 @@ class ThriftServerService(Service):
         self.prefetch = prefetch
         self.server: ThriftServer | None = None
         self._protocol_factory = protocol_factory
-        self._reactor = reactor
-        self._stop_timeout = stop_timeout
-        self._setup_timeout = params.connection_timeout
-        scheme = "amqps" if params.tls else "amqp"
-        self._broker = f"{scheme}://{params.host}:{params.port} vhost {params.vhost!r}"
-        if connection_name is not None or params.connection_name is None:
-            default_name = f"txamqp_next Thrift server of {service_name}"
-            params.connection_name = connection_name or default_name
-        endpoint, factory = endpoint_and_factory(reactor, params)
-        self._client_service = ClientService(
-            _ReportingEndpoint(endpoint, self._broker, self._attempt_failed),
-            factory,
-            retryPolicy=retry_policy if retry_policy is not None else backoffPolicy(),
-            clock=reactor,
-            prepareConnection=self._prepare,
-        )
-        self._stopping = False
-        self._client: AMQClient | None = None
 
     def __repr__(self) -> str:
         return f"<ThriftServerService {self.service_name!r} at {self._broker}>"
-
-    def startService(self) -> None:
-        """
-        Start connecting; serving starts once a connection is prepared.
-        """
-        super().startService()  # type: ignore[no-untyped-call]
-        self._stopping = False
-        self._client_service.startService()
 
     def stopService(self) -> Deferred[None]:
         """
@@ -127,8 +104,7 @@ class ThriftServerService(Service):
         @return: a L{Deferred} firing with C{None} once stopped.  It does
             not fail.
         """
-        super().stopService()  # type: ignore[no-untyped-call]
-        return Deferred.fromCoroutine(self._stop())
+        return super().stopService()
 
     def when_serving(self, fail_after_failures: int | None = None) -> Deferred[AMQClient]:
         """
@@ -141,24 +117,7 @@ class ThriftServerService(Service):
             C{CancelledError} when the service stops first, or with the
             last attempt's error.
         """
-        connected = self._client_service.whenConnected(failAfterFailures=fail_after_failures)
-        result: Deferred[AMQClient] = Deferred()
-        connected.addBoth(lambda outcome: self._reactor.callLater(0, _fire, result, outcome))
-        return result
-
-    def _prepare(self, protocol: IProtocol) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._prepare_or_close(protocol))
-
-    async def _prepare_or_close(self, protocol: IProtocol) -> None:
-        client = cast(AMQClient, protocol)
-        try:
-            setting_up = Deferred.fromCoroutine(self._set_up(client))
-            await setting_up.addTimeout(self._setup_timeout, self._reactor)
-        except Exception as e:
-            _detach(protocol)
-            self._attempt_failed(e)
-            await _close(client)
-            raise
+        return self._when_ready(fail_after_failures, at_once=False)
 
     async def _set_up(self, client: AMQClient) -> None:
         opened = await client.when_open()
@@ -186,42 +145,20 @@ class ThriftServerService(Service):
             broker=self._broker,
         )
 
-    def _attempt_failed(self, error: BaseException) -> None:
-        if self._stopping and isinstance(error, CancelledError):
-            return
-        self.log.warn(
-            "cannot serve Thrift service {service} at {broker}: {error}; will retry",
-            service=self.service_name,
-            broker=self._broker,
-            error=error,
-        )
+    def _log_fields(self) -> dict[str, object]:
+        return {"service": self.service_name}
 
     def _server_ended(self, reason: BaseException, client: AMQClient, server: ThriftServer) -> None:
         if self.server is server:
             self.server = None
-        if self._stopping:
-            return
-        if client.closed is not None:
-            self.log.warn(
-                "lost the connection to {broker} ({reason}); reconnecting",
-                broker=self._broker,
-                reason=client.closed,
-            )
-            return
-        self.log.warn(
+        self._reconnect(
+            client,
             "the Thrift server of {service} stopped ({reason}); reconnecting",
             service=self.service_name,
             reason=reason,
         )
-        _close(client)
 
-    async def _stop(self) -> None:
-        self._stopping = True
-        client, server = self._client, self.server
-        self._client = self.server = None
+    async def _wind_down(self) -> None:
+        server, self.server = self.server, None
         if server is not None:
             await server.stop(self._stop_timeout)
-        if client is not None:
-            await _close(client)
-        await self._client_service.stopService()
-        self.log.info("stopped serving Thrift service {service}", service=self.service_name)

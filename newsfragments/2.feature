@@ -1,0 +1,1 @@
+The wire codec compiles one encoder and decoder per method class (and a content-header decoder per property flag pattern) from the spec, reads frames in bulk without copying the stream over and over, and takes fast paths for message headers; publishing and delivering a message through the sans-IO core is over three times as fast as pamqp 4.0.1 (see `python -m bench.codec`).
