@@ -62,6 +62,25 @@ class RecordingTransport(StringTransport):
         super().abortConnection()
 
 
+class TLSLikeTransport(RecordingTransport):
+    """
+    Like Twisted's TLS transport: C{loseConnection} shuts down only once no
+    producer is registered (else it waits for C{unregisterProducer}).
+    """
+
+    shut_down = False
+
+    def loseConnection(self) -> None:
+        super().loseConnection()
+        if self.producer is None:
+            self.shut_down = True
+
+    def unregisterProducer(self) -> None:
+        super().unregisterProducer()
+        if self.disconnecting:
+            self.shut_down = True
+
+
 class Broker:
     """
     The broker side of one L{AMQClient} connected to a L{RecordingTransport}.
@@ -746,6 +765,31 @@ class ConnectionCloseTests(SynchronousTestCase):
         self.assertIsInstance(broker.client.closed, errors.ConnectionClosed)
         self.assertEqual(broker.client.closed.reply_code, 200)
         self.assertEqual(broker.clock.getDelayedCalls(), [])
+
+    def test_close_shuts_down_tls(self) -> None:
+        """
+        After C{close-ok} the client stops being its transport's producer,
+        so a TLS transport really shuts down instead of waiting for the
+        close timeout.
+        """
+        transport = TLSLikeTransport()
+        broker = Broker(transport)
+        broker.handshake()
+        self.assertIs(transport.producer, broker.client)
+        broker.client.close()
+        broker.reply("connection.close-ok", 0)
+        self.assertTrue(transport.shut_down)
+        self.assertIsNone(transport.producer)
+
+    def test_broker_close_shuts_down_tls(self) -> None:
+        """
+        A close from the broker, once answered, shuts a TLS transport down.
+        """
+        transport = TLSLikeTransport()
+        broker = Broker(transport)
+        broker.handshake()
+        broker.reply("connection.close", 0, reply_code=320, reply_text="shutdown")
+        self.assertTrue(transport.shut_down)
 
     def test_close_long_reason(self) -> None:
         """

@@ -10,6 +10,7 @@ C{ClientService}; L{txamqp_next.connect} is the usual way to get one.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -466,7 +467,7 @@ class AMQClient(Protocol):
         self._flush(now=True)
         if not self._core_closing():
             self.closed = ConnectionClosedError(reply_text="closed by the client")
-            self.transport.loseConnection()
+            self._lose_transport()
             return d
         timeout = within or self.close_timeout
         self._close_call = self.clock.callLater(timeout, self._close_timed_out)
@@ -523,8 +524,7 @@ class AMQClient(Protocol):
         if error is not None:
             self.closed = error
             self._fail_everything(error)
-            if self.transport is not None:
-                self.transport.loseConnection()
+            self._lose_transport()
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ContentReceived):
@@ -579,7 +579,19 @@ class AMQClient(Protocol):
             # a hung peer may never drain our buffer: do not wait for it
             self.transport.abortConnection()  # type: ignore[attr-defined]
         else:
-            self.transport.loseConnection()
+            self._lose_transport()
+
+    def _lose_transport(self) -> None:
+        """
+        Close the transport once it has written what it holds.  We stop
+        being its producer first: a TLS transport does not shut down while
+        a producer is registered, so the close would wait for ever.
+        """
+        if self.transport is None:
+            return
+        with contextlib.suppress(AttributeError, RuntimeError):
+            self.transport.unregisterProducer()  # type: ignore[attr-defined]
+        self.transport.loseConnection()
 
     def _tick(self) -> None:
         events = self.core.tick(self.clock.seconds())
