@@ -248,9 +248,8 @@ async def declare(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def thrift(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from txamqp_next.thrift import close_client, connect_client, serve
-
     from bench import thriftcode
+    from txamqp_next.thrift import close_client, connect_client, serve
 
     service = common.queue_name(CLIENT, "thrift")
     module = thriftcode.echo_module()
