@@ -241,6 +241,9 @@ WORKLOADS = {
 
 def main(argv: list[str] | None = None) -> None:
     args = common.parse_args(CLIENT, argv)
+    if args.workload not in WORKLOADS:
+        # thrift: the driver shows it as n/a and never runs it
+        common.fail(args, f"{args.workload}: {CLIENT} has no Thrift transport")
     common.run_twisted(args, lambda reactor: WORKLOADS[args.workload](reactor, args))
 
 

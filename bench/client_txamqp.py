@@ -30,6 +30,11 @@ SPEC = os.environ.get(
     "TXAMQP_SPEC", "/usr/share/amqp/specs/0-9-1-rabbit/amqp0-9-1.stripped.extended.xml"
 )
 
+#: the exchanges of the thrift workload: txAMQP's usual ones, which are
+#: txamqp_next's defaults too
+SERVICE_EXCHANGE = "thrift"
+RESPONSES_EXCHANGE = "amq.direct"
+
 
 def sleep(reactor: Any, seconds: float = 0) -> defer.Deferred[None]:
     return task.deferLater(reactor, seconds, lambda: None)
@@ -285,6 +290,64 @@ async def declare(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     return common.result(args, meter)
 
 
+async def thrift(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """
+    txAMQP's own Thrift transport (C{txamqp.contrib.thrift}): a
+    C{ThriftAMQClient} connection serving with C{createThriftServer}, and a
+    second one calling through C{createThriftClient}
+    (C{TwistedAMQPTransport}), on the same exchanges as txamqp_next's.
+    """
+    from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
+    from txamqp.contrib.thrift.client import ThriftTwistedDelegate
+    from txamqp.contrib.thrift.protocol import ThriftAMQClient
+
+    from bench import thriftcode
+
+    service = common.queue_name(CLIENT, "thrift")
+    module = thriftcode.echo_module()
+    handler = thriftcode.EchoHandler()
+    factory = TBinaryProtocolFactory()
+    u = urlparse(args.url)
+    spec = txamqp.spec.load(SPEC)
+
+    async def connect_thrift() -> Any:
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, u.hostname or "127.0.0.1", u.port or 5672)
+        amqp = await endpoints.connectProtocol(
+            endpoint,
+            ThriftAMQClient(delegate=ThriftTwistedDelegate(), vhost=(u.path[1:] or "/"), spec=spec),
+        )
+        await amqp.authenticate(u.username or "guest", u.password or "guest")
+        return amqp
+
+    server = await connect_thrift()
+    await server.createThriftServer(
+        RESPONSES_EXCHANGE,
+        SERVICE_EXCHANGE,
+        service,
+        thriftcode.processor(handler),
+        service,
+        iprot_factory=factory,
+        oprot_factory=factory,
+    )
+    client = await connect_thrift()
+    ch = await client.channel(1)
+    await ch.channel_open()
+    stub = await client.createThriftClient(
+        RESPONSES_EXCHANGE,
+        SERVICE_EXCHANGE,
+        service,
+        module.Client,
+        iprot_factory=factory,
+        oprot_factory=factory,
+    )
+    record = await thriftcode.measure(args, stub)
+    if handler.calls != 2 * args.count:
+        raise BenchError(f"the server handled {handler.calls} calls, not {2 * args.count}")
+    await close(client)
+    await close(server)
+    return record
+
+
 WORKLOADS = {
     "publish": publish,
     "confirm": confirm,
@@ -292,6 +355,7 @@ WORKLOADS = {
     "rpc": rpc,
     "large": large,
     "declare": declare,
+    "thrift": thrift,
 }
 
 

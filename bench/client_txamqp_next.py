@@ -247,6 +247,29 @@ async def declare(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     return common.result(args, meter)
 
 
+async def thrift(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from bench import thriftcode
+    from txamqp_next.thrift import close_client, connect_client, serve
+
+    service = common.queue_name(CLIENT, "thrift")
+    module = thriftcode.echo_module()
+    handler = thriftcode.EchoHandler()
+    server_amqp = await txamqp_next.connect(reactor, args.url)
+    server = await serve(
+        server_amqp, service, thriftcode.processor(handler), prefetch=common.PREFETCH
+    )
+    client = await txamqp_next.connect(reactor, args.url)
+    stub = await connect_client(client, service, module.Client, timeout=60)
+    record = await thriftcode.measure(args, stub)
+    if handler.calls != 2 * args.count:
+        raise BenchError(f"the server handled {handler.calls} calls, not {2 * args.count}")
+    await close_client(stub)
+    await client.close()
+    await server.stop()
+    await server_amqp.close()
+    return record
+
+
 WORKLOADS = {
     "publish": publish,
     "confirm": confirm,
@@ -254,6 +277,7 @@ WORKLOADS = {
     "rpc": rpc,
     "large": large,
     "declare": declare,
+    "thrift": thrift,
 }
 
 

@@ -277,8 +277,10 @@ def main() -> None:
         f"codec benchmark: txamqp_next vs pamqp {version}; median of {args.repeat} batches, "
         f"{args.clock} time"
     )
-    print(f"{'operation':<16} {'ours us':>9} {'pamqp us':>9} {'ours ops/s':>11} "
-          f"{'pamqp ops/s':>12} {'ratio':>6}")
+    print(
+        f"{'operation':<16} {'ours us':>9} {'pamqp us':>9} {'ours ops/s':>11} "
+        f"{'pamqp ops/s':>12} {'ratio':>6}"
+    )
     for name in ours:
         mine, other = time_pair(ours[name], theirs[name], args.batch, args.repeat)
         print(

@@ -11,7 +11,8 @@ Every client script (C{bench.client_*}) takes the same arguments::
 and prints one JSON line on stdout: C{workload}, C{client}, C{count},
 C{size}, C{wall_s}, C{msgs_per_s}, C{cpu_us_per_msg} (user + system time of
 that process during the measured part, from C{resource.getrusage}), plus
-C{p50_us}/C{p99_us} for C{rpc} and C{mb_per_s} for C{large}.  A failure
+C{p50_us}/C{p99_us} for C{rpc} and C{thrift} (with C{concurrent_per_s} and
+C{concurrent_cpu_us} for the latter) and C{mb_per_s} for C{large}.  A failure
 prints C{{"error": ...}} and exits non-zero.
 """
 
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, tuple[int, int]] = {
     "rpc": (5_000, 100),
     "large": (200, 1 << 20),
     "declare": (1_000, 0),
+    "thrift": (2_000, 100),
 }
 WORKLOADS = list(DEFAULTS)
 

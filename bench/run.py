@@ -45,6 +45,11 @@ REFERENCE = "pika"
 RATIO_TARGETS = ("publish", "confirm", "consume", "rpc")
 #: workloads where we must at least match the best peer
 MATCH_TARGETS = ("declare", "large")
+#: workload -> client -> why that client has no such workload: shown as
+#: "n/a" in the table, neither run nor counted as a failure
+NOT_APPLICABLE: dict[str, dict[str, str]] = {
+    "thrift": {"pika": "no Thrift transport", "aiormq": "no Thrift transport"},
+}
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -99,7 +104,9 @@ def run_one(
     """
     Run one client on one workload in its own process.
 
-    @return: its JSON record; on any failure a record with C{error}.
+    @return: its JSON record; on any failure a record with C{error}; for a
+        client without such a workload (L{NOT_APPLICABLE}) a record with
+        C{na}, the reason, and nothing is run.
     """
     argv = [
         sys.executable,
@@ -115,6 +122,9 @@ def run_one(
         url,
     ]
     base = {"workload": workload, "client": client, "count": count, "size": size}
+    reason = NOT_APPLICABLE.get(workload, {}).get(client)
+    if reason is not None:
+        return {**base, "na": reason}
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -177,17 +187,6 @@ def broker_version(url: str) -> str:
         return f"unknown ({type(e).__name__})"
 
 
-def thrift_available() -> bool:
-    """
-    Whether txamqp_next has a Thrift transport to benchmark.
-    """
-    try:
-        import txamqp_next.contrib.thrift  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _median(records: list[dict[str, Any]], key: str) -> float | None:
     values = [r[key] for r in records if key in r]
     return statistics.median(values) if values else None
@@ -203,8 +202,9 @@ def summarise(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
         groups.setdefault((r["workload"], r["client"]), []).append(r)
     summary = {}
     for key, runs in groups.items():
-        ok = [r for r in runs if "error" not in r]
+        ok = [r for r in runs if "error" not in r and "na" not in r]
         summary[key] = {
+            "na": runs[0].get("na"),
             "runs": len(runs),
             "ok": len(ok),
             "errors": [r["error"] for r in runs if "error" in r],
@@ -213,6 +213,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
             "p50_us": _median(ok, "p50_us"),
             "p99_us": _median(ok, "p99_us"),
             "mb_per_s": _median(ok, "mb_per_s"),
+            "concurrent_per_s": _median(ok, "concurrent_per_s"),
+            "concurrent_cpu_us": _median(ok, "concurrent_cpu_us"),
             "busy": statistics.median([r["cpu_s"] / r["wall_s"] for r in ok]) if ok else None,
             "count": runs[0]["count"],
             "size": runs[0]["size"],
@@ -287,6 +289,9 @@ def markdown(
             label = CLIENTS[client][0]
             if client == OURS:
                 label = f"**{label}**"
+            if s["na"] is not None:
+                lines.append(f"| {workload} | {label} | n/a | - | - | - | - | {s['na']} | - |")
+                continue
             if s["ok"] == 0:
                 error = s["errors"][0].replace("|", "/") if s["errors"] else "?"
                 lines.append(
@@ -297,6 +302,12 @@ def markdown(
             extra = ""
             if workload == "rpc":
                 extra = f"p50 {_fmt(s['p50_us'])} us, p99 {_fmt(s['p99_us'])} us"
+            elif workload == "thrift":
+                extra = (
+                    f"sequential, p50 {_fmt(s['p50_us'])} us, p99 {_fmt(s['p99_us'])} us; "
+                    f"concurrent {_fmt(s['concurrent_per_s'])} calls/s at "
+                    f"{_fmt(s['concurrent_cpu_us'], 1)} us CPU/call"
+                )
             elif workload == "large":
                 extra = f"{_fmt(s['mb_per_s'], 1)} MB/s"
             if s["errors"]:
@@ -308,20 +319,31 @@ def markdown(
                 f"{s['ok']}/{s['runs']} |"
             )
     lines += ["", *targets(summary, args), ""]
-    counts = ", ".join(
-        f"`{w}` {summary_count(summary, w, args):,} x {DEFAULTS[w][1]:,} B"
-        if w != "declare"
-        else f"`declare` {summary_count(summary, w, args):,} queues"
-        for w in args.workloads
-    )
+    counts = ", ".join(_count_text(summary, w, args) for w in args.workloads)
     lines += [f"Counts: {counts}.", ""]
-    if thrift_available():
-        lines += ["`thrift` is not part of the suite yet.", ""]
-    else:
-        lines += ["`thrift` was not run: txamqp_next has no Thrift transport yet.", ""]
+    if "thrift" in args.workloads:
+        lines += [
+            "`thrift`: *msgs/s* and *CPU us/msg* are the sequential calls' (each waits "
+            "for its reply); the concurrent calls (all in flight at once) are under "
+            "*extra*.  Client and server run in the one measured process, so the CPU "
+            "time is both sides'.",
+            "",
+        ]
     if chart:
         lines += [f"![msgs/s per workload and client]({chart})", ""]
     return "\n".join(lines)
+
+
+def _count_text(
+    summary: dict[tuple[str, str], dict[str, Any]], workload: str, args: argparse.Namespace
+) -> str:
+    count = summary_count(summary, workload, args)
+    if workload == "declare":
+        return f"`declare` {count:,} queues"
+    if workload == "thrift":
+        size = DEFAULTS[workload][1]
+        return f"`thrift` {count:,} sequential + {count:,} concurrent calls x {size:,} B"
+    return f"`{workload}` {count:,} x {DEFAULTS[workload][1]:,} B"
 
 
 def summary_count(
@@ -393,21 +415,27 @@ def plot(
     colors = {"txamqp_next": "#1f77b4", "txamqp": "#7f7f7f", "pika": "#ff7f0e", "aiormq": "#2ca02c"}
     for ax, workload in zip(axes.flat, workloads, strict=False):
         labels, values, bar_colors = [], [], []
+        notes = []
         for client in args.clients:
             s = summary.get((workload, client))
             labels.append(CLIENTS[client][0])
             values.append((s or {}).get("msgs_per_s") or 0)
             bar_colors.append(colors.get(client, "#999999"))
+            notes.append("n/a" if s is not None and s["na"] is not None else "failed")
         bars = ax.bar(range(len(labels)), values, color=bar_colors)
-        for bar, value in zip(bars, values, strict=True):
+        for bar, value, note in zip(bars, values, notes, strict=True):
             ax.annotate(
-                f"{value:,.0f}" if value else "failed",
+                f"{value:,.0f}" if value else note,
                 (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                 ha="center",
                 va="bottom",
                 fontsize=7,
             )
-        unit = {"rpc": "round trips/s", "declare": "queues/s"}.get(workload, "msgs/s")
+        unit = {
+            "rpc": "round trips/s",
+            "declare": "queues/s",
+            "thrift": "sequential calls/s",
+        }.get(workload, "msgs/s")
         ax.set_title(f"{workload} ({unit})", fontsize=9)
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, fontsize=7, rotation=15)
@@ -434,9 +462,13 @@ def main(argv: list[str] | None = None) -> int:
                 record["round"] = round_no
                 records.append(record)
                 if not args.quiet:
-                    shown = record.get("error") or (
-                        f"{record['msgs_per_s']:,.0f} msgs/s, "
-                        f"{record['cpu_us_per_msg']:.1f} us CPU/msg"
+                    shown = (
+                        record.get("error")
+                        or record.get("na")
+                        or (
+                            f"{record['msgs_per_s']:,.0f} msgs/s, "
+                            f"{record['cpu_us_per_msg']:.1f} us CPU/msg"
+                        )
                     )
                     print(
                         f"round {round_no} {workload:8} {client:12} {shown}",

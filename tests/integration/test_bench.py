@@ -70,6 +70,9 @@ class BenchDriverTests(SynchronousTestCase):
         self.assertEqual(by_workload["publish"]["count"], 500)
         self.assertIn("p99_us", by_workload["rpc"])
         self.assertIn("mb_per_s", by_workload["large"])
+        self.assertEqual(by_workload["thrift"]["count"], 10)
+        self.assertIn("p99_us", by_workload["thrift"])
+        self.assertGreater(by_workload["thrift"]["concurrent_per_s"], 0)
         [table] = out.glob("*.md")
         text = table.read_text()
         for workload in WORKLOADS:
@@ -92,6 +95,56 @@ class BenchDriverTests(SynchronousTestCase):
         text = run.markdown(summary, args, {"date": "today"}, None)
         self.assertIn("| declare | **txamqp_next** | failed |", text)
         self.assertIn("0/1", text)
+
+    def test_client_without_thrift_is_not_applicable(self) -> None:
+        """
+        A client with no Thrift transport is not run on the C{thrift}
+        workload: the table shows it as n/a, not failed, and the chart
+        still renders.
+        """
+        record = run.run_one("pika", "thrift", 10, 100, BROKER, 60)
+        self.assertEqual(record["na"], "no Thrift transport")
+        self.assertNotIn("error", record)
+        ours = {
+            "workload": "thrift",
+            "client": "txamqp_next",
+            "count": 10,
+            "size": 100,
+            "wall_s": 0.01,
+            "msgs_per_s": 1000.0,
+            "cpu_s": 0.005,
+            "cpu_us_per_msg": 500.0,
+            "p50_us": 900.0,
+            "p99_us": 1500.0,
+            "concurrent_per_s": 4000.0,
+            "concurrent_cpu_us": 200.0,
+        }
+        args = run.parse_args(["--workloads", "thrift", "--clients", "txamqp_next,pika"])
+        summary = run.summarise([ours, record])
+        text = run.markdown(summary, args, {"date": "today"}, None)
+        self.assertIn("| thrift | pika-Twisted | n/a |", text)
+        self.assertIn("concurrent 4,000 calls/s at 200.0 us CPU/call", text)
+        self.assertNotIn("failed", text)
+        chart = Path(tempfile.mkdtemp(prefix="bench-test-")) / "chart.png"
+        run.plot(summary, args, chart)
+        self.assertEqual(chart.read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
+
+    def test_peer_script_refuses_thrift(self) -> None:
+        """
+        Run by hand on C{thrift}, a client with no Thrift transport prints a
+        failed record saying so and exits non-zero.
+        """
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.client_aiormq", "--workload", "thrift", "--url", BROKER],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertNotEqual(proc.returncode, 0)
+        record = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.assertEqual(record["error"], "thrift: aiormq has no Thrift transport")
 
 
 class BodyTests(SynchronousTestCase):
