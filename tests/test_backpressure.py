@@ -216,6 +216,49 @@ class PausedTransportTests(SynchronousTestCase):
         self.client.connectionLost(Failure(ConnectionLost("gone")))
         self.failureResultOf(d, errors.ConnectionClosed)
 
+    def test_held_bytes_capped(self) -> None:
+        """
+        A publish that would take the held bodies past C{max_held_bytes}
+        fails at once with PublishBufferFull and sends nothing; the ones
+        held before it go out on drain, and then publishes are held again.
+        """
+        self.client.max_held_bytes = 10
+        self.pause()
+        first = self.ch.basic_publish(routing_key="q", body=b"12345")
+        refused = self.ch.basic_publish(routing_key="q", body=b"123456")
+        failure = self.failureResultOf(refused, errors.PublishBufferFull)
+        self.assertIn("max_held_bytes=10", str(failure.value))
+        self.assertNoResult(first)
+        self.transport.drain()
+        self.successResultOf(first)
+        self.assertEqual(bodies(self.broker), [b"12345"])
+        self.pause()
+        self.assertNoResult(self.ch.basic_publish(routing_key="q", body=b"0123456789"))
+
+    def test_large_message_held_alone(self) -> None:
+        """
+        One message larger than C{max_held_bytes} is still held when nothing
+        else is, so a large body is never refused for its size alone.
+        """
+        self.client.max_held_bytes = 10
+        self.pause()
+        d = self.ch.basic_publish(routing_key="q", body=b"x" * 100)
+        self.assertNoResult(d)
+        self.transport.drain()
+        self.successResultOf(d)
+
+    def test_held_bytes_forgotten_when_lost(self) -> None:
+        """
+        Publishes that fail because the channel closed no longer count as
+        held.
+        """
+        self.pause()
+        d = self.ch.basic_publish(routing_key="q", body=b"lost")
+        self.assertEqual(self.client._held_bytes, 4)
+        self.client.connectionLost(Failure(ConnectionLost("gone")))
+        self.failureResultOf(d, errors.ConnectionClosed)
+        self.assertEqual(self.client._held_bytes, 0)
+
     def test_when_writable(self) -> None:
         """
         C{when_writable} fires at once when not paused, else after the

@@ -31,7 +31,7 @@ from txamqp_next._connection import truncate_shortstr
 from txamqp_next._methods import Method, Properties
 from txamqp_next.confirms import ConfirmTracker, PublishNacked, Unroutable
 from txamqp_next.content import Content
-from txamqp_next.errors import AMQPError, ChannelClosed, LocalProtocolError
+from txamqp_next.errors import AMQPError, ChannelClosed, LocalProtocolError, PublishBufferFull
 from txamqp_next.message import Message
 from txamqp_next.queue import TimeoutDeferredQueue
 from txamqp_next.spec import python_name, spec_name
@@ -328,6 +328,17 @@ class Channel:
                 self._publish_methods.clear()
             self._publish_methods[key] = method
         if self._holding and self.closed is None:
+            client = self.client
+            held_bytes = client._held_bytes + len(body)
+            if held_bytes > client.max_held_bytes and self._held:
+                return fail(
+                    PublishBufferFull(
+                        f"{client._held_bytes} bytes of publishes are held while publishing "
+                        f"is paused (max_held_bytes={client.max_held_bytes}); wait for the "
+                        "earlier publishes or client.when_writable()"
+                    )
+                )
+            client._held_bytes = held_bytes
             d: Deferred[None] = Deferred()
             self._held.append((method, props, body, d))
             return d
@@ -364,6 +375,7 @@ class Channel:
                 self._holding = True
                 return
             method, props, body, d = held.popleft()
+            client._held_bytes -= len(body)
             if self.closed is not None:
                 d.errback(self.closed)
                 continue
@@ -619,7 +631,8 @@ class Channel:
         if self.confirms is not None:
             self.confirms.fail_all(reason)
         held, self._held = self._held, deque()
-        for *_, d in held:
+        for _, _, body, d in held:
+            self.client._held_bytes -= len(body)
             d.errback(reason)
         # the broker may close the channel while we were closing it
         self._finish_close(close_ok)

@@ -47,6 +47,7 @@ __all__ = [
     "NotFound",
     "PreconditionFailed",
     "ProtocolError",
+    "PublishBufferFull",
     "RemoteProtocolError",
     "ResourceError",
     "ResourceLocked",
@@ -174,6 +175,15 @@ class ConnectionClosed(Closed):
     """
     The connection was closed, by the broker (a hard error), by us, or because
     the transport was lost.
+    """
+
+
+class PublishBufferFull(AMQPError):
+    """
+    A publish was refused at once because the publishes already held back
+    (while publishing is paused) pass the client's C{max_held_bytes}: the
+    application publishes without waiting for its earlier publishes or for
+    L{AMQClient.when_writable}.  Nothing of the refused message was sent.
     """
 
 

@@ -54,7 +54,10 @@ from txamqp_next.message import Message
 from txamqp_next.queue import TimeoutDeferredQueue
 from txamqp_next.spec import Spec, load
 
-__all__ = ["AMQClient"]
+__all__ = ["DEFAULT_MAX_HELD_BYTES", "AMQClient"]
+
+#: how many body bytes of publishes may wait while publishing is paused
+DEFAULT_MAX_HELD_BYTES = 256 * 1024 * 1024
 
 # the first bytes of TLS 1.x alert and handshake records
 _TLS_RECORDS = (b"\x15\x03", b"\x16\x03")
@@ -118,6 +121,7 @@ class AMQClient(Protocol):
         client_properties: Mapping[str, Any] | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         close_timeout: float = 10.0,
+        max_held_bytes: int = DEFAULT_MAX_HELD_BYTES,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor
@@ -144,6 +148,10 @@ class AMQClient(Protocol):
             max_message_size=max_message_size,
         )
         self.close_timeout = close_timeout
+        #: the most body bytes held back over all channels while publishing
+        #: is paused; a publish past it fails with L{PublishBufferFull}
+        self.max_held_bytes = max_held_bytes
+        self._held_bytes = 0
         self.channels: dict[int, Channel] = {}
         self.queues: dict[str, TimeoutDeferredQueue[Message]] = {}
         self.basic_return_queue: TimeoutDeferredQueue[Message] = TimeoutDeferredQueue(clock)
