@@ -75,29 +75,12 @@ async def confirm(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     await ch.confirm_delivery()
     payloads = common.bodies(args.count, args.size)
     count = args.count
-    done: defer.Deferred[None] = defer.Deferred()
-    state = {"sent": 0, "acked": 0}
-
-    def acked(_: object) -> None:
-        state["acked"] += 1
-        if state["sent"] < count:
-            send()
-        elif state["acked"] == count and not done.called:
-            done.callback(None)
-
-    def failed(f: Any) -> None:
-        if not done.called:
-            done.errback(f)
-
-    def send() -> None:
-        i = state["sent"]
-        state["sent"] = i + 1
-        ch.basic_publish("", queue, payloads[i]).addCallbacks(acked, failed)
-
+    start, done = common.confirm_window(
+        count, lambda i: ch.basic_publish("", queue, payloads[i])
+    )
     meter = Meter()
     meter.start()
-    for _ in range(min(common.CONFIRM_WINDOW, count)):
-        send()
+    start()
     await done
     meter.stop()
     await close(conn)

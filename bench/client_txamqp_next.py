@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, task
@@ -63,31 +64,12 @@ async def confirm(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     await ch.confirm_select()
     payloads = common.bodies(args.count, args.size)
     count = args.count
-    done: defer.Deferred[None] = defer.Deferred()
-    state = {"sent": 0, "acked": 0}
-
-    def acked(_: object) -> None:
-        state["acked"] += 1
-        if state["sent"] < count:
-            send()
-        elif state["acked"] == count and not done.called:
-            done.callback(None)
-
-    def failed(f: Any) -> None:
-        if not done.called:
-            done.errback(f)
-
-    def send() -> None:
-        i = state["sent"]
-        state["sent"] = i + 1
-        ch.basic_publish(exchange="", routing_key=queue, body=payloads[i]).addCallbacks(
-            acked, failed
-        )
-
+    start, done = common.confirm_window(
+        count, lambda i: ch.basic_publish(exchange="", routing_key=queue, body=payloads[i])
+    )
     meter = Meter()
     meter.start()
-    for _ in range(min(common.CONFIRM_WINDOW, count)):
-        send()
+    start()
     await done
     meter.stop()
     await client.close()
@@ -95,13 +77,14 @@ async def confirm(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     return common.result(args, meter)
 
 
-async def consume(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
-    queue = common.queue_name(CLIENT, "consume")
-    common.prefill(args.url, queue, args.count, args.size)
-    client = await txamqp_next.connect(reactor, args.url)
-    ch = await client.open_channel()
-    await ch.basic_qos(prefetch_count=common.PREFETCH)
-    count, size = args.count, args.size
+def _checking_consumer(
+    count: int, size: int
+) -> tuple[Callable[[txamqp_next.Message], None], defer.Deferred[None]]:
+    """
+    A consumer callback that checks each body in order and acks it, and a
+    Deferred that fires after the C{count}th or fails at the first wrong
+    body.
+    """
     done: defer.Deferred[None] = defer.Deferred()
     state = {"received": 0}
 
@@ -117,6 +100,18 @@ async def consume(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
         message.ack()
         if i + 1 == count:
             done.callback(None)
+
+    return on_message, done
+
+
+async def consume(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
+    queue = common.queue_name(CLIENT, "consume")
+    common.prefill(args.url, queue, args.count, args.size)
+    client = await txamqp_next.connect(reactor, args.url)
+    ch = await client.open_channel()
+    await ch.basic_qos(prefetch_count=common.PREFETCH)
+    count, size = args.count, args.size
+    on_message, done = _checking_consumer(count, size)
 
     meter = Meter()
     meter.start()
@@ -194,21 +189,7 @@ async def large(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     await ch.queue_declare(queue=queue, exclusive=True)
     await ch.basic_qos(prefetch_count=common.LARGE_PREFETCH)
     count, size = args.count, args.size
-    done: defer.Deferred[None] = defer.Deferred()
-    state = {"received": 0}
-
-    def on_message(message: txamqp_next.Message) -> None:
-        i = state["received"]
-        try:
-            check_body(i, size, message.body)
-        except BenchError as e:
-            if not done.called:
-                done.errback(e)
-            return
-        state["received"] = i + 1
-        message.ack()
-        if i + 1 == count:
-            done.callback(None)
+    on_message, done = _checking_consumer(count, size)
 
     meter = Meter()
     meter.start()

@@ -145,6 +145,47 @@ class Meter:
         self.cpu = self._cpu() - self._c0
 
 
+def confirm_window(
+    count: int, publish: Callable[[int], Any]
+) -> tuple[Callable[[], None], Any]:
+    """
+    Publish C{count} messages with at most L{CONFIRM_WINDOW} unconfirmed,
+    for clients whose confirm-mode publish returns a Deferred that fires on
+    the broker's ack.
+
+    @param publish: sends message C{i} and returns its Deferred.
+    @return: C{start}, which sends the first window, and a Deferred that
+        fires once all C{count} are confirmed or fails with the first
+        failure.
+    """
+    from twisted.internet import defer
+
+    done: defer.Deferred[None] = defer.Deferred()
+    state = {"sent": 0, "acked": 0}
+
+    def acked(_: object) -> None:
+        state["acked"] += 1
+        if state["sent"] < count:
+            send()
+        elif state["acked"] == count and not done.called:
+            done.callback(None)
+
+    def failed(failure: Any) -> None:
+        if not done.called:
+            done.errback(failure)
+
+    def send() -> None:
+        i = state["sent"]
+        state["sent"] = i + 1
+        publish(i).addCallbacks(acked, failed)
+
+    def start() -> None:
+        for _ in range(min(CONFIRM_WINDOW, count)):
+            send()
+
+    return start, done
+
+
 def percentile(values: list[float], q: float) -> float:
     """
     The C{q}-th percentile (0-100) of C{values}, nearest rank.
