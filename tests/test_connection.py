@@ -397,6 +397,47 @@ class ContentTests(SynchronousTestCase):
         self.assertTrue(all(len(b) <= self.conn.frame_max - 8 for b in bodies))
         self.assertEqual(frames[1][2][1], len(body))
 
+    def test_publish_frames_match_reference(self) -> None:
+        """
+        The publish path (method frames kept encoded, one C{struct} call for
+        a bare header) writes the same bytes as encoding each frame afresh,
+        for bodies around C{frame_max}, empty bodies, and empty, equal and
+        given properties, on more than one channel.
+        """
+        other = open_channel(self.conn, self.factory, self.parser)
+        props_cls = self.conn.methods.properties[60]
+        method = self.conn.methods["basic.publish"](exchange="ex", routing_key="rk", mandatory=True)
+        body_max = self.conn.frame_max - _frames.FRAME_OVERHEAD
+        bodies = [b"", b"x", b"y" * 100, b"z" * body_max, b"w" * (body_max + 1)]
+        all_props = [
+            self.conn.no_properties,
+            props_cls(),
+            props_cls(content_type="text/plain", headers={"a": 1}, correlation_id="7"),
+        ]
+        for channel in (self.ch, other, self.ch):
+            for body in bodies:
+                for props in all_props:
+                    expected = b"".join(self.conn._encode(channel, method, props, body))
+                    self.conn.send_method(channel, method, props, body)
+                    self.assertEqual(self.conn.data_to_send(), expected, (channel, len(body)))
+
+    def test_publish_value_too_long_queues_nothing(self) -> None:
+        """
+        A routing key over 255 bytes fails the publish with
+        L{LocalProtocolError} naming the field, and nothing is queued.
+        """
+        method = self.conn.methods["basic.publish"](routing_key="k" * 256)
+        exc = self.assertRaises(
+            LocalProtocolError,
+            self.conn.send_method,
+            self.ch,
+            method,
+            self.conn.no_properties,
+            b"x",
+        )
+        self.assertIn("routing_key", str(exc))
+        self.assertEqual(self.conn.data_to_send(), b"")
+
     def test_empty_body(self) -> None:
         """
         An empty body sends a header and no body frame, and an incoming one

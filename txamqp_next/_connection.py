@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import platform
+import struct
 from collections import deque
 from collections.abc import Mapping
 from typing import Any, Final
@@ -189,6 +190,13 @@ _CH_CLOSED: Final = ChannelState.CLOSED
 _CH_CLOSING: Final = ChannelState.CLOSING
 _CH_OPEN: Final = ChannelState.OPEN
 
+# a content header frame without properties (class id, weight 0, body size,
+# no flags) and the envelope of the one body frame that follows it
+_BARE_CONTENT: Final = struct.Struct(">BHIHHQHBBHI")
+_END: Final = bytes([_frames.FRAME_END])
+#: the most method frames of content methods kept encoded
+_METHOD_FRAME_CACHE: Final = 256
+
 def truncate_shortstr(text: str) -> str:
     """
     Cut C{text} so its UTF-8 form fits a short string (255 bytes), without
@@ -343,6 +351,13 @@ class Connection:
         self._heartbeat_queued = False
         self._close_ok = self.methods["connection.close-ok"]
         self._channel_close_ok = self.methods["channel.close-ok"]
+        #: the empty C{basic} properties: a message sent with this very
+        #: object gets the cheapest header
+        self.no_properties: Properties = self.methods.properties[60]()
+        # id(method) -> (method, channel, its frame) for content methods
+        # (methods are immutable; the entry keeps the object alive, so its
+        # id is not reused while cached)
+        self._method_frames: dict[int, tuple[Method, int, bytes]] = {}
 
     # -- driver side ---------------------------------------------------------
 
@@ -510,6 +525,12 @@ class Connection:
             is sent on the wrong channel, its channel is not open, or a value
             does not fit its field.
         """
+        if method.CONTENT and properties is not None and self.state is _CONN_OPEN:
+            ch = self._channels.get(channel)
+            if ch is not None and ch.state is _CH_OPEN and not ch.pending and method.CLIENT_SENDS:
+                # the publish path: same checks, no state change to make
+                self._send_content(channel, method, properties, body)
+                return
         if not method.CLIENT_SENDS:
             raise LocalProtocolError(f"{method.NAME} is not sent by clients", channel=channel)
         is_connection_method = method.CONNECTION_CLASS
@@ -574,6 +595,8 @@ class Connection:
         method = self._publish_class(
             exchange=exchange, routing_key=routing_key, mandatory=mandatory, immediate=immediate
         )
+        if properties is None:
+            properties = self.no_properties
         self.send_method(channel, method, properties, body)
 
     @property
@@ -682,6 +705,46 @@ class Connection:
                 return [_frames.joined_frames(frames, channel, body, self.frame_max)]
             frames += properties.content_frames(channel, body, self.frame_max)
         return frames
+
+    def _send_content(
+        self, channel: int, method: Method, properties: Properties, body: bytes
+    ) -> None:
+        """
+        Queue a content method on an open channel with nothing pending: the
+        method frame is encoded once per method object, and a body that
+        fits one frame, sent with L{no_properties}, gets its header and
+        body envelope from one C{struct} call.
+
+        @raise LocalProtocolError: a value does not fit its field (nothing
+            is queued then).
+        """
+        cached = self._method_frames.get(id(method))
+        if cached is not None and cached[0] is method and cached[1] == channel:
+            frame = cached[2]
+        else:
+            frame = method.encode_frame(channel)
+            if len(self._method_frames) >= _METHOD_FRAME_CACHE:
+                self._method_frames.clear()
+            self._method_frames[id(method)] = (method, channel, frame)
+        size = len(body)
+        frame_max = self.frame_max
+        if frame_max and size > frame_max - _frames.FRAME_OVERHEAD:
+            frames = [frame, properties.header_frame(channel, size)]
+            self._outbox.append(_frames.joined_frames(frames, channel, body, frame_max))
+        elif properties is self.no_properties and size:
+            self._outbox += (
+                frame,
+                _BARE_CONTENT.pack(
+                    FRAME_HEADER, channel, 14, properties.CLASS_ID, 0, size, 0,
+                    _frames.FRAME_END, FRAME_BODY, channel, size,
+                ),
+                body,
+                _END,
+            )
+        else:
+            content = properties.content_frames(channel, body, frame_max)
+            self._outbox.append(frame)
+            self._outbox += content
 
     def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:
         self._outbox.extend(frames)
