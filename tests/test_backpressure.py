@@ -58,8 +58,13 @@ class ThrottlingTransport(RecordingTransport):
     def drain(self) -> None:
         """
         Everything buffered is written to the peer: empty the buffer and
-        resume the producer.
+        resume the producer.  As in a reactor, the turn in which the client
+        wrote ends first, so the publishes that waited for its end (see
+        C{AMQClient._flush}) reach the buffer before it is written.
         """
+        clock = getattr(self.producer, "clock", None)
+        if clock is not None:
+            clock.advance(0)
         self.drained += self.buffered
         self.buffered = 0
         self.backlog = []
@@ -120,9 +125,10 @@ class PausedTransportTests(SynchronousTestCase):
 
     def pause(self) -> None:
         """
-        Fill the transport's buffer past its mark with one big publish.
+        Fill the transport's buffer past its mark with one big publish (over
+        _COALESCE_BYTES, so it is written at once).
         """
-        self.successResultOf(self.ch.basic_publish(routing_key="q", body=b"x" * 2000))
+        self.successResultOf(self.ch.basic_publish(routing_key="q", body=b"x" * 20000))
         self.assertTrue(self.transport.paused)
         self.broker.frames_sent()
 
@@ -158,18 +164,39 @@ class PausedTransportTests(SynchronousTestCase):
         (in order) until the next drain.
         """
         self.pause()
-        ds = [self.ch.basic_publish(routing_key="q", body=b"%d" % i * 600) for i in range(4)]
+        # bodies over _COALESCE_BYTES: each publish is its own write
+        size = 20000
+        ds = [self.ch.basic_publish(routing_key="q", body=b"%d" % i * size) for i in range(4)]
         self.transport.drain()
-        # two of 600 bytes pass the 1000-byte mark
-        self.assertEqual(bodies(self.broker), [b"0" * 600, b"1" * 600])
-        self.assertIsNone(self.successResultOf(ds[1]))
-        self.assertNoResult(ds[2])
+        # the first passes the 1000-byte mark again
+        self.assertEqual(bodies(self.broker), [b"0" * size])
+        self.assertIsNone(self.successResultOf(ds[0]))
+        self.assertNoResult(ds[1])
         self.assertTrue(self.client.publishing_paused)
         later = self.ch.basic_publish(routing_key="q", body=b"later")
-        self.transport.drain()
-        self.transport.drain()
-        self.assertEqual(bodies(self.broker), [b"2" * 600, b"3" * 600, b"later"])
+        for _ in range(4):
+            self.transport.drain()
+        self.assertEqual(bodies(self.broker), [b"%d" % i * size for i in (1, 2, 3)] + [b"later"])
         self.successResultOf(later)
+
+    def test_small_publishes_meet_backpressure_within_a_write(self) -> None:
+        """
+        Small held publishes released after a drain are written a few
+        kilobytes at a time: the transport pauses the client after the write
+        that passes its mark, so at most one write's worth passes it, and
+        the rest stay held in order.
+        """
+        self.pause()
+        ds = [self.ch.basic_publish(routing_key="q", body=b"%03d" % i * 100) for i in range(200)]
+        self.transport.drain()
+        self.assertTrue(self.client.publishing_paused)
+        released = sum(1 for d in ds if d.called)
+        # the first goes alone (the turn's first write), then one write of
+        # the 55 that pass 16 KiB (55 x 300 bytes)
+        self.assertEqual(released, 1 + 55)
+        while not all(d.called for d in ds):
+            self.transport.drain()
+        self.assertEqual(bodies(self.broker), [b"%03d" % i * 100 for i in range(200)])
 
     def test_other_methods_not_held(self) -> None:
         """
@@ -339,15 +366,30 @@ class ProducerTests(SynchronousTestCase):
         The producer runs until the buffer is full, is paused, and resumes
         after the drain; every message arrives once, in order.
         """
-        producer = Publisher(self.ch, count=10, size=300)
+        producer = Publisher(self.ch, count=10, size=20000)
         self.client.register_producer(producer)
         producer.run()
         self.assertTrue(producer.paused)
-        # each message takes about 350 bytes: the third passes the mark
-        self.assertEqual(producer.sent, 3)
+        # a body over _COALESCE_BYTES is written at once: the first passes
+        # the 1000-byte mark
+        self.assertEqual(producer.sent, 1)
         while producer.sent < 10 or self.transport.paused:
             self.transport.drain()
-        self.assertEqual(bodies(self.broker), [bytes([i]) * 300 for i in range(10)])
+        self.assertEqual(bodies(self.broker), [bytes([i]) * 20000 for i in range(10)])
+
+    def test_small_publishes_pause_within_a_write(self) -> None:
+        """
+        A producer of small messages is paused by the write that passes the
+        mark, at most 64 sends or 16 KiB after the turn's first publish.
+        """
+        producer = Publisher(self.ch, count=1000, size=100)
+        self.client.register_producer(producer)
+        producer.run()
+        self.assertTrue(producer.paused)
+        self.assertEqual(producer.sent, 1 + 64)
+        while producer.sent < 1000 or self.transport.paused:
+            self.transport.drain()
+        self.assertEqual(bodies(self.broker), [bytes([i % 251]) * 100 for i in range(1000)])
         for d in producer.results:
             self.successResultOf(d)
 

@@ -48,13 +48,13 @@ class RecordingTransport(StringTransport):
         self.written_after_lose: list[bytes] = []
 
     def write(self, data: bytes) -> None:
+        self.writes += 1
         if self.disconnecting:
             self.written_after_lose.append(data)
             return
         super().write(data)
 
     def writeSequence(self, seq: Any) -> None:
-        self.writes += 1
         self.write(b"".join(seq))
 
     def abortConnection(self) -> None:
@@ -103,8 +103,10 @@ class Broker:
 
     def frames_sent(self) -> list[tuple[int, int, Any]]:
         """
-        Every frame the client wrote since the last call.
+        Every frame the client wrote since the last call, once the reactor
+        turn is over (publishes after the first of a turn wait for its end).
         """
+        self.clock.advance(0)
         data = self.transport.value()
         self.transport.clear()
         return self.parser.feed(data)
@@ -1534,6 +1536,58 @@ class HotPathTests(SynchronousTestCase):
         self.channel.basic_publish(exchange="", routing_key="q", body=b"now")
         kinds = [kind for kind, _, _ in self.broker.frames_sent()]
         self.assertEqual(kinds, [_frames.FRAME_METHOD, _frames.FRAME_HEADER, _frames.FRAME_BODY])
+
+    def test_publishes_in_one_turn_share_writes(self) -> None:
+        """
+        The first publish of a reactor turn is written at once; the ones
+        after it wait for the end of the turn (C{callLater(0)}), or for a
+        write of anything else, which takes them along in order.
+        """
+        transport = self.broker.transport
+        before = transport.writes
+        for i in range(3):
+            self.channel.basic_publish(routing_key="q", body=b"%d" % i)
+        self.assertEqual(transport.writes - before, 1)
+        self.broker.clock.advance(0)
+        self.assertEqual(transport.writes - before, 2)
+        self.channel.basic_publish(routing_key="q", body=b"3")
+        self.channel.basic_publish(routing_key="q", body=b"4")
+        self.channel.basic_ack(delivery_tag=9)
+        self.assertEqual(transport.writes - before, 4)
+        frames = self.broker.frames_sent()
+        self.assertEqual(
+            [item for kind, _, item in frames if kind == _frames.FRAME_BODY],
+            [b"0", b"1", b"2", b"3", b"4"],
+        )
+        self.assertEqual(
+            [item.NAME for kind, _, item in frames if kind == _frames.FRAME_METHOD][-1],
+            "basic.ack",
+        )
+        self.assertEqual(self.broker.clock.getDelayedCalls(), [])
+
+    def test_waiting_publishes_bounded(self) -> None:
+        """
+        At most 64 publishes wait for the end of the turn: the 64th after
+        the turn's first is written with the ones before it.
+        """
+        transport = self.broker.transport
+        before = transport.writes
+        for _ in range(1 + 64):
+            self.channel.basic_publish(routing_key="q", body=b"m")
+        self.assertEqual(transport.writes - before, 2)
+        self.assertEqual(len(self.broker.frames_sent()), 3 * 65)
+
+    def test_lost_connection_cancels_end_of_turn(self) -> None:
+        """
+        Publishes waiting for the end of the turn when the connection is
+        lost are not written to the gone transport, and no timer is left.
+        """
+        self.channel.basic_publish(routing_key="q", body=b"first")
+        self.channel.basic_publish(routing_key="q", body=b"waits")
+        self.broker.transport.clear()
+        self.broker.client.connectionLost(Failure(ConnectionLost("gone")))
+        self.assertEqual(self.broker.clock.getDelayedCalls(), [])
+        self.assertEqual(self.broker.transport.value(), b"")
 
     def test_publish_fields_are_not_mixed_up(self) -> None:
         """

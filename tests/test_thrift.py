@@ -132,6 +132,7 @@ class ClientTests(SynchronousTestCase):
         self.reply(self.add_reply(1, 3), 2)
         self.assertEqual((outcome(first), outcome(second)), (3, 7))
         self.assertEqual(self.client.pending, 0)
+        self.broker.clock.advance(0)  # the reactor turn ends
         self.assertEqual(self.broker.clock.getDelayedCalls(), [])
 
     def test_timeout(self) -> None:
@@ -179,6 +180,7 @@ class ClientTests(SynchronousTestCase):
         self.assertIsInstance(error, ServiceUnavailable)
         self.assertEqual((error.type, error.routing_key), (TTransportException.NOT_OPEN, "calc"))
         self.assertIn("312 NO_ROUTE", str(error))
+        self.broker.clock.advance(0)  # the reactor turn ends
         self.assertEqual(self.broker.clock.getDelayedCalls(), [])
 
     def test_garbage_reply(self) -> None:
@@ -219,6 +221,7 @@ class ClientTests(SynchronousTestCase):
         """
         call = self.stub.notify("hi")
         self.assertIsNone(outcome(call))
+        self.broker.clock.advance(0)  # the reactor turn ends
         self.assertEqual(self.broker.clock.getDelayedCalls(), [])
         self.assertEqual(len(self.published()), 1)
 
@@ -237,6 +240,7 @@ class ClientTests(SynchronousTestCase):
         self.assertIsInstance(error.reason, NotFound)
         later = outcome(self.stub.add(1, 2)).value
         self.assertIsInstance(later, TransportClosed)
+        self.broker.clock.advance(0)  # the reactor turn ends
         self.assertEqual(self.broker.clock.getDelayedCalls(), [])
 
     def test_connection_lost(self) -> None:

@@ -185,9 +185,8 @@ class Channel:
         self._holding = client._publishing_paused
         # method and property objects are immutable, so the publish path
         # reuses them: the basic.publish of each (exchange, routing key,
-        # flags) seen lately and the empty properties
+        # flags) seen lately, and the core's no_properties
         self._publish_methods: dict[tuple[str, str, bool, bool], Method] = {}
-        self._no_properties: Properties | None = None
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else ("closed" if self.closed else "opening")
@@ -310,9 +309,7 @@ class Channel:
         elif isinstance(body, str):
             body = body.encode("utf-8")
         if properties is None:
-            props = self._no_properties
-            if props is None:
-                props = self._no_properties = self.methods.properties[60]()
+            props = self.client.core.no_properties
         else:
             try:
                 props = self._properties(properties)
@@ -351,7 +348,7 @@ class Channel:
             self.client.core.send_method(self.id, method, props, body)
         except LocalProtocolError as e:
             return fail(self.closed or e)
-        self.client._flush(size=len(body))
+        self.client._flush(size=len(body), publish=True)
         if self.confirms is not None:
             return self.confirms.add()
         return succeed(None)
@@ -384,8 +381,9 @@ class Channel:
             except LocalProtocolError as e:
                 d.errback(self.closed or e)
                 continue
-            # one write each: the transport may pause us after any of them
-            client._flush(size=len(body))
+            # written as publishes are (a few kilobytes per write): the
+            # transport may pause us again after any write
+            client._flush(size=len(body), publish=True)
             if self.confirms is not None:
                 # the held Deferred itself waits for the broker's ack
                 self.confirms.add(d)

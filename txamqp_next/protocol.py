@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
@@ -66,6 +67,12 @@ _TLS_RECORDS = (b"\x15\x03", b"\x16\x03")
 #: wait for one write
 _COALESCE_WRITES = 64
 _COALESCE_BYTES = 16384
+
+
+#: the transports whose socket L{AMQClient._flush} may write to at once
+#: when their buffer is empty: Twisted's plain TCP connections, whose
+#: C{writeSomeData} and buffer attributes it uses
+_DIRECT_SEND_TRANSPORTS: frozenset[type] = frozenset({tcp.Client, tcp.Server})
 
 
 @implementer(IPushProducer)
@@ -184,6 +191,9 @@ class AMQClient(Protocol):
         self._dispatching = False
         self._waiting_writes = 0
         self._waiting_bytes = 0
+        self._turn_flush: IDelayedCall | None = None
+        # whether _flush may send on the socket itself (see connectionMade)
+        self._send_direct = False
 
     def __repr__(self) -> str:
         return f"<AMQClient vhost={self.vhost!r} {self.core.state.value}>"
@@ -192,6 +202,7 @@ class AMQClient(Protocol):
 
     def connectionMade(self) -> None:
         assert self.transport is not None
+        self._send_direct = type(self.transport) in _DIRECT_SEND_TRANSPORTS
         try:
             self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
         except (AttributeError, RuntimeError) as e:
@@ -327,6 +338,9 @@ class AMQClient(Protocol):
             self._heartbeat.stop()
         if self._close_call is not None and self._close_call.active():
             self._close_call.cancel()
+        if self._turn_flush is not None and self._turn_flush.active():
+            self._turn_flush.cancel()
+        self._turn_flush = None
         self._lost = True
         if self.closed is None:
             self.closed = self._lost_reason(reason)
@@ -491,29 +505,78 @@ class AMQClient(Protocol):
 
     # -- plumbing ------------------------------------------------------------
 
-    def _flush(self, now: bool = False, size: int = 0) -> None:
+    def _flush(self, now: bool = False, size: int = 0, publish: bool = False) -> None:
         """
-        Hand what the core has queued to the transport.  While received
-        events are being handled, the frames that application code sends
-        from its callbacks (acks, replies, the next publishes) wait for the
-        one write that follows the batch, instead of one write each; but
-        no more than L{_COALESCE_WRITES} calls or L{_COALESCE_BYTES} of
-        bodies wait, so a coroutine resumed by a reply that publishes a lot
-        still meets the transport's backpressure at once.
+        Hand what the core has queued to the transport, or let it wait for
+        a later write that takes it along:
+
+          - while received events are being handled, the frames that
+            application code sends from its callbacks (acks, replies, the
+            next publishes) wait for the one write that follows the batch;
+          - a publish made outside that, after an earlier one in the same
+            reactor turn was written, waits for the end of the turn (a
+            C{callLater(0)}), or for the next write of anything else.
+
+        Either way no more than L{_COALESCE_WRITES} sends or
+        L{_COALESCE_BYTES} of bodies wait, so a publisher meets the
+        transport's backpressure within a few kilobytes, and the data
+        reaches the socket in the same reactor turn as before: Twisted
+        writes to the socket only when the reactor next runs.
 
         @param now: write even while handling events (before the transport
             is closed).
         @param size: the body bytes just queued (publishes).
+        @param publish: the send is a publish made by the application.
         """
-        if self._dispatching and not now:
-            self._waiting_writes += 1
-            self._waiting_bytes += size
-            if self._waiting_writes < _COALESCE_WRITES and self._waiting_bytes < _COALESCE_BYTES:
-                return
+        if not now:
+            writes = self._waiting_writes + 1
+            waiting = self._waiting_bytes + size
+            if writes < _COALESCE_WRITES and waiting < _COALESCE_BYTES:
+                if self._dispatching:
+                    self._waiting_writes, self._waiting_bytes = writes, waiting
+                    return
+                if publish:
+                    if self._turn_flush is not None:
+                        self._waiting_writes, self._waiting_bytes = writes, waiting
+                        return
+                    self._turn_flush = self.clock.callLater(0, self._end_turn)
         self._waiting_writes = self._waiting_bytes = 0
         chunks = self.core.chunks_to_send()
-        if chunks and self.transport is not None:
-            self.transport.writeSequence(chunks)
+        transport = self.transport
+        if not chunks or transport is None:
+            return
+        # one string: Twisted checks every piece it is given, and joins
+        # them before sending anyway
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if (
+            self._send_direct
+            and not transport.dataBuffer  # type: ignore[attr-defined]
+            and not transport._tempDataLen  # type: ignore[attr-defined]
+            and transport.connected  # type: ignore[attr-defined]
+            and not transport.disconnecting  # type: ignore[attr-defined]
+            and not transport._writeDisconnecting  # type: ignore[attr-defined]
+            and not transport.TLS  # type: ignore[attr-defined]
+        ):
+            # nothing waits in the transport's buffer: send now rather than
+            # in the reactor's next turn, which would cost two epoll_ctl
+            # calls, an epoll_wait and a turn of the loop per write
+            sent = transport.writeSomeData(data)  # type: ignore[attr-defined]
+            if isinstance(sent, int) and sent > 0:
+                if sent == len(data):
+                    return
+                data = data[sent:]
+            # a partial send, a full socket buffer or an error: the
+            # transport takes the rest and meets the error in its doWrite
+        transport.write(data)
+
+    def _end_turn(self) -> None:
+        """
+        The reactor turn in which publishes were written is over: write the
+        ones that waited.
+        """
+        self._turn_flush = None
+        if self._waiting_writes:
+            self._flush(now=True)
 
     def _handle_events(self, events: list[Event], error: ProtocolError | None) -> None:
         if self._dispatching:

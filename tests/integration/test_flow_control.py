@@ -139,27 +139,28 @@ class BackpressureTests(BrokerTestCase):
     @async_test
     async def test_publishes_held_then_released(self) -> None:
         """
-        Publishing 2 MiB at once (128 messages of 16 KiB) fills the transport's buffer: the client
-        pauses, later publishes stay pending, and once the socket drains
-        they all go out, in order.
+        Publishing 32 MiB at once (2,048 messages of 16 KiB) fills the
+        socket's buffer (up to 4 MiB here) and then the transport's: the
+        client pauses, later publishes stay pending, and once the socket
+        drains they all go out, in order.
         """
         client, ch = await self.channel()
         queue = (await ch.queue_declare(queue=unique("held"), exclusive=True)).queue
-        ds = [ch.basic_publish(routing_key=queue, body=b"%04d" % i * 4096) for i in range(128)]
+        ds = [ch.basic_publish(routing_key=queue, body=b"%04d" % i * 4096) for i in range(2048)]
         self.assertTrue(client.publishing_paused)
         pending = [i for i, d in enumerate(ds) if not d.called]
         self.assertTrue(pending)
-        self.assertEqual(pending, list(range(pending[0], 128)))
+        self.assertEqual(pending, list(range(pending[0], 2048)))
         await defer.gatherResults(ds)
         # the last ones written may fill the buffer again, until it drains
         await client.when_writable()
         self.assertFalse(client.publishing_paused)
         ok = await ch.queue_declare(queue=queue, passive=True)
-        while ok.message_count < 128:
+        while ok.message_count < 2048:
             await sleep(0.05)
             ok = await ch.queue_declare(queue=queue, passive=True)
         bodies = await drain(ch, queue)
-        self.assertEqual(bodies, [b"%04d" % i * 4096 for i in range(128)])
+        self.assertEqual(bodies, [b"%04d" % i * 4096 for i in range(2048)])
 
     @async_test
     async def test_registered_producer(self) -> None:
