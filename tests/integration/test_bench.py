@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from bench import run
+from bench import client_floor, run
 from bench.common import WORKLOADS, BenchError, body, check_body
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -259,6 +260,85 @@ class ReferenceClientTests(SynchronousTestCase):
         summary = run.summarise([self.record("publish", "txamqp_next", 60_000, 8.0)])
         args = run.parse_args(["--workloads", "publish", "--clients", "txamqp_next"])
         self.assertNotIn("floor", run.markdown(summary, args, {"date": "today"}, None))
+
+
+class FakeSocket:
+    """
+    Hands out C{data} in the given chunk sizes, and keeps what is sent.
+    """
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.chunks = []
+        pos = 0
+        while pos < len(data):
+            size = sizes[len(self.chunks) % len(sizes)]
+            self.chunks.append(data[pos : pos + size])
+            pos += size
+        self.chunks.reverse()
+        self.sent = b""
+
+    def recv(self, _size: int) -> bytes:
+        return self.chunks.pop() if self.chunks else b""
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += bytes(data)
+
+
+class FloorFramingTests(SynchronousTestCase):
+    """
+    The floor client's delivery parser, fed frames split anywhere.
+    """
+
+    def deliveries(self, count: int, size: int, frame_max: int) -> bytes:
+        frames = []
+        for i in range(count):
+            deliver = (
+                client_floor.shortstr(b"ctag")
+                + struct.pack(">QB", i + 1, 0)
+                + client_floor.shortstr(b"")
+                + client_floor.shortstr(b"q")
+            )
+            frames.append(client_floor.method(client_floor.DELIVER, deliver))
+            # a publish's content frames are a delivery's, after its method frame
+            publish = client_floor.publish_frames(b"q", body(i, size), frame_max)
+            frames.append(publish[publish.index(b"\x02\x00\x01") :])
+        return b"".join(frames)
+
+    def receive(self, data: bytes, sizes: list[int], count: int, size: int) -> FakeSocket:
+        conn = object.__new__(client_floor.Connection)
+        sock = FakeSocket(data, sizes)
+        conn.sock = sock  # type: ignore[assignment]
+        conn.buf, conn.pos = b"", 0
+        client_floor.receive(conn, count, size, client_floor.ack_frames(count))
+        return sock
+
+    def test_split_anywhere(self) -> None:
+        """
+        Small and multi-frame bodies are all checked and acked in order
+        whether the frames come whole, byte by byte, or in odd chunks.
+        """
+        for count, size in [(5, 100), (3, 1000)]:
+            data = self.deliveries(count, size, frame_max=300)
+            for sizes in ([len(data)], [1], [7, 3, 250], [299, 301]):
+                sock = self.receive(data, sizes, count, size)
+                self.assertEqual(sock.sent, client_floor.ack_frames(count), (size, sizes))
+
+    def test_wrong_body_fails(self) -> None:
+        """
+        A body out of order fails the run.
+        """
+        data = self.deliveries(3, 100, frame_max=4096).replace(b"000000000001", b"000000000002")
+        with self.assertRaises(BenchError):
+            self.receive(data, [64], 3, 100)
+
+    def test_broker_close_fails(self) -> None:
+        """
+        A connection the broker closes mid-run fails it.
+        """
+        data = self.deliveries(3, 100, frame_max=4096)
+        with self.assertRaises(BenchError) as caught:
+            self.receive(data[:-10], [64], 3, 100)
+        self.assertIn("closed", str(caught.exception))
 
 
 class BodyTests(SynchronousTestCase):
