@@ -253,6 +253,14 @@ def best_peer(
     return min(values) if key == "cpu_us_per_msg" else max(values)
 
 
+def shown(clients: list[str]) -> list[str]:
+    """
+    C{clients} in the order of the table and chart: the L{REFERENCE_ONLY}
+    ones last.
+    """
+    return sorted(clients, key=lambda c: c in REFERENCE_ONLY)
+
+
 def _fmt(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "-"
@@ -297,7 +305,7 @@ def markdown(
     for workload in args.workloads:
         best_rate = best_peer(summary, workload, args.clients, "msgs_per_s")
         best_cpu = best_peer(summary, workload, args.clients, "cpu_us_per_msg")
-        for client in args.clients:
+        for client in shown(args.clients):
             s = summary.get((workload, client))
             if s is None:
                 continue
@@ -448,14 +456,14 @@ def plot(
     for ax, workload in zip(axes.flat, workloads, strict=False):
         labels, values, bar_colors = [], [], []
         notes = []
-        for client in args.clients:
+        for client in shown(args.clients):
             s = summary.get((workload, client))
             labels.append(f"{client} (ref.)" if client in REFERENCE_ONLY else CLIENTS[client][0])
             values.append((s or {}).get("msgs_per_s") or 0)
             bar_colors.append(colors.get(client, "#999999"))
             notes.append("n/a" if s is not None and s["na"] is not None else "failed")
         bars = ax.bar(range(len(labels)), values, color=bar_colors)
-        for bar, client in zip(bars, args.clients, strict=True):
+        for bar, client in zip(bars, shown(args.clients), strict=True):
             if client in REFERENCE_ONLY:
                 bar.set_hatch("//")
                 bar.set_edgecolor("#555555")

@@ -253,6 +253,14 @@ class ReferenceClientTests(SynchronousTestCase):
         self.assertIn("| declare: >= best peer msgs/s | 1.20x | yes |", text)
         self.assertIn("The *floor* row is a reference, not a peer", text)
 
+    def test_floor_is_shown_last(self) -> None:
+        """
+        Whatever the order of C{--clients}, the floor's rows come last.
+        """
+        self.assertEqual(
+            run.shown(["floor", "pika", "txamqp_next"]), ["pika", "txamqp_next", "floor"]
+        )
+
     def test_no_note_without_floor(self) -> None:
         """
         A table without the floor has no note about it.
