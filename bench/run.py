@@ -36,8 +36,13 @@ CLIENTS: dict[str, tuple[str, str]] = {
     "txamqp": ("txAMQP", "txAMQP"),
     "pika": ("pika-Twisted", "pika"),
     "aiormq": ("aiormq", "aiormq"),
+    "floor": ("floor (stdlib, pre-encoded)", ""),
 }
 OURS = "txamqp_next"
+#: clients shown for reference only, never peers: not in the *vs best peer*
+#: ratios nor in the targets.  C{floor} is a minimal standard-library client
+#: with pre-encoded frames: about what the broker allows on this machine.
+REFERENCE_ONLY = frozenset({"floor"})
 #: the peer the issue's speed targets are measured against
 REFERENCE = "pika"
 #: workloads with a target against the reference peer: at least 1.5x its
@@ -48,7 +53,11 @@ MATCH_TARGETS = ("declare", "large")
 #: workload -> client -> why that client has no such workload: shown as
 #: "n/a" in the table, neither run nor counted as a failure
 NOT_APPLICABLE: dict[str, dict[str, str]] = {
-    "thrift": {"pika": "no Thrift transport", "aiormq": "no Thrift transport"},
+    "thrift": {
+        "pika": "no Thrift transport",
+        "aiormq": "no Thrift transport",
+        "floor": "reference client, no Thrift",
+    },
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -163,7 +172,9 @@ def environment(url: str) -> dict[str, str]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "rabbitmq": broker_version(url),
     }
-    for label, dist in CLIENTS.values():
+    for client, (label, dist) in CLIENTS.items():
+        if client in REFERENCE_ONLY:
+            continue
         try:
             env[label] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -226,16 +237,28 @@ def best_peer(
     summary: dict[tuple[str, str], dict[str, Any]], workload: str, clients: list[str], key: str
 ) -> float | None:
     """
-    The best median of C{key} among the peers (highest msgs/s, lowest CPU).
+    The best median of C{key} among the peers (highest msgs/s, lowest CPU):
+    neither our client nor the L{REFERENCE_ONLY} ones.
     """
     values = [
         summary[(workload, c)][key]
         for c in clients
-        if c != OURS and (workload, c) in summary and summary[(workload, c)][key] is not None
+        if c != OURS
+        and c not in REFERENCE_ONLY
+        and (workload, c) in summary
+        and summary[(workload, c)][key] is not None
     ]
     if not values:
         return None
     return min(values) if key == "cpu_us_per_msg" else max(values)
+
+
+def shown(clients: list[str]) -> list[str]:
+    """
+    C{clients} in the order of the table and chart: the L{REFERENCE_ONLY}
+    ones last.
+    """
+    return sorted(clients, key=lambda c: c in REFERENCE_ONLY)
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -282,13 +305,15 @@ def markdown(
     for workload in args.workloads:
         best_rate = best_peer(summary, workload, args.clients, "msgs_per_s")
         best_cpu = best_peer(summary, workload, args.clients, "cpu_us_per_msg")
-        for client in args.clients:
+        for client in shown(args.clients):
             s = summary.get((workload, client))
             if s is None:
                 continue
             label = CLIENTS[client][0]
             if client == OURS:
                 label = f"**{label}**"
+            elif client in REFERENCE_ONLY:
+                label = f"*{label}, reference*"
             if s["na"] is not None:
                 lines.append(f"| {workload} | {label} | n/a | - | - | - | - | {s['na']} | - |")
                 continue
@@ -318,6 +343,15 @@ def markdown(
                 f"{_ratio(s['cpu_us_per_msg'], best_cpu)} | {_busy(s)} | {extra} | "
                 f"{s['ok']}/{s['runs']} |"
             )
+    if REFERENCE_ONLY.intersection(args.clients):
+        lines += [
+            "",
+            "The *floor* row is a reference, not a peer: a minimal client on Python's "
+            "standard library (`bench/client_floor.py`, blocking sockets, every frame it "
+            "can encoded before the measured part), about the least client CPU any "
+            "client could spend, so its msgs/s is about what the broker allows here.  It "
+            "is left out of every other row's *vs best peer* and of the targets.",
+        ]
     lines += ["", *targets(summary, args), ""]
     counts = ", ".join(_count_text(summary, w, args) for w in args.workloads)
     lines += [f"Counts: {counts}.", ""]
@@ -412,17 +446,27 @@ def plot(
     cols = min(3, len(workloads))
     rows = (len(workloads) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
-    colors = {"txamqp_next": "#1f77b4", "txamqp": "#7f7f7f", "pika": "#ff7f0e", "aiormq": "#2ca02c"}
+    colors = {
+        "txamqp_next": "#1f77b4",
+        "txamqp": "#7f7f7f",
+        "pika": "#ff7f0e",
+        "aiormq": "#2ca02c",
+        "floor": "#d9d9d9",
+    }
     for ax, workload in zip(axes.flat, workloads, strict=False):
         labels, values, bar_colors = [], [], []
         notes = []
-        for client in args.clients:
+        for client in shown(args.clients):
             s = summary.get((workload, client))
-            labels.append(CLIENTS[client][0])
+            labels.append(f"{client} (ref.)" if client in REFERENCE_ONLY else CLIENTS[client][0])
             values.append((s or {}).get("msgs_per_s") or 0)
             bar_colors.append(colors.get(client, "#999999"))
             notes.append("n/a" if s is not None and s["na"] is not None else "failed")
         bars = ax.bar(range(len(labels)), values, color=bar_colors)
+        for bar, client in zip(bars, shown(args.clients), strict=True):
+            if client in REFERENCE_ONLY:
+                bar.set_hatch("//")
+                bar.set_edgecolor("#555555")
         for bar, value, note in zip(bars, values, notes, strict=True):
             ax.annotate(
                 f"{value:,.0f}" if value else note,

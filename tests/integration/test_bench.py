@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.integration.test_bench -*-
 """
-The benchmark keeps working: its driver runs every workload with our client
-on tiny counts against the real broker, and reports a client that fails.
+The benchmark keeps working: its driver runs every workload with our client,
+and with the floor reference client, on tiny counts against the real broker,
+reports a client that fails, and never counts the floor as a peer.
 The full benchmark (C{./scripts/dev bench}) is not part of the suite.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from bench import run
+from bench import client_floor, run
 from bench.common import WORKLOADS, BenchError, body, check_body
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -82,6 +84,56 @@ class BenchDriverTests(SynchronousTestCase):
         [chart] = out.glob("*.png")
         self.assertEqual(chart.read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
 
+    def test_floor_runs_and_verifies(self) -> None:
+        """
+        The floor reference client runs every workload but C{thrift} at 0.5%
+        of the issue's counts without a failure, C{thrift} shows as n/a,
+        and the table labels its rows as a reference.
+        """
+        out = Path(tempfile.mkdtemp(prefix="bench-test-"))
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.run",
+                "--clients",
+                "floor",
+                "--rounds",
+                "1",
+                "--count-scale",
+                "0.005",
+                "--output-dir",
+                str(out),
+                "--url",
+                BROKER,
+                "--quiet",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        [raw] = out.glob("*.json")
+        records = {r["workload"]: r for r in json.loads(raw.read_text())["records"]}
+        self.assertEqual(list(records), WORKLOADS)
+        self.assertEqual(records["thrift"]["na"], "reference client, no Thrift")
+        for workload, record in records.items():
+            if workload == "thrift":
+                continue
+            self.assertNotIn("error", record, record)
+            self.assertEqual(record["client"], "floor")
+            self.assertGreater(record["msgs_per_s"], 0)
+        self.assertEqual(records["consume"]["count"], 500)
+        self.assertIn("p99_us", records["rpc"])
+        self.assertIn("mb_per_s", records["large"])
+        [table] = out.glob("*.md")
+        text = table.read_text()
+        self.assertIn("| publish | *floor (stdlib, pre-encoded), reference* |", text)
+        self.assertIn("| thrift | *floor (stdlib, pre-encoded), reference* | n/a |", text)
+        self.assertNotIn("failed", text)
+
     def test_failing_client_is_reported(self) -> None:
         """
         A client run that cannot connect comes back as a failed record with
@@ -145,6 +197,156 @@ class BenchDriverTests(SynchronousTestCase):
         self.assertNotEqual(proc.returncode, 0)
         record = json.loads(proc.stdout.strip().splitlines()[-1])
         self.assertEqual(record["error"], "thrift: aiormq has no Thrift transport")
+
+
+class ReferenceClientTests(SynchronousTestCase):
+    """
+    The floor client is shown, but it is not a peer.
+    """
+
+    def record(self, workload: str, client: str, rate: float, cpu: float) -> dict[str, object]:
+        return {
+            "workload": workload,
+            "client": client,
+            "count": 1000,
+            "size": 100,
+            "wall_s": 1000 / rate,
+            "msgs_per_s": rate,
+            "cpu_s": cpu * 1000 / 1e6,
+            "cpu_us_per_msg": cpu,
+        }
+
+    def test_floor_is_run_by_default_last(self) -> None:
+        """
+        Without C{--clients}, every client runs, the floor last.
+        """
+        self.assertEqual(run.parse_args([]).clients[-1], "floor")
+        self.assertIn("floor", run.REFERENCE_ONLY)
+
+    def test_floor_is_not_a_peer(self) -> None:
+        """
+        The floor, faster and cheaper than every client, is neither the best
+        peer of the ratios nor of the targets; its row is labelled a
+        reference and the table says why.
+        """
+        summary = run.summarise(
+            [
+                self.record("publish", "txamqp_next", 60_000, 8.0),
+                self.record("publish", "pika", 40_000, 16.0),
+                self.record("publish", "floor", 120_000, 1.0),
+                self.record("declare", "txamqp_next", 300, 300.0),
+                self.record("declare", "pika", 250, 500.0),
+                self.record("declare", "floor", 1000, 100.0),
+            ]
+        )
+        clients = ["txamqp_next", "pika", "floor"]
+        self.assertEqual(run.best_peer(summary, "publish", clients, "msgs_per_s"), 40_000)
+        self.assertEqual(run.best_peer(summary, "publish", clients, "cpu_us_per_msg"), 16.0)
+        self.assertEqual(run.best_peer(summary, "declare", clients, "msgs_per_s"), 250)
+        args = run.parse_args(["--workloads", "publish,declare", "--clients", ",".join(clients)])
+        text = run.markdown(summary, args, {"date": "today"}, None)
+        self.assertIn("| publish | **txamqp_next** | 60,000 | 1.50x | 8.0 | 0.50x |", text)
+        self.assertIn(
+            "| publish | *floor (stdlib, pre-encoded), reference* | 120,000 | 3.00x |", text
+        )
+        self.assertIn("| publish: >= 1.5x pika-Twisted msgs/s | 1.50x | yes |", text)
+        self.assertIn("| declare: >= best peer msgs/s | 1.20x | yes |", text)
+        self.assertIn("The *floor* row is a reference, not a peer", text)
+
+    def test_floor_is_shown_last(self) -> None:
+        """
+        Whatever the order of C{--clients}, the floor's rows come last.
+        """
+        self.assertEqual(
+            run.shown(["floor", "pika", "txamqp_next"]), ["pika", "txamqp_next", "floor"]
+        )
+
+    def test_no_note_without_floor(self) -> None:
+        """
+        A table without the floor has no note about it.
+        """
+        summary = run.summarise([self.record("publish", "txamqp_next", 60_000, 8.0)])
+        args = run.parse_args(["--workloads", "publish", "--clients", "txamqp_next"])
+        self.assertNotIn("floor", run.markdown(summary, args, {"date": "today"}, None))
+
+
+class FakeSocket:
+    """
+    Hands out C{data} in the given chunk sizes, and keeps what is sent.
+    """
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.chunks = []
+        pos = 0
+        while pos < len(data):
+            size = sizes[len(self.chunks) % len(sizes)]
+            self.chunks.append(data[pos : pos + size])
+            pos += size
+        self.chunks.reverse()
+        self.sent = b""
+
+    def recv(self, _size: int) -> bytes:
+        return self.chunks.pop() if self.chunks else b""
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += bytes(data)
+
+
+class FloorFramingTests(SynchronousTestCase):
+    """
+    The floor client's delivery parser, fed frames split anywhere.
+    """
+
+    def deliveries(self, count: int, size: int, frame_max: int) -> bytes:
+        frames = []
+        for i in range(count):
+            deliver = (
+                client_floor.shortstr(b"ctag")
+                + struct.pack(">QB", i + 1, 0)
+                + client_floor.shortstr(b"")
+                + client_floor.shortstr(b"q")
+            )
+            frames.append(client_floor.method(client_floor.DELIVER, deliver))
+            # a publish's content frames are a delivery's, after its method frame
+            publish = client_floor.publish_frames(b"q", body(i, size), frame_max)
+            frames.append(publish[publish.index(b"\x02\x00\x01") :])
+        return b"".join(frames)
+
+    def receive(self, data: bytes, sizes: list[int], count: int, size: int) -> FakeSocket:
+        conn = object.__new__(client_floor.Connection)
+        sock = FakeSocket(data, sizes)
+        conn.sock = sock  # type: ignore[assignment]
+        conn.buf, conn.pos = b"", 0
+        client_floor.receive(conn, count, size, client_floor.ack_frames(count))
+        return sock
+
+    def test_split_anywhere(self) -> None:
+        """
+        Small and multi-frame bodies are all checked and acked in order
+        whether the frames come whole, byte by byte, or in odd chunks.
+        """
+        for count, size in [(5, 100), (3, 1000)]:
+            data = self.deliveries(count, size, frame_max=300)
+            for sizes in ([len(data)], [1], [7, 3, 250], [299, 301]):
+                sock = self.receive(data, sizes, count, size)
+                self.assertEqual(sock.sent, client_floor.ack_frames(count), (size, sizes))
+
+    def test_wrong_body_fails(self) -> None:
+        """
+        A body out of order fails the run.
+        """
+        data = self.deliveries(3, 100, frame_max=4096).replace(b"000000000001", b"000000000002")
+        with self.assertRaises(BenchError):
+            self.receive(data, [64], 3, 100)
+
+    def test_broker_close_fails(self) -> None:
+        """
+        A connection the broker closes mid-run fails it.
+        """
+        data = self.deliveries(3, 100, frame_max=4096)
+        with self.assertRaises(BenchError) as caught:
+            self.receive(data[:-10], [64], 3, 100)
+        self.assertIn("closed", str(caught.exception))
 
 
 class BodyTests(SynchronousTestCase):
