@@ -353,6 +353,15 @@ class ChannelTests(SynchronousTestCase):
         self.assertRaises(LocalProtocolError, self.conn.send_method, ch, self.ms.Basic.Deliver())
         self.assertRaises(LocalProtocolError, self.conn.send_method, 0, self.ms.Queue.Declare())
         self.assertRaises(LocalProtocolError, self.conn.send_method, ch, self.ms.Connection.Close())
+        self.assertRaises(
+            LocalProtocolError, self.conn.send_method, ch, self.ms.Connection.Blocked()
+        )
+        self.assertRaises(
+            LocalProtocolError, self.conn.send_method, ch, self.ms.Basic.Deliver(delivery_tag=1)
+        )
+        self.assertRaises(
+            LocalProtocolError, self.conn.send_method, ch, self.ms.Basic.Ack(delivery_tag=2**64)
+        )
         self.assertRaises(LocalProtocolError, self.conn.send_method, 9, self.ms.Queue.Declare())
         self.assertRaises(LocalProtocolError, self.conn.send_method, 5000, self.ms.Channel.Open())
         self.assertRaises(

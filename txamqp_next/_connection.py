@@ -525,12 +525,18 @@ class Connection:
             is sent on the wrong channel, its channel is not open, or a value
             does not fit its field.
         """
-        if method.CONTENT and properties is not None and self.state is _CONN_OPEN:
+        if self.state is _CONN_OPEN and method.CLIENT_SENDS and not method.CONNECTION_CLASS:
+            # the hot paths (publishes, acks): a method on an open channel
+            # with nothing queued, that changes no state
             ch = self._channels.get(channel)
-            if ch is not None and ch.state is _CH_OPEN and not ch.pending and method.CLIENT_SENDS:
-                # the publish path: same checks, no state change to make
-                self._send_content(channel, method, properties, body)
-                return
+            if ch is not None and ch.state is _CH_OPEN and not ch.pending:
+                if method.CONTENT:
+                    if properties is not None:
+                        self._send_content(channel, method, properties, body)
+                        return
+                elif not method.expects_reply:
+                    self._outbox.append(method.encode_frame(channel))
+                    return
         if not method.CLIENT_SENDS:
             raise LocalProtocolError(f"{method.NAME} is not sent by clients", channel=channel)
         is_connection_method = method.CONNECTION_CLASS

@@ -73,6 +73,12 @@ _COALESCE_BYTES = 16384
 #: when their buffer is empty: Twisted's plain TCP connections, whose
 #: C{writeSomeData} and buffer attributes it uses
 _DIRECT_SEND_TRANSPORTS: frozenset[type] = frozenset({tcp.Client, tcp.Server})
+#: what such a transport reads at most per C{recv}, and buffers before it
+#: pauses its producer (Twisted's default is 64 KiB)
+_TCP_BUFFER_SIZE = 262144
+#: larger writes go to the transport whole: what a socket does not take at
+#: once would have to be copied to hand the rest over
+_DIRECT_SEND_MAX = 65536
 
 
 @implementer(IPushProducer)
@@ -203,6 +209,8 @@ class AMQClient(Protocol):
     def connectionMade(self) -> None:
         assert self.transport is not None
         self._send_direct = type(self.transport) in _DIRECT_SEND_TRANSPORTS
+        if self._send_direct:
+            self.transport.bufferSize = _TCP_BUFFER_SIZE  # type: ignore[attr-defined]
         try:
             self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
         except (AttributeError, RuntimeError) as e:
@@ -550,6 +558,7 @@ class AMQClient(Protocol):
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if (
             self._send_direct
+            and len(data) <= _DIRECT_SEND_MAX
             and not transport.dataBuffer  # type: ignore[attr-defined]
             and not transport._tempDataLen  # type: ignore[attr-defined]
             and transport.connected  # type: ignore[attr-defined]
