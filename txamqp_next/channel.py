@@ -7,7 +7,7 @@ Every method of the loaded spec is a method of the channel, with PEP 8
 keyword arguments: C{ch.queue_declare(queue="q", durable=True)} returns a
 L{Deferred} that fires with the reply (a C{Queue.DeclareOk}); methods that
 expect no reply (and synchronous ones sent with C{no_wait=True}) fire with
-C{None} once handed to the transport.
+C{None} once queued for the socket (written in the same reactor turn).
 
 Calls on one channel are ordered; many may be outstanding.  A broker error
 fails the call it answers and every later call on the channel with the
@@ -296,8 +296,9 @@ class Channel:
             names (C{content_type}, C{delivery_mode}, C{headers}, ...).
         @param content: txAMQP's form: a L{Content} carrying body and
             properties (then C{body} and C{properties} must be left out).
-        @return: a L{Deferred} firing with C{None} once the message is handed
-            to the transport (in confirm mode: once the broker confirmed it),
+        @return: a L{Deferred} firing with C{None} once the message is queued
+            for the socket, to be written in this reactor turn (in confirm
+            mode: once the broker confirmed it),
             or failing with the channel's error.  While publishing is paused
             (the transport's buffer is full, the broker blocked the
             connection or stopped the channel's flow) the message is held and

@@ -25,6 +25,29 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 BROKER = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
+def tiny_run(client: str) -> Path:
+    """
+    Run the driver on one client, one round, at 0.5% of the issue's counts,
+    and check it succeeded.
+
+    @return: the output folder (table, chart and raw records).
+    """
+    out = Path(tempfile.mkdtemp(prefix="bench-test-"))
+    args = ["--clients", client, "--rounds", "1", "--count-scale", "0.005"]
+    args += ["--output-dir", str(out), "--url", BROKER, "--quiet"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"bench.run --clients {client} failed: {proc.stderr[-2000:]}")
+    return out
+
+
 class BenchDriverTests(SynchronousTestCase):
     """
     C{python -m bench.run} on a tiny count, our client only.
@@ -36,31 +59,7 @@ class BenchDriverTests(SynchronousTestCase):
         result for each, a table, a chart and the raw records, and no
         failure.
         """
-        out = Path(tempfile.mkdtemp(prefix="bench-test-"))
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.run",
-                "--clients",
-                "txamqp_next",
-                "--rounds",
-                "1",
-                "--count-scale",
-                "0.005",
-                "--output-dir",
-                str(out),
-                "--url",
-                BROKER,
-                "--quiet",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        out = tiny_run("txamqp_next")
         [raw] = out.glob("*.json")
         records = json.loads(raw.read_text())["records"]
         self.assertEqual([r["workload"] for r in records], WORKLOADS)
@@ -90,31 +89,7 @@ class BenchDriverTests(SynchronousTestCase):
         of the issue's counts without a failure, C{thrift} shows as n/a,
         and the table labels its rows as a reference.
         """
-        out = Path(tempfile.mkdtemp(prefix="bench-test-"))
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.run",
-                "--clients",
-                "floor",
-                "--rounds",
-                "1",
-                "--count-scale",
-                "0.005",
-                "--output-dir",
-                str(out),
-                "--url",
-                BROKER,
-                "--quiet",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        out = tiny_run("floor")
         [raw] = out.glob("*.json")
         records = {r["workload"]: r for r in json.loads(raw.read_text())["records"]}
         self.assertEqual(list(records), WORKLOADS)
