@@ -137,7 +137,10 @@ class CompatTestCase(BrokerTestCase):
         )
         self.addCleanup(server.stop, 5)
 
-    async def our_calls(self) -> list[Any]:
+    async def our_client(self, timeout: float) -> Any:
+        """
+        A txamqp_next Thrift client of the calculator, closed at cleanup.
+        """
         amqp = await self.connect()
         calc = await connect_client(
             amqp,
@@ -145,9 +148,13 @@ class CompatTestCase(BrokerTestCase):
             self.Calculator.Client,
             exchange=self.exchange,
             responses_exchange=self.responses,
-            timeout=20,
+            timeout=timeout,
         )
         self.addCleanup(close_client, calc)
+        return calc
+
+    async def our_calls(self) -> list[Any]:
+        calc = await self.our_client(timeout=20)
         calls = [calc.add(i, 100) for i in range(20)]
         calls += [calc.divide(9, 0), calc.fail("boom"), calc.echo(b"\x00\xffbytes")]
         results: list[Any] = []
@@ -248,16 +255,7 @@ class WireFormatTests(CompatTestCase):
         self.assertEqual(await probe.ready, "sent", probe.output.decode())
         theirs = await self.take(channel, spy)
 
-        amqp = await self.connect()
-        calc = await connect_client(
-            amqp,
-            self.key,
-            self.Calculator.Client,
-            exchange=self.exchange,
-            responses_exchange=self.responses,
-            timeout=5,
-        )
-        self.addCleanup(close_client, calc)
+        calc = await self.our_client(timeout=5)
         pending = calc.add(1, 2)
         pending.addErrback(lambda _: None)
         ours = await self.take(channel, spy)
