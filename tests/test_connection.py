@@ -409,7 +409,8 @@ class ContentTests(SynchronousTestCase):
     def test_publish_frames_match_reference(self) -> None:
         """
         The publish path (method frames kept encoded, one C{struct} call for
-        a bare header) writes the same bytes as encoding each frame afresh,
+        a bare header) writes the same bytes as encoding each frame afresh
+        with the method's and properties' own encoders,
         for bodies around C{frame_max}, empty bodies, and empty, equal and
         given properties, on more than one channel.
         """
@@ -426,7 +427,13 @@ class ContentTests(SynchronousTestCase):
         for channel in (self.ch, other, self.ch):
             for body in bodies:
                 for props in all_props:
-                    expected = b"".join(self.conn._encode(channel, method, props, body))
+                    expected = b"".join(
+                        [
+                            method.encode_frame(channel),
+                            props.header_frame(channel, len(body)),
+                            *_frames.body_frames(channel, body, self.conn.frame_max),
+                        ]
+                    )
                     self.conn.send_method(channel, method, props, body)
                     self.assertEqual(self.conn.data_to_send(), expected, (channel, len(body)))
 

@@ -197,6 +197,7 @@ _END: Final = bytes([_frames.FRAME_END])
 #: the most method frames of content methods kept encoded
 _METHOD_FRAME_CACHE: Final = 256
 
+
 def truncate_shortstr(text: str) -> str:
     """
     Cut C{text} so its UTF-8 form fits a short string (255 bytes), without
@@ -354,9 +355,9 @@ class Connection:
         #: the empty C{basic} properties: a message sent with this very
         #: object gets the cheapest header
         self.no_properties: Properties = self.methods.properties[60]()
-        # id(method) -> (method, channel, its frame) for content methods
-        # (methods are immutable; the entry keeps the object alive, so its
-        # id is not reused while cached)
+        # id(method) -> (method, channel, its frame) for content methods,
+        # see _encode (the entry keeps the object alive, so its id is not
+        # reused while cached)
         self._method_frames: dict[int, tuple[Method, int, bytes]] = {}
 
     # -- driver side ---------------------------------------------------------
@@ -532,7 +533,7 @@ class Connection:
             if ch is not None and ch.state is _CH_OPEN and not ch.pending:
                 if method.CONTENT:
                     if properties is not None:
-                        self._send_content(channel, method, properties, body)
+                        self._outbox += self._encode(channel, method, properties, body)
                         return
                 elif not method.expects_reply:
                     self._outbox.append(method.encode_frame(channel))
@@ -698,32 +699,16 @@ class Connection:
         self, channel: int, method: Method, properties: Properties | None, body: bytes
     ) -> list[bytes]:
         """
-        The frames of a method and its content.
+        The frames of a method and its content.  A content method's frame
+        is encoded once per method object (methods are immutable), and a
+        body that fits one frame, sent with L{no_properties}, gets its
+        header and body envelope from one C{struct} call, uncopied.
 
         @raise LocalProtocolError: a value does not fit its field.
         """
-        frames = [method.encode_frame(channel)]
-        if method.CONTENT:
-            assert properties is not None
-            if self.frame_max and len(body) > self.frame_max - _frames.FRAME_OVERHEAD:
-                # several body frames: one buffer for the whole message
-                frames.append(properties.header_frame(channel, len(body)))
-                return [_frames.joined_frames(frames, channel, body, self.frame_max)]
-            frames += properties.content_frames(channel, body, self.frame_max)
-        return frames
-
-    def _send_content(
-        self, channel: int, method: Method, properties: Properties, body: bytes
-    ) -> None:
-        """
-        Queue a content method on an open channel with nothing pending: the
-        method frame is encoded once per method object, and a body that
-        fits one frame, sent with L{no_properties}, gets its header and
-        body envelope from one C{struct} call.
-
-        @raise LocalProtocolError: a value does not fit its field (nothing
-            is queued then).
-        """
+        if not method.CONTENT:
+            return [method.encode_frame(channel)]
+        assert properties is not None
         cached = self._method_frames.get(id(method))
         if cached is not None and cached[0] is method and cached[1] == channel:
             frame = cached[2]
@@ -735,22 +720,16 @@ class Connection:
         size = len(body)
         frame_max = self.frame_max
         if frame_max and size > frame_max - _frames.FRAME_OVERHEAD:
-            frames = [frame, properties.header_frame(channel, size)]
-            self._outbox.append(_frames.joined_frames(frames, channel, body, frame_max))
-        elif properties is self.no_properties and size:
-            self._outbox += (
-                frame,
-                _BARE_CONTENT.pack(
-                    FRAME_HEADER, channel, 14, properties.CLASS_ID, 0, size, 0,
-                    _frames.FRAME_END, FRAME_BODY, channel, size,
-                ),
-                body,
-                _END,
-            )
-        else:
-            content = properties.content_frames(channel, body, frame_max)
-            self._outbox.append(frame)
-            self._outbox += content
+            # several body frames: one buffer for the whole message
+            head = [frame, properties.header_frame(channel, size)]
+            return [_frames.joined_frames(head, channel, body, frame_max)]
+        if properties is self.no_properties and size:
+            bare = _BARE_CONTENT.pack(
+                FRAME_HEADER, channel, 14, properties.CLASS_ID, 0, size, 0,
+                _frames.FRAME_END, FRAME_BODY, channel, size,
+            )  # fmt: skip
+            return [frame, bare, body, _END]
+        return [frame, *properties.content_frames(channel, body, frame_max)]
 
     def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:
         self._outbox.extend(frames)
