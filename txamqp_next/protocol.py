@@ -69,7 +69,7 @@ _COALESCE_WRITES = 64
 _COALESCE_BYTES = 16384
 
 
-#: the transports whose socket L{AMQClient._flush} may write to at once
+#: the transports whose socket L{AMQClient._write} may write to at once
 #: when their buffer is empty: Twisted's plain TCP connections, whose
 #: C{writeSomeData} and buffer attributes it uses
 _DIRECT_SEND_TRANSPORTS: frozenset[type] = frozenset({tcp.Client, tcp.Server})
@@ -550,12 +550,22 @@ class AMQClient(Protocol):
                     self._turn_flush = self.clock.callLater(0, self._end_turn)
         self._waiting_writes = self._waiting_bytes = 0
         chunks = self.core.chunks_to_send()
+        if chunks and self.transport is not None:
+            # one string: Twisted checks every piece it is given, and joins
+            # them before sending anyway
+            self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _write(self, data: bytes) -> None:
+        """
+        Give C{data} to the transport.  A plain TCP transport with nothing
+        in its buffer gets up to L{_DIRECT_SEND_MAX} sent on its socket at
+        once, rather than in the reactor's next turn, which would cost two
+        C{epoll_ctl} calls, an C{epoll_wait} and a turn of the loop per
+        write; what the socket does not take (a full buffer, an error the
+        transport then meets in its own C{doWrite}) goes to the transport.
+        """
         transport = self.transport
-        if not chunks or transport is None:
-            return
-        # one string: Twisted checks every piece it is given, and joins
-        # them before sending anyway
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        assert transport is not None
         if (
             self._send_direct
             and len(data) <= _DIRECT_SEND_MAX
@@ -566,16 +576,11 @@ class AMQClient(Protocol):
             and not transport._writeDisconnecting  # type: ignore[attr-defined]
             and not transport.TLS  # type: ignore[attr-defined]
         ):
-            # nothing waits in the transport's buffer: send now rather than
-            # in the reactor's next turn, which would cost two epoll_ctl
-            # calls, an epoll_wait and a turn of the loop per write
             sent = transport.writeSomeData(data)  # type: ignore[attr-defined]
             if isinstance(sent, int) and sent > 0:
                 if sent == len(data):
                     return
                 data = data[sent:]
-            # a partial send, a full socket buffer or an error: the
-            # transport takes the rest and meets the error in its doWrite
         transport.write(data)
 
     def _end_turn(self) -> None:

@@ -6,8 +6,10 @@ QoS limits unacknowledged deliveries.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
@@ -15,6 +17,7 @@ from zope.interface import implementer
 
 from tests.integration.broker import BrokerTestCase, async_test, sleep, unique
 from tests.integration.nodes import PrivateNode
+from txamqp_next import errors
 from txamqp_next.channel import Channel
 from txamqp_next.message import Message
 
@@ -238,3 +241,60 @@ class QosTests(BrokerTestCase):
         work[0].callback(None)
         await wait_for(lambda: seen == [b"one", b"two"], "the second delivery")
         work[1].callback(None)
+
+
+class DirectSendTests(BrokerTestCase):
+    """
+    On a plain TCP connection whose transport buffer is empty, the client
+    writes to the socket at once; when the socket refuses (the peer reset
+    the connection), the transport takes the data and reports the loss.
+    """
+
+    timeout = 60
+
+    @async_test
+    async def test_written_before_publish_returns(self) -> None:
+        """
+        A publish leaves nothing in Twisted's buffer (it went to the socket)
+        and reaches the queue; the transport reads and buffers 256 KiB.
+        """
+        client, ch = await self.channel()
+        transport: Any = client.transport
+        self.assertEqual(transport.bufferSize, 262144)
+        queue = (await ch.queue_declare(queue=unique("direct"), exclusive=True)).queue
+        await ch.basic_publish(routing_key=queue, body=b"at once")
+        self.assertEqual((transport.dataBuffer, transport._tempDataLen), (b"", 0))
+        self.assertEqual(await drain(ch, queue), [b"at once"])
+
+    @async_test
+    async def test_socket_refuses(self) -> None:
+        """
+        When the socket refuses a send (here: its sending side is shut
+        down), publishing neither raises nor hangs: the transport gets the
+        data and meets the error itself, the client reports the connection
+        lost, and later publishes fail with it.
+        """
+        client, ch = await self.channel()
+        transport: Any = client.transport
+        results: list[object] = []
+        send = transport.writeSomeData
+
+        def spy(data: Any) -> object:
+            result = send(data)
+            results.append(result)
+            return result
+
+        transport.writeSomeData = spy
+        # out of the handling of received frames (the channel's open-ok),
+        # where a publish would wait for the write after the batch
+        await sleep(0)
+        transport.socket.shutdown(socket.SHUT_WR)
+        published = ch.basic_publish(routing_key="nowhere", body=b"refused")
+        self.assertEqual(len(results), 1)
+        self.assertIsInstance(results[0], Exception)
+        self.assertGreater(transport._tempDataLen, 0)
+        await client.when_closed()
+        self.assertIsInstance(client.closed, errors.ConnectionClosed)
+        self.assertIsNone(self.successResultOf(published))
+        late = ch.basic_publish(routing_key="nowhere", body=b"late")
+        self.failureResultOf(late, errors.ConnectionClosed)
