@@ -523,14 +523,8 @@ WORKLOADS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
 
 def main(argv: list[str] | None = None) -> None:
     args = common.parse_args(CLIENT, argv)
-    if args.workload not in WORKLOADS:
-        # thrift: the driver shows it as n/a and never runs it
-        common.fail(args, f"{args.workload}: {CLIENT} is a reference client, no Thrift")
-    try:
-        record = WORKLOADS[args.workload](args)
-    except BaseException as e:
-        common.fail(args, e)
-    common.emit(record)
+    workload = common.pick(args, WORKLOADS, "is a reference client, no Thrift")
+    common.run_blocking(args, lambda: workload(args))
 
 
 if __name__ == "__main__":

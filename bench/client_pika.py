@@ -224,10 +224,8 @@ WORKLOADS = {
 
 def main(argv: list[str] | None = None) -> None:
     args = common.parse_args(CLIENT, argv)
-    if args.workload not in WORKLOADS:
-        # thrift: the driver shows it as n/a and never runs it
-        common.fail(args, f"{args.workload}: {CLIENT} has no Thrift transport")
-    common.run_twisted(args, lambda reactor: WORKLOADS[args.workload](reactor, args))
+    workload = common.pick(args, WORKLOADS, "has no Thrift transport")
+    common.run_twisted(args, lambda reactor: workload(reactor, args))
 
 
 if __name__ == "__main__":

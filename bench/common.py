@@ -28,8 +28,10 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, NoReturn, TypeVar
+
+_W = TypeVar("_W")
 
 BROKER_URL = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -231,7 +233,7 @@ def emit(record: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def fail(args: argparse.Namespace, error: BaseException | str) -> None:
+def fail(args: argparse.Namespace, error: BaseException | str) -> NoReturn:
     """
     Print a failed run's record and exit non-zero.
     """
@@ -311,8 +313,27 @@ def run_asyncio(
     """
     import asyncio
 
+    run_blocking(args, lambda: asyncio.run(workload()))
+
+
+def run_blocking(args: argparse.Namespace, workload: Callable[[], dict[str, Any]]) -> None:
+    """
+    Run a workload that returns its record and print it (or its error).
+    """
     try:
-        record = asyncio.run(workload())
+        record = workload()
     except BaseException as e:
         fail(args, e)
     emit(record)
+
+
+def pick(args: argparse.Namespace, workloads: Mapping[str, _W], missing: str) -> _W:
+    """
+    The client's function for C{args.workload}; a workload the client does
+    not have fails the run with C{missing} as the reason (the driver shows
+    such a workload as n/a and never runs it).
+    """
+    workload = workloads.get(args.workload)
+    if workload is None:
+        fail(args, f"{args.workload}: {args.client} {missing}")
+    return workload
