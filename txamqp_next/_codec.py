@@ -134,7 +134,7 @@ def _syntax(text: str) -> RemoteProtocolError:
 
 
 def _local(text: str) -> LocalProtocolError:
-    return LocalProtocolError(text, SYNTAX_ERROR)
+    return LocalProtocolError(SYNTAX_ERROR, text)
 
 
 def _truncated(what: str) -> RemoteProtocolError:

@@ -302,4 +302,3 @@ def decoder_lines(src: Source, types: Sequence[str], targets: Sequence[str | Non
         else:
             lines.append(f"{target}, p = _table_at(buf, p, n, False, 1)")
     return lines
-

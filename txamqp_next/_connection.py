@@ -19,15 +19,15 @@ calls (and anything sent after them) wait in order until its reply comes.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import platform
 import struct
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any, Final
 
 from txamqp_next import _frames
-from txamqp_next._codec import encode_table
 from txamqp_next._events import (
     ChannelClosed,
     ConnectionClosed,
@@ -36,9 +36,11 @@ from txamqp_next._events import (
     MethodReceived,
     content_received,
     method_received,
+    reply_received,
 )
 from txamqp_next._frames import FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD
 from txamqp_next._methods import Method, MethodSet, Properties, methods_for
+from txamqp_next._params import DEFAULT_MAX_MESSAGE_SIZE, ConnectionParameters, Credentials
 from txamqp_next.errors import (
     CHANNEL_ERROR,
     COMMAND_INVALID,
@@ -66,22 +68,35 @@ __all__ = [
     "negotiate",
 ]
 
-#: The largest inbound message body accepted unless configured otherwise.
-DEFAULT_MAX_MESSAGE_SIZE: Final = 128 * 1024 * 1024
-
 PRODUCT: Final = "txamqp_next"
 VERSION: Final = "0.1.0.dev0"
 
-CAPABILITIES: Final[Mapping[str, bool]] = {
-    "publisher_confirms": True,
-    "consumer_cancel_notify": True,
-    "exchange_exchange_bindings": True,
-    "basic.nack": True,
-    "connection.blocked": True,
-    "authentication_failure_close": True,
-    "per_consumer_qos": True,
-    "direct_reply_to": True,
+#: The capabilities we tell the broker of, each with the methods the client
+#: must be able to receive (or send) for it: a capability is advertised only
+#: when the loaded spec defines all of them.
+CAPABILITY_METHODS: Final[Mapping[str, tuple[str, ...]]] = {
+    "publisher_confirms": ("confirm.select", "basic.ack"),
+    "consumer_cancel_notify": ("basic.cancel",),
+    "exchange_exchange_bindings": ("exchange.bind",),
+    "basic.nack": ("basic.nack",),
+    "connection.blocked": ("connection.blocked", "connection.unblocked"),
+    "authentication_failure_close": ("connection.close",),
+    "per_consumer_qos": ("basic.qos",),
+    "direct_reply_to": ("basic.consume",),
 }
+
+
+def capabilities(spec: Spec) -> dict[str, bool]:
+    """
+    The client capabilities to advertise when speaking C{spec}: those whose
+    methods the spec defines (a 0-8 spec has no C{basic.nack}, so the broker
+    must not send one).
+    """
+    return {
+        name: True
+        for name, needed in CAPABILITY_METHODS.items()
+        if all(method in spec.method_by_name for method in needed)
+    }
 
 
 class ConnectionState(enum.Enum):
@@ -222,45 +237,6 @@ def negotiate(client: int | None, server: int) -> int:
     return min(client, server)
 
 
-class Credentials:
-    """
-    A user name and password, and the SASL mechanism to present them with.
-
-    The password never appears in C{repr}, C{str} or log output.
-
-    @ivar mechanism: C{"PLAIN"} (default), C{"AMQPLAIN"} or C{"EXTERNAL"}
-        (for TLS client certificates; user and password are unused).
-    """
-
-    MECHANISMS: Final = ("PLAIN", "AMQPLAIN", "EXTERNAL")
-
-    def __init__(self, username: str = "guest", password: str = "guest", mechanism: str = "PLAIN"):
-        mechanism = mechanism.upper()
-        if mechanism not in self.MECHANISMS:
-            raise ValueError(
-                f"unsupported auth mechanism {mechanism!r}; use one of {', '.join(self.MECHANISMS)}"
-            )
-        self.username = username
-        self._password = password
-        self.mechanism = mechanism
-
-    def response(self) -> bytes:
-        """
-        The C{start-ok} response for this mechanism.
-        """
-        if self.mechanism == "PLAIN":
-            return b"\0" + self.username.encode() + b"\0" + self._password.encode()
-        if self.mechanism == "AMQPLAIN":
-            return encode_table({"LOGIN": self.username, "PASSWORD": self._password})[4:]
-        return b""
-
-    def __repr__(self) -> str:
-        return (
-            f"Credentials(username={self.username!r}, password=<hidden>, "
-            f"mechanism={self.mechanism!r})"
-        )
-
-
 class _Channel:
     """
     The core's view of one channel.
@@ -272,6 +248,7 @@ class _Channel:
         "content_method",
         "content_properties",
         "content_received",
+        "content_reply",
         "content_size",
         "error",
         "id",
@@ -286,6 +263,8 @@ class _Channel:
         # outbound items waiting for the outstanding synchronous call
         self.pending: deque[tuple[Method, list[bytes]]] = deque()
         self.content_method: Method | None = None
+        # whether the content method answers the outstanding call
+        self.content_reply = False
         self.content_properties: Properties | None = None
         self.content_size = 0
         self.content_received = 0
@@ -297,54 +276,56 @@ class Connection:
     """
     One AMQP connection, client side, without I/O.
 
-    @param spec: the spec to speak (the default 0-9-1 one when omitted).
-    @param credentials: who we are.  When C{None}, the handshake stops after
-        C{connection.start} until L{authenticate} is called.
-    @param vhost: the virtual host to open.
-    @param heartbeat: the heartbeat interval we ask for in seconds; C{None}
-        accepts the broker's.  C{0} asks for none, which RabbitMQ's rules (see
-        L{negotiate}) grant only when the broker also proposes 0; otherwise
-        the broker's interval is used.
-    @param frame_max: the largest frame we accept; C{0} for the broker's.
-    @param channel_max: the highest channel id we want; C{0} for the
-        broker's.
-    @param client_properties: extra client properties (merged over ours).
-    @param connection_name: shown in the broker's management UI.
-    @param max_message_size: inbound bodies larger than this close their
-        channel with 311 (content too large).
+    @param params: what to speak and how to log in (the spec, credentials,
+        virtual host, heartbeat, frame and channel limits, client
+        properties, locale, largest inbound message): a
+        L{ConnectionParameters}; only its protocol fields are read.  When
+        its C{credentials} are C{None}, the handshake stops after
+        C{connection.start} until L{authenticate} is called.  The heartbeat
+        follows RabbitMQ's rules (see L{negotiate}): C{None} accepts the
+        broker's interval, C{0} asks for none, which is granted only when
+        the broker also proposes 0.
+    @param overrides: parameters to change from C{params} (or from the
+        defaults), by name: C{Connection(credentials=Credentials(),
+        heartbeat=30)}.
+
+    @ivar params: the parameters in force.
+    @ivar spec: the loaded L{Spec}.
+    @ivar methods: its method classes.
     """
 
-    def __init__(
-        self,
-        spec: Spec | None = None,
-        credentials: Credentials | None = None,
-        vhost: str = "/",
-        heartbeat: int | None = None,
-        frame_max: int = 131072,
-        channel_max: int = 0,
-        client_properties: Mapping[str, Any] | None = None,
-        connection_name: str | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-    ) -> None:
-        self.spec = spec if spec is not None else load()
+    def __init__(self, params: ConnectionParameters | None = None, **overrides: Any) -> None:
+        params = params if params is not None else ConnectionParameters(credentials=None)
+        if overrides:
+            params = dataclasses.replace(params, **overrides)
+        self.params = params
+        spec = params.spec
+        self.spec: Spec = load(spec or "0-9-1") if not isinstance(spec, Spec) else spec
         self.methods: MethodSet = methods_for(self.spec)
         self._decode = self.methods.decode
         self._decode_header = self.methods.decode_header
-        self.credentials = credentials
+        self.credentials = params.credentials
         self._start: Method | None = None
-        self.vhost = vhost
-        self.max_message_size = max_message_size
-        self._wanted = (channel_max, frame_max, heartbeat)
-        self._client_properties = self._build_client_properties(client_properties, connection_name)
+        self.vhost = params.vhost
+        self.max_message_size = params.max_message_size
+        self._wanted = (params.channel_max, params.frame_max, params.heartbeat)
+        self._client_properties = self._build_client_properties(
+            params.client_properties, params.connection_name
+        )
         self.state = _CONN_AWAIT_START
         self.server_properties: Mapping[str, Any] = {}
         self.channel_max = 0
         self.frame_max = 0
         self.heartbeat = 0
         self.error: ProtocolError | None = None
+        frame_max = params.frame_max
         self._reader = _frames.FrameReader(max(frame_max, 131072) if frame_max else 131072)
         self._outbox: list[bytes] = [self.spec.protocol_header]
         self._channels: dict[int, _Channel] = {}
+        # the synchronous connection method waiting for its reply, and those
+        # queued behind it
+        self._awaiting0: Method | None = None
+        self._pending0: deque[Method] = deque()
         self._received = False
         self._sent = False
         self._last_received: float | None = None
@@ -426,6 +407,50 @@ class Connection:
         """
         if not self.heartbeat or self.state not in (_CONN_OPEN, _CONN_CLOSING):
             return []
+        last_received, last_sent = self._observe(now)
+        if now - last_received >= 2 * self.heartbeat:
+            self.state = _CONN_CLOSED
+            self._outbox = []
+            error = HeartbeatTimeout(
+                reply_text=f"no traffic from the broker for {now - last_received:.1f}s "
+                f"(heartbeat {self.heartbeat}s)"
+            )
+            self._drop_channels()
+            return [ConnectionClosed(error)]
+        if now - last_sent >= self.heartbeat:
+            self.send_heartbeat(now)
+        return []
+
+    def heartbeat_due(self, now: float) -> bool:
+        """
+        Whether L{tick} at C{now} would send a heartbeat: heartbeats are on,
+        the connection is open and we have sent nothing for an interval.
+        """
+        if not self.heartbeat or self.state not in (_CONN_OPEN, _CONN_CLOSING):
+            return False
+        return now - self._observe(now)[1] >= self.heartbeat
+
+    def send_heartbeat(self, now: float | None = None) -> None:
+        """
+        Queue a heartbeat frame, whether or not one is due (nothing happens
+        before the connection is open or after it closed).
+
+        @param now: the time, to count the heartbeat as sent traffic.
+        """
+        if self.state not in (_CONN_OPEN, _CONN_CLOSING):
+            return
+        self._outbox.append(_frames.HEARTBEAT)
+        if now is not None:
+            self._last_sent = now
+            self._sent = False
+            self._heartbeat_queued = True
+
+    def _observe(self, now: float) -> tuple[float, float]:
+        """
+        Turn the traffic seen since the last call into times.
+
+        @return: when we last received and last sent anything.
+        """
         if self._received or self._last_received is None:
             self._received = False
             self._last_received = now
@@ -437,21 +462,7 @@ class Connection:
                 self._heartbeat_queued = False
             else:
                 self._last_sent = now
-        if now - self._last_received >= 2 * self.heartbeat:
-            self.state = _CONN_CLOSED
-            self._outbox = []
-            error = HeartbeatTimeout(
-                reply_text=f"no traffic from the broker for {now - self._last_received:.1f}s "
-                f"(heartbeat {self.heartbeat}s)"
-            )
-            self._drop_channels()
-            return [ConnectionClosed(error)]
-        if now - self._last_sent >= self.heartbeat:
-            self._outbox.append(_frames.HEARTBEAT)
-            self._last_sent = now
-            self._sent = False
-            self._heartbeat_queued = True
-        return []
+        return self._last_received, self._last_sent
 
     # -- application side ----------------------------------------------------
 
@@ -539,11 +550,15 @@ class Connection:
                     self._outbox.append(method.encode_frame(channel))
                     return
         if not method.CLIENT_SENDS:
-            raise LocalProtocolError(f"{method.NAME} is not sent by clients", channel=channel)
+            raise LocalProtocolError(
+                COMMAND_INVALID, f"{method.NAME} is not sent by clients", channel=channel
+            )
         is_connection_method = method.CONNECTION_CLASS
         if is_connection_method != (channel == 0):
             where = "channel 0" if is_connection_method else "a channel other than 0"
-            raise LocalProtocolError(f"{method.NAME} must be sent on {where}", channel=channel)
+            raise LocalProtocolError(
+                COMMAND_INVALID, f"{method.NAME} must be sent on {where}", channel=channel
+            )
         if method.CONTENT and properties is None:
             properties = self.methods.properties[method.CLASS_ID]()
         # encode first: a value that does not fit must change no state
@@ -551,25 +566,38 @@ class Connection:
         if is_connection_method:
             name = "close" if method.NAME == "connection.close" else "send"
             self._connection_input(name, local=True)
-            if self.state is not _CONN_CLOSED:
-                self._outbox.extend(frames)
+            if self.state is _CONN_CLOSED:
+                return
+            if name == "send" and method.expects_reply:
+                # one synchronous connection method at a time, as on channels
+                if self._awaiting0 is not None:
+                    self._pending0.append(method)
+                    return
+                self._awaiting0 = method
+            self._outbox.extend(frames)
             return
         if not 0 < channel <= (self.channel_max or 65535):
             raise LocalProtocolError(
-                f"channel {channel} is outside 1..{self.channel_max or 65535}", channel=channel
+                COMMAND_INVALID,
+                f"channel {channel} is outside 1..{self.channel_max or 65535}",
+                channel=channel,
             )
         self._connection_input("send", local=True)
         ch = self._channels.get(channel)
         if method.NAME == "channel.open":
             if ch is not None:
                 raise LocalProtocolError(
-                    f"channel {channel} is already {ch.state.value}", channel=channel
+                    COMMAND_INVALID,
+                    f"channel {channel} is already {ch.state.value}",
+                    channel=channel,
                 )
             ch = _Channel(channel)
             self._channel_input(ch, "open", local=True)
             self._channels[channel] = ch
         elif ch is None:
-            raise LocalProtocolError(f"channel {channel} is not open", channel=channel)
+            raise LocalProtocolError(
+                COMMAND_INVALID, f"channel {channel} is not open", channel=channel
+            )
         elif method.NAME == "channel.close":
             # close goes out at once; whatever waited behind an outstanding
             # call is dropped (the driver fails it when the channel closes)
@@ -620,7 +648,7 @@ class Connection:
             "version": VERSION,
             "platform": f"{platform.python_implementation()} {platform.python_version()}",
             "information": "https://pypi.org/project/txamqp-next/",
-            "capabilities": dict(CAPABILITIES),
+            "capabilities": capabilities(self.spec),
         }
         if connection_name is not None:
             props["connection_name"] = connection_name
@@ -664,20 +692,30 @@ class Connection:
 
     def _drop_channels(self) -> None:
         self._channels.clear()
+        self._awaiting0 = None
+        self._pending0.clear()
 
     def _free_channel(self) -> int:
+        return self.free_channel()
+
+    def free_channel(self, exclude: Container[int] = ()) -> int:
+        """
+        The lowest channel id that is not in use (nor in C{exclude}).
+
+        @raise LocalProtocolError: every id up to C{channel_max} is taken.
+        """
         limit = self.channel_max or 65535
         for candidate in range(1, limit + 1):
-            if candidate not in self._channels:
+            if candidate not in self._channels and candidate not in exclude:
                 return candidate
-        raise LocalProtocolError(f"all {limit} channels are in use")
+        raise LocalProtocolError(COMMAND_INVALID, f"all {limit} channels are in use")
 
     def _connection_input(self, name: str, local: bool) -> None:
         new = _CONNECTION_TRANSITIONS.get((self.state, name))
         if new is None:
             text = f"{name} is not allowed while the connection is {self.state.value}"
             if local:
-                raise LocalProtocolError(text)
+                raise LocalProtocolError(COMMAND_INVALID, text)
             raise RemoteProtocolError(COMMAND_INVALID, text)
         self.state = new
 
@@ -688,7 +726,7 @@ class Connection:
             if ch.error is not None and local:
                 text += f" (closed after {ch.error})"
             if local:
-                raise LocalProtocolError(text, channel=ch.id)
+                raise LocalProtocolError(COMMAND_INVALID, text, ch.id)
             raise RemoteProtocolError(CHANNEL_ERROR, text, ch.id)
         ch.state = new
 
@@ -783,6 +821,9 @@ class Connection:
         ):
             return
         if name == "connection.start":
+            # told before the answer is: a client without credentials may
+            # be given them when it hears of the start
+            events.append(MethodReceived(0, method))
             self._on_start(method, events)
         elif name == "connection.secure":
             assert self.credentials is not None
@@ -791,6 +832,7 @@ class Connection:
             )
         elif name == "connection.tune":
             self._on_tune(method)
+            events.append(MethodReceived(0, method))
         elif name == "connection.open-ok":
             events.append(
                 ConnectionOpened(
@@ -801,19 +843,31 @@ class Connection:
             self._send_frame(0, self._close_ok())
             args = dict(method.items())
             # a close answering start-ok is a refusal of our credentials
-            error_type = (
-                AuthenticationError
-                if before is _CONN_AWAIT_TUNE
-                else connection_error_for
-            )
+            error_type = AuthenticationError if before is _CONN_AWAIT_TUNE else connection_error_for
             error = error_type(
-                args["reply_code"], args["reply_text"], args["class_id"], args["method_id"]
+                args["reply_code"],
+                args["reply_text"],
+                args["class_id"],
+                args["method_id"],
+                method=method,
             )
             self._drop_channels()
             events.append(ConnectionClosed(error))
         elif name == "connection.close-ok":
             self._drop_channels()
             events.append(ConnectionClosed(None))
+        elif self._awaiting0 is not None and type(method) in self._awaiting0.RESPONSES:
+            self._awaiting0 = None
+            events.append(reply_received(0, method, None, b""))
+            while self._pending0 and self._awaiting0 is None:
+                queued = self._pending0.popleft()
+                self._outbox.append(queued.encode_frame(0))
+                if queued.expects_reply:
+                    self._awaiting0 = queued
+        elif method.IS_REPLY:
+            raise RemoteProtocolError(
+                UNEXPECTED_FRAME, f"{method.NAME} arrived while expecting no reply"
+            )
         else:
             events.append(MethodReceived(0, method))
 
@@ -844,7 +898,7 @@ class Connection:
             client_properties=self._client_properties,
             mechanism=mechanism,
             response=self.credentials.response(),
-            locale="en_US",
+            locale=self.params.locale,
         )
         self._send_frame(0, start_ok)
 
@@ -885,12 +939,17 @@ class Connection:
             if ch.state is _CH_OPEN:
                 # the common case (deliveries, replies): nothing below but
                 # the reply check applies
-                if ch.awaiting is not None or method.IS_REPLY:
-                    self._check_reply(ch, method)
+                reply = (ch.awaiting is not None or method.IS_REPLY) and self._check_reply(
+                    ch, method
+                )
                 if method.CONTENT:
                     ch.content_method = method
+                    ch.content_reply = reply
                     return
-                events.append(method_received(ch.id, method))
+                if reply:
+                    events.append(reply_received(ch.id, method, None, b""))
+                else:
+                    events.append(method_received(ch.id, method))
                 if ch.pending:
                     self._flush_pending(ch)
                 return
@@ -900,23 +959,31 @@ class Connection:
             self._send_frame(ch.id, self._channel_close_ok())
             args = dict(method.items())
             error = channel_error_for(
-                args["reply_code"], args["reply_text"], args["class_id"], args["method_id"]
+                args["reply_code"],
+                args["reply_text"],
+                args["class_id"],
+                args["method_id"],
+                method=method,
             )
             self._close_channel(ch, error, events)
             return
         if name == "channel.close-ok":
             if ch.awaiting is not None and ch.awaiting.NAME == "channel.close":
-                events.append(MethodReceived(ch.id, method))
+                events.append(reply_received(ch.id, method, None, b""))
             self._close_channel(ch, ch.error, events, notify=ch.error is None)
             return
         if name == "channel.flow":
             flow_ok = self.methods["channel.flow-ok"](active=getattr(method, "active", True))
             self._outbox.append(_frames.method_frame(ch.id, flow_ok.encode()))
-        self._check_reply(ch, method)
+        reply = self._check_reply(ch, method)
         if method.CONTENT:
             ch.content_method = method
+            ch.content_reply = reply
             return
-        events.append(MethodReceived(ch.id, method))
+        if reply:
+            events.append(reply_received(ch.id, method, None, b""))
+        else:
+            events.append(MethodReceived(ch.id, method))
         self._flush_pending(ch)
 
     @staticmethod
@@ -930,19 +997,24 @@ class Connection:
                 COMMAND_INVALID, f"{method.NAME} is sent by clients, not brokers", channel
             )
 
-    def _check_reply(self, ch: _Channel, method: Method) -> None:
+    def _check_reply(self, ch: _Channel, method: Method) -> bool:
         """
         Match a received method against the outstanding synchronous call.
+
+        @return: whether it is that call's reply.
+        @raise RemoteProtocolError: it is a reply to some call, but not to
+            the one outstanding.
         """
         awaiting = ch.awaiting
         if awaiting is not None and type(method) in awaiting.RESPONSES:
             ch.awaiting = None
-            return
+            return True
         if method.IS_REPLY:
             expected = awaiting.NAME if awaiting is not None else "no reply"
             raise RemoteProtocolError(
                 UNEXPECTED_FRAME, f"{method.NAME} arrived while expecting {expected}", ch.id
             )
+        return False
 
     def _close_channel(
         self,
@@ -967,7 +1039,10 @@ class Connection:
         ch.content_method = None
         ch.content_body = []
         close = self.methods["channel.close"](
-            reply_code=error.reply_code, reply_text=truncate_shortstr(error.reply_text)
+            reply_code=error.reply_code,
+            reply_text=truncate_shortstr(error.reply_text),
+            class_id=error.class_id,
+            method_id=error.method_id,
         )
         self._outbox.append(_frames.method_frame(ch.id, close.encode()))
         events.append(ChannelClosed(ch.id, error))
@@ -990,8 +1065,10 @@ class Connection:
         if size > self.max_message_size:
             error = ContentTooLarge(
                 CONTENT_TOO_LARGE,
-                f"message of {size} bytes exceeds the {self.max_message_size}-byte limit",
-                ch.id,
+                f"message of {size} bytes on channel {ch.id} exceeds the "
+                f"{self.max_message_size}-byte limit",
+                method.CLASS_ID,
+                method.METHOD_ID,
             )
             self._fault_channel(ch, error, events)
             return
@@ -1029,6 +1106,9 @@ class Connection:
         ch.content_method = None
         ch.content_properties = None
         ch.content_body = []
-        events.append(content_received(ch.id, method, properties, body))
+        if ch.content_reply:
+            events.append(reply_received(ch.id, method, properties, body))
+        else:
+            events.append(content_received(ch.id, method, properties, body))
         if ch.pending:
             self._flush_pending(ch)

@@ -25,6 +25,7 @@ __all__ = [
     "ContentReceived",
     "Event",
     "MethodReceived",
+    "ReplyReceived",
 ]
 
 
@@ -57,10 +58,11 @@ class ConnectionOpened(Event):
 @dataclass(frozen=True, slots=True)
 class MethodReceived(Event):
     """
-    A method without content arrived on C{channel}: the reply to a
-    synchronous call, or something the broker sent on its own
-    (C{basic.ack} in confirm mode, C{basic.cancel}, C{channel.flow},
-    C{connection.blocked}, ...).
+    A method without content that answers no call arrived on C{channel}:
+    something the broker sent on its own (C{basic.ack} in confirm mode,
+    C{basic.cancel}, C{channel.flow}, C{connection.blocked}, ...), or on
+    channel 0 the broker's C{connection.start} and C{connection.tune},
+    which the core answers itself.
     """
 
     channel: int
@@ -68,10 +70,29 @@ class MethodReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyReceived(Event):
+    """
+    The reply to the synchronous call outstanding on C{channel} arrived
+    (C{queue.declare-ok}, C{basic.get-ok} with its content, ...).  The core
+    sends one synchronous call per channel at a time, so a reply always
+    answers the oldest call still waiting on its channel.
+
+    @ivar properties: the content properties when the reply carries
+        content (C{basic.get-ok}), else C{None}.
+    @ivar body: the content body, or C{b""}.
+    """
+
+    channel: int
+    method: Method
+    properties: Properties | None = None
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
 class ContentReceived(Event):
     """
-    A method with its content arrived whole: C{basic.deliver},
-    C{basic.get-ok} or C{basic.return}.
+    A method with its content that answers no call arrived whole:
+    C{basic.deliver} or C{basic.return}.
 
     @ivar body: the body, always C{bytes}.
     """
@@ -145,3 +166,5 @@ def _maker(cls: type[_E]) -> Callable[..., _E]:
 content_received = _maker(ContentReceived)
 #: C{MethodReceived(channel, method)}, faster.
 method_received = _maker(MethodReceived)
+#: C{ReplyReceived(channel, method, properties, body)}, faster.
+reply_received = _maker(ReplyReceived)

@@ -26,6 +26,7 @@ __all__ = [
     "FrameReader",
     "body_frames",
     "content_frames",
+    "frame",
     "joined_frames",
     "method_frame",
 ]
@@ -217,6 +218,13 @@ class FrameReader:
         return RemoteProtocolError(
             FRAME_ERROR, "heartbeat frame must be on channel 0 and empty", channel
         )
+
+
+def frame(frame_type: int, channel: int, payload: bytes) -> bytes:
+    """
+    One whole frame: envelope, payload and frame end.
+    """
+    return _ENVELOPE.pack(frame_type, channel, len(payload)) + payload + _END
 
 
 def method_frame(channel: int, payload: bytes) -> bytes:

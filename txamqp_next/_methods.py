@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from txamqp_next import _compile
@@ -33,6 +33,7 @@ from txamqp_next._frames import (
     body_frames,
 )
 from txamqp_next.errors import (
+    COMMAND_INVALID,
     NOT_IMPLEMENTED,
     SYNTAX_ERROR,
     LocalProtocolError,
@@ -46,10 +47,19 @@ from txamqp_next.spec import (
     Spec,
     SpecError,
     class_name,
+    python_name,
     spec_name,
 )
 
-__all__ = ["Method", "MethodSet", "Properties", "methods_for"]
+__all__ = ["EXTENSIONS_RECEIVED", "Method", "MethodSet", "Properties", "is_empty", "methods_for"]
+
+#: Methods RabbitMQ sends to clients whatever a spec file says of their
+#: direction: consumer cancel notifications, publisher confirms and
+#: connection blocking.  The plain 0-9-1 file lists C{basic.cancel} and
+#: C{basic.ack} as sent by clients only.
+EXTENSIONS_RECEIVED: frozenset[str] = frozenset(
+    {"basic.cancel", "basic.ack", "basic.nack", "connection.blocked", "connection.unblocked"}
+)
 
 _MISSING: Any = object()
 _ZERO: dict[str, Any] = {
@@ -238,7 +248,7 @@ class Method(_Frozen):
                 return _field_error(
                     self.NAME, name or spec.name, spec.type, value, e, self._secret(name)
                 )
-        return LocalProtocolError(f"{self.NAME}: {error.reply_text}")
+        return LocalProtocolError(COMMAND_INVALID, f"{self.NAME}: {error.reply_text}")
 
     def _secret(self, name: str | None) -> bool:
         """
@@ -313,7 +323,9 @@ class Properties(_Frozen):
         try:
             return _HEADER.pack(self.CLASS_ID, 0, body_size) + self._codec.encode(values)
         except struct.error:
-            raise LocalProtocolError(f"body size {body_size!r} is not a 64-bit size") from None
+            raise LocalProtocolError(
+                COMMAND_INVALID, f"body size {body_size!r} is not a 64-bit size"
+            ) from None
         except ProtocolError as e:
             raise self._explain(values, e) from None
 
@@ -325,7 +337,7 @@ class Properties(_Frozen):
                 field_codec((spec_type,)).encode([value])
             except ProtocolError as e:
                 return _field_error(type(self).__qualname__, name, spec_type, value, e, False)
-        return LocalProtocolError(f"{type(self).__qualname__}: {error.reply_text}")
+        return LocalProtocolError(COMMAND_INVALID, f"{type(self).__qualname__}: {error.reply_text}")
 
     def _shown(self) -> Iterator[tuple[str, Any]]:
         return ((n, v) for n, v in self.items() if v is not None)
@@ -340,7 +352,7 @@ def _field_error(
     """
     if secret:
         return LocalProtocolError(
-            f"{owner}: field {name} ({wire_type}) cannot hold the value given"
+            COMMAND_INVALID, f"{owner}: field {name} ({wire_type}) cannot hold the value given"
         )
     reason = (
         error.reply_text.split(": ", 1)[-1]
@@ -350,7 +362,9 @@ def _field_error(
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
-    return LocalProtocolError(f"{owner}: field {name} ({wire_type}) cannot hold {shown}: {reason}")
+    return LocalProtocolError(
+        COMMAND_INVALID, f"{owner}: field {name} ({wire_type}) cannot hold {shown}: {reason}"
+    )
 
 
 class _ClassNamespace:
@@ -437,6 +451,103 @@ class MethodSet:
 
     def __getitem__(self, full_name: str) -> type[Method]:
         return self.by_name[spec_name(full_name)]
+
+    def get(self, full_name: str) -> type[Method] | None:
+        """
+        The method class for a full name (any spelling), or C{None} when
+        the spec does not define it.
+        """
+        return self.by_name.get(spec_name(full_name))
+
+    def require(self, full_name: str) -> type[Method]:
+        """
+        The method class for a full name (any spelling).
+
+        @raise LocalProtocolError: the spec does not define it (540, not
+            implemented); the message names the spec.
+        """
+        cls = self.get(full_name)
+        if cls is None:
+            raise LocalProtocolError(
+                NOT_IMPLEMENTED, f"{self.spec.describe()} defines no method {spec_name(full_name)}"
+            )
+        return cls
+
+    def make(
+        self,
+        method: str | type[Method],
+        args: tuple[Any, ...] = (),
+        fields: Mapping[str, Any] | None = None,
+    ) -> Method:
+        """
+        Build a method from arguments written for any AMQP version, keeping
+        exactly the fields this spec defines.
+
+          - C{args} are the fields in the spec's order, reserved ones
+            included (txAMQP's positional calls: C{exchange_declare(0, "x",
+            "direct")} passes the 0-9 C{ticket} first); a value given for a
+            reserved field is dropped.
+          - C{fields} are keyword arguments under any spelling of their name
+            (C{no_wait}, C{nowait}, C{"no-wait"}, 0-8's C{"no wait"}).
+          - A name this spec's method lacks is accepted only with an empty
+            value (C{None}, C{0}, C{False}, C{""}, C{b""} or an empty
+            container): C{basic_consume(arguments={})} works with 0-8,
+            which has no C{arguments}; C{basic_consume(arguments={"x": 1})}
+            does not.
+
+        @param method: the method's full name (C{"basic.consume"}) or class.
+        @raise TypeError: too many positional arguments, a field given twice,
+            or a non-empty value for a field the spec lacks; the message
+            names the spec.
+        @raise LocalProtocolError: the spec has no such method.
+        """
+        cls = self.require(method) if isinstance(method, str) else method
+        spec = cls.SPEC
+        if len(args) > len(spec.fields):
+            raise TypeError(
+                f"{cls.NAME} takes at most {len(spec.fields)} positional arguments in "
+                f"{self.spec.describe()} ({', '.join(f.name for f in spec.fields)}); "
+                f"{len(args)} were given"
+            )
+        values: dict[str, Any] = {}
+        for field_spec, value in zip(spec.fields, args, strict=False):
+            if not field_spec.reserved:
+                values[field_spec.name] = value
+        known = cls.field_names
+        for raw, value in (fields or {}).items():
+            name = python_name(raw)
+            if name in known:
+                if name in values:
+                    raise TypeError(f"{cls.NAME} got field {name} twice")
+                values[name] = value
+            elif not is_empty(value):
+                raise TypeError(
+                    f"{cls.NAME} has no field {name} in {self.spec.describe()}; "
+                    f"it takes {', '.join(known) or 'none'}"
+                )
+        return cls(**values)
+
+    def properties_from(self, class_id: int, given: Mapping[str, Any]) -> Properties:
+        """
+        Content properties from a mapping whose names are written any way
+        (C{"delivery-mode"}, 0-8's C{"delivery mode"}, C{delivery_mode}).
+
+        @raise TypeError: a property with a value that the spec does not
+            define (0-9-1 has no C{cluster_id}); the message names the spec.
+        """
+        cls = self.properties[class_id]
+        known = cls.field_names
+        values: dict[str, Any] = {}
+        for raw, value in given.items():
+            name = python_name(raw)
+            if name in known:
+                values[name] = value
+            elif value is not None:
+                raise TypeError(
+                    f"{cls.__qualname__} has no property {name} in {self.spec.describe()}; "
+                    f"it has {', '.join(known)}"
+                )
+        return cls(**values)
 
     def __dir__(self) -> list[str]:
         return sorted(self._namespaces)
@@ -542,9 +653,7 @@ def _decode_header_function(ms: MethodSet) -> Callable[..., tuple[int, int, Prop
     generic = ms._decode_header_generic
     unpack = _unpack_header
 
-    def decode_header(
-        payload: bytes | memoryview, channel: int = 0
-    ) -> tuple[int, int, Properties]:
+    def decode_header(payload: bytes | memoryview, channel: int = 0) -> tuple[int, int, Properties]:
         if type(payload) is bytes:
             try:
                 class_id, _weight, body_size, flags = unpack(payload)
@@ -557,6 +666,20 @@ def _decode_header_function(ms: MethodSet) -> Callable[..., tuple[int, int, Prop
 
     decode_header.__doc__ = MethodSet.decode_header.__doc__
     return decode_header
+
+
+def is_empty(value: object) -> bool:
+    """
+    Whether a field value says nothing: C{None}, zero, C{False}, an empty
+    string or an empty container.
+    """
+    if value is None or value is False:
+        return True
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value == 0
+    if isinstance(value, (str, bytes, bytearray, Mapping, list, tuple)):
+        return len(value) == 0
+    return False
 
 
 def _setters(cls: type[_Frozen]) -> tuple[Callable[[Any, Any], None], ...]:
@@ -710,7 +833,7 @@ def _method_class(namespace: str, spec: MethodSpec) -> type[Method]:
         "_prefix": _IDS.pack(spec.class_id, spec.id),
         "CONNECTION_CLASS": spec.class_name == "connection",
         "CLIENT_SENDS": "server" in spec.chassis,
-        "CLIENT_RECEIVES": "client" in spec.chassis,
+        "CLIENT_RECEIVES": "client" in spec.chassis or spec.full_name in EXTENSIONS_RECEIVED,
     }
     cls = _slot_classes(class_name(spec.name), names, Method, ns)
     _install_method_codec(cls, spec)
@@ -742,9 +865,7 @@ def _install_method_codec(cls: type[Method], spec: MethodSpec) -> None:
     goes to the reference encoder, which produces the bytes or the error.
     """
     src = _compile.Source()
-    src.scope.update(
-        {"_generic": Method._encode_generic, "_env": _ENVELOPE.pack, "_END": _END}
-    )
+    src.scope.update({"_generic": Method._encode_generic, "_env": _ENVELOPE.pack, "_END": _END})
     types = [f.type for f in spec.fields]
     args = [None if f.reserved else f"self.{f.name}" for f in spec.fields]
     lines, parts, size, sizes = _compile.encoder_parts(src, types, args, cls._prefix)

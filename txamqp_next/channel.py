@@ -1,13 +1,20 @@
 # -*- test-case-name: tests.test_protocol -*-
 """
-L{Channel}: an AMQP channel of an L{AMQClient}, with a L{Deferred} for every
-call.
+L{Channel}: an AMQP channel of an L{AMQPConnection}, with a L{Deferred} for
+every call.
 
 Every method of the loaded spec is a method of the channel, with PEP 8
 keyword arguments: C{ch.queue_declare(queue="q", durable=True)} returns a
 L{Deferred} that fires with the reply (a C{Queue.DeclareOk}); methods that
 expect no reply (and synchronous ones sent with C{no_wait=True}) fire with
 C{None} once queued for the socket (written in the same reactor turn).
+
+A call sends exactly the fields the loaded spec defines: a keyword for a
+field the spec lacks is accepted only with an empty value
+(C{basic_consume(arguments={})} works with the 0-8 spec, which has no
+C{arguments}); other wrong arguments raise C{TypeError} at once, naming
+the spec, and send nothing.  A method the spec lacks fails its L{Deferred}
+with L{LocalProtocolError} naming the spec (C{confirm_select} with 0-8).
 
 Calls on one channel are ordered; many may be outstanding.  A broker error
 fails the call it answers and every later call on the channel with the
@@ -17,7 +24,6 @@ Cancelling a pending call closes its channel.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -27,37 +33,45 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from txamqp_next._connection import truncate_shortstr
+from txamqp_next._connection import ChannelState, truncate_shortstr
 from txamqp_next._methods import Method, Properties
 from txamqp_next.confirms import ConfirmTracker, PublishNacked, Unroutable
-from txamqp_next.content import Content
-from txamqp_next.errors import AMQPError, ChannelClosed, LocalProtocolError, PublishBufferFull
+from txamqp_next.errors import (
+    COMMAND_INVALID,
+    AMQPError,
+    ChannelClosed,
+    LocalProtocolError,
+    PublishBufferFull,
+)
 from txamqp_next.message import Message
+from txamqp_next.queue import Closed as QueueClosed
 from txamqp_next.queue import TimeoutDeferredQueue
-from txamqp_next.spec import python_name, spec_name
+from txamqp_next.spec import spec_name
 
 if TYPE_CHECKING:
-    from txamqp_next.protocol import AMQClient
+    from txamqp_next.connection import AMQPConnection, ChannelLink
 
 __all__ = ["Channel", "Consumer", "ConsumerCancelled", "PublishNacked", "Unroutable"]
 
 DeliveryCallback = Callable[[Message], object]
+MethodListener = Callable[[Method], object]
 
 #: how many distinct (exchange, routing key, flags) a channel keeps a
 #: ready C{basic.publish} for
 _PUBLISH_METHOD_CACHE = 256
 
 
-@functools.lru_cache(maxsize=512)
-def _python_name(name: str) -> str:
-    return python_name(name)
-
-
-class ConsumerCancelled(AMQPError):
+class ConsumerCancelled(AMQPError, QueueClosed):
     """
     The consumer ended: the broker cancelled it (its queue was deleted, for
-    instance) or the application did.
+    instance) or the application did.  It is also a
+    L{txamqp_next.queue.Closed}, which is what txAMQP code waiting on
+    C{client.queue(tag).get()} catches.
     """
+
+    def __init__(self, text: str) -> None:
+        AMQPError.__init__(self, text)
+        self.reason = None
 
 
 class Consumer:
@@ -65,25 +79,24 @@ class Consumer:
     A consumer started by L{Channel.basic_consume}.
 
     Deliveries go to C{callback} when one was given, else into C{queue} (a
-    L{TimeoutDeferredQueue}, txAMQP's C{client.queue(consumer_tag)}).
-    Without a callback the consumer is also an async iterator:
-    C{async for message in consumer: ...}; the loop ends when the
-    consumer is cancelled.
+    L{TimeoutDeferredQueue}).  Without a callback the consumer is also an
+    async iterator: C{async for message in consumer: ...}; the loop ends
+    when the consumer is cancelled.
 
     @ivar consumer_tag: the tag the broker knows it by.
     @ivar channel: its channel.
+    @ivar cancelled: why it ended, or C{None} while it runs.
     """
 
     def __init__(
         self,
         channel: Channel,
         consumer_tag: str,
-        queue: TimeoutDeferredQueue[Message],
         callback: DeliveryCallback | None,
     ) -> None:
         self.channel = channel
         self.consumer_tag = consumer_tag
-        self.queue = queue
+        self.queue: TimeoutDeferredQueue[Message] = TimeoutDeferredQueue(channel._link.clock)
         self.callback = callback
         self.cancelled: BaseException | None = None
         self._end_waiters: list[Deferred[BaseException]] = []
@@ -140,57 +153,79 @@ class Consumer:
         return self
 
     async def __anext__(self) -> Message:
-        from txamqp_next.queue import Closed
-
         try:
             return await self.queue.get()
-        except Closed:
+        except QueueClosed:
             raise StopAsyncIteration from None
+
+    def __repr__(self) -> str:
+        state = "running" if self.cancelled is None else "ended"
+        return f"<Consumer {self.consumer_tag!r} on channel {self.channel.id} {state}>"
 
 
 class Channel:
     """
-    One AMQP channel.  Get one from L{AMQClient.channel} or
-    L{AMQClient.open_channel}.
+    One AMQP channel.  Get one from L{AMQPConnection.open_channel}.
 
     @ivar id: the channel id.
-    @ivar client: the L{AMQClient}.
+    @ivar connection: the L{AMQPConnection}.
+    @ivar methods: the method classes of the connection's spec.
     @ivar consumers: consumer tag to L{Consumer}.
     @ivar closed: the exception calls fail with once the channel is closed,
         else C{None}.
+    @ivar confirms: the publisher-confirm bookkeeping once
+        L{confirm_select} was sent, else C{None}.
+    @ivar flow_active: C{False} while the broker has paused this channel
+        (C{channel.flow}).
     """
 
     log = Logger()
 
-    def __init__(self, client: AMQClient, channel_id: int) -> None:
+    def __init__(self, link: ChannelLink, channel_id: int, connection: AMQPConnection) -> None:
         self.id = channel_id
-        self.client = client
-        self.methods = client.core.methods
+        self.connection = connection
+        self._link = link
+        self.methods = link.methods
         self.consumers: dict[str, Consumer] = {}
         self.closed: BaseException | None = None
-        self.is_open = False
-        # (method, Deferred) of the calls waiting for their reply, in order
-        self._waiting: deque[tuple[Method, Deferred[Any]]] = deque()
+        # the Deferreds of the calls waiting for their reply, in send order:
+        # the core sends one at a time and says which received method is a
+        # reply, so each reply settles the oldest
+        self._waiting: deque[Deferred[Any]] = deque()
+        # calls whose reply will never come because we closed the channel
+        # while they waited; they fail when it has closed
+        self._dropped: deque[Deferred[Any]] = deque()
         self._close_waiters: list[Deferred[Any]] = []
         self._close_timer: IDelayedCall | None = None
+        # the channel.close we sent, if we did
+        self._close_sent: Method | None = None
+        self._closed_waiters: list[Deferred[BaseException]] = []
         self._return_handlers: list[Callable[[Message], object]] = []
-        #: the publisher-confirm bookkeeping once confirm_select was sent
+        self._listeners: list[MethodListener] = []
         self.confirms: ConfirmTracker | None = None
-        #: False while the broker has paused this channel (channel.flow)
         self.flow_active = True
         # publishes held while the connection is blocked, the transport's
         # buffer is full or flow is off; _holding is the one flag the publish
-        # path checks (see _update_holding)
+        # path checks (see _resume_publishing)
         self._held: deque[tuple[Method, Properties, bytes, Deferred[None]]] = deque()
-        self._holding = client._publishing_paused
+        self._holding = link.paused
         # method and property objects are immutable, so the publish path
         # reuses them: the basic.publish of each (exchange, routing key,
-        # flags) seen lately, and the core's no_properties
+        # flags) seen lately
         self._publish_methods: dict[tuple[str, str, bool, bool], Method] = {}
+        self._ack_class = self.methods.get("basic.ack")
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else ("closed" if self.closed else "opening")
         return f"<Channel {self.id} {state}>"
+
+    @property
+    def is_open(self) -> bool:
+        """
+        Whether the channel is open (the broker answered C{channel.open} and
+        it has not closed since).
+        """
+        return self.closed is None and self._link.state(self.id) is ChannelState.OPEN
 
     # -- calls ---------------------------------------------------------------
 
@@ -200,40 +235,63 @@ class Channel:
         """
         Send any method on this channel.
 
-        @return: a L{Deferred} firing with the reply method when one is
-            expected, else with C{None} once the frame is handed to the
-            transport.  It fails with the channel's or connection's error if
-            either is closed, or L{LocalProtocolError} if the method cannot
-            be sent.
+        @return: a L{Deferred} firing with the reply when one is expected (a
+            method object, or a L{Message} for a reply with content, as
+            C{basic.get-ok}), else with C{None} once the frame is handed to
+            the transport.  It fails with the channel's or connection's
+            error if either is closed, or L{LocalProtocolError} if the
+            method cannot be sent.
         """
         if self.closed is not None:
             return fail(self.closed)
-        if self.id == 0:
-            return self.client._call0(method)
         if method.NAME == "channel.close":
             return self._send_close(method)
-        expects = method.expects_reply
-        try:
-            self.client.core.send_method(self.id, method, properties, body)
-        except LocalProtocolError as e:
-            return fail(self.closed or e)
-        self.client._flush()
-        if not expects:
+        if not method.expects_reply:
+            try:
+                self._link.send(self.id, method, properties, body)
+            except LocalProtocolError as e:
+                return fail(self.closed or e)
             return succeed(None)
+        # registered before sending: the reply may come while we send (a
+        # transport that answers at once, as a test double does)
         d: Deferred[Any] = Deferred(self._cancelled)
-        self._waiting.append((method, d))
+        self._waiting.append(d)
+        try:
+            self._link.send(self.id, method, properties, body)
+        except LocalProtocolError as e:
+            self._waiting.remove(d)
+            return fail(self.closed or e)
         return d
+
+    def make(self, name: str, **fields: Any) -> Method:
+        """
+        Build a method of the loaded spec from keyword arguments, keeping
+        the fields the spec defines (see C{MethodSet.make}).
+
+        @raise TypeError: a non-empty value for a field the spec lacks.
+        @raise LocalProtocolError: the spec has no such method.
+        """
+        return self.methods.make(name, (), fields)
+
+    def _call(self, name: str, **fields: Any) -> Deferred[Any]:
+        try:
+            method = self.methods.make(name, (), fields)
+        except LocalProtocolError as e:
+            return fail(e)
+        return self.call(method)
 
     def __getattr__(self, name: str) -> Callable[..., Deferred[Any]]:
         if name.startswith("_"):
             raise AttributeError(name)
-        try:
-            cls = self.methods[spec_name(name)]
-        except KeyError:
-            raise AttributeError(f"{type(self).__name__} has no method {name!r}") from None
+        cls = self.methods.get(spec_name(name))
+        if cls is None:
+            raise AttributeError(
+                f"{type(self).__name__} has no method {name!r}: "
+                f"{self.methods.spec.describe()} defines no {spec_name(name)}"
+            )
 
         def invoke(**fields: Any) -> Deferred[Any]:
-            return self.call(cls(**fields))
+            return self.call(self.methods.make(cls, (), fields))
 
         invoke.__name__ = name
         invoke.__doc__ = cls.__doc__
@@ -246,8 +304,7 @@ class Channel:
         @return: a L{Deferred} firing with this channel once the broker
             opened it.
         """
-        d = self.call(self.methods["channel.open"]())
-        return d.addCallback(lambda _: self)
+        return self._call("channel.open").addCallback(lambda _: self)
 
     def channel_close(
         self, reply_code: int = 200, reply_text: str = "", class_id: int = 0, method_id: int = 0
@@ -258,18 +315,17 @@ class Channel:
 
         @return: a L{Deferred} firing with C{Channel.CloseOk} once the
             broker agreed; with C{None} at once if the channel is already
-            closed, or after the client's C{close_timeout} if the broker
+            closed, or after the connection's C{close_timeout} if the broker
             never answers (the channel is then closed on our side).
         """
         if self.closed is not None:
             return succeed(None)
-        return self.call(
-            self.methods["channel.close"](
-                reply_code=reply_code,
-                reply_text=truncate_shortstr(reply_text),
-                class_id=class_id,
-                method_id=method_id,
-            )
+        return self._call(
+            "channel.close",
+            reply_code=reply_code,
+            reply_text=truncate_shortstr(reply_text),
+            class_id=class_id,
+            method_id=method_id,
         )
 
     def close(self, reason: object = None) -> Deferred[Any]:
@@ -277,6 +333,30 @@ class Channel:
         Close the channel; the same as L{channel_close}.
         """
         return self.channel_close(reply_text=str(reason) if reason else "")
+
+    def when_closed(self) -> Deferred[BaseException]:
+        """
+        @return: a L{Deferred} firing, once the channel has closed, with
+            why: the broker's error (L{errors.NotFound}, ...), the
+            connection's, or a L{errors.ChannelClosed} with code 200 when
+            the application closed it.
+        """
+        if self.closed is not None:
+            return succeed(self.closed)
+        d: Deferred[BaseException] = Deferred()
+        self._closed_waiters.append(d)
+        return d
+
+    def add_listener(self, listener: MethodListener) -> None:
+        """
+        Call C{listener(method)} with each method the broker sends on this
+        channel on its own (C{channel.flow}, C{basic.cancel}, C{basic.ack}
+        and C{basic.nack} in confirm mode, ...), after the channel acted on
+        it.  Replies to calls, deliveries and returns are not included.
+        """
+        self._listeners.append(listener)
+
+    # -- publishing ----------------------------------------------------------
 
     def basic_publish(
         self,
@@ -286,57 +366,80 @@ class Channel:
         properties: Properties | Mapping[str, Any] | None = None,
         mandatory: bool = False,
         immediate: bool = False,
-        content: Content | None = None,
+        **fields: Any,
     ) -> Deferred[None]:
         """
         Publish a message.
 
         @param body: the body; a C{str} is sent as UTF-8.
         @param properties: a C{Basic.Properties}, or a mapping of property
-            names (C{content_type}, C{delivery_mode}, C{headers}, ...).
-        @param content: txAMQP's form: a L{Content} carrying body and
-            properties (then C{body} and C{properties} must be left out).
+            names in any spelling (C{content_type}, C{"delivery-mode"},
+            0-8's C{"reply to"}, ...).
+        @param fields: other fields of the loaded spec's C{basic.publish}
+            (0-8's and 0-9's C{ticket}).
         @return: a L{Deferred} firing with C{None} once the message is queued
             for the socket, to be written in this reactor turn (in confirm
-            mode: once the broker confirmed it),
-            or failing with the channel's error.  While publishing is paused
-            (the transport's buffer is full, the broker blocked the
-            connection or stopped the channel's flow) the message is held and
-            the L{Deferred} stays pending until it is written, in order.
+            mode: once the broker confirmed it), or failing with the
+            channel's error.  While publishing is paused (the transport's
+            buffer is full, the broker blocked the connection or stopped the
+            channel's flow) the message is held and the L{Deferred} stays
+            pending until it is written, in order.
         """
-        if content is not None:
-            body = content.body_bytes()
-            properties = content.properties
-        elif isinstance(body, str):
+        if isinstance(body, str):
             body = body.encode("utf-8")
+        link = self._link
         if properties is None:
-            props = self.client.core.no_properties
+            props = link.no_properties
+        elif isinstance(properties, Properties):
+            props = properties
         else:
+            props = self.methods.properties_from(60, properties)
+        if fields:
             try:
-                props = self._properties(properties)
-            except TypeError as e:
+                method = self.methods.make(
+                    "basic.publish",
+                    (),
+                    {
+                        "exchange": exchange,
+                        "routing_key": routing_key,
+                        "mandatory": mandatory,
+                        "immediate": immediate,
+                        **fields,
+                    },
+                )
+            except LocalProtocolError as e:
                 return fail(e)
-        key = (exchange, routing_key, mandatory, immediate)
-        method = self._publish_methods.get(key)
-        if method is None:
-            method = self.methods["basic.publish"](
-                exchange=exchange, routing_key=routing_key, mandatory=mandatory, immediate=immediate
-            )
-            if len(self._publish_methods) >= _PUBLISH_METHOD_CACHE:
-                self._publish_methods.clear()
-            self._publish_methods[key] = method
+        else:
+            key = (exchange, routing_key, mandatory, immediate)
+            cached = self._publish_methods.get(key)
+            if cached is None:
+                try:
+                    cached = self.methods.make(
+                        "basic.publish",
+                        (),
+                        {
+                            "exchange": exchange,
+                            "routing_key": routing_key,
+                            "mandatory": mandatory,
+                            "immediate": immediate,
+                        },
+                    )
+                except LocalProtocolError as e:
+                    return fail(e)
+                if len(self._publish_methods) >= _PUBLISH_METHOD_CACHE:
+                    self._publish_methods.clear()
+                self._publish_methods[key] = cached
+            method = cached
         if self._holding and self.closed is None:
-            client = self.client
-            held_bytes = client._held_bytes + len(body)
-            if held_bytes > client.max_held_bytes and self._held:
+            # a channel's first held publish is taken whatever its size
+            if not link.hold(len(body), force=not self._held):
                 return fail(
                     PublishBufferFull(
-                        f"{client._held_bytes} bytes of publishes are held while publishing "
-                        f"is paused (max_held_bytes={client.max_held_bytes}); wait for the "
-                        "earlier publishes or client.when_writable()"
+                        f"{link.held_bytes} bytes of publishes are held while publishing "
+                        f"is paused (max_held_bytes={link.max_held_bytes}); wait for the "
+                        "earlier publishes or connection.when_writable()"
                     )
                 )
-            client._held_bytes = held_bytes
             d: Deferred[None] = Deferred()
             self._held.append((method, props, body, d))
             return d
@@ -346,18 +449,23 @@ class Channel:
         if self.closed is not None:
             return fail(self.closed)
         try:
-            self.client.core.send_method(self.id, method, props, body)
+            self._link.send(self.id, method, props, body, publish=True)
         except LocalProtocolError as e:
             return fail(self.closed or e)
-        self.client._flush(size=len(body), publish=True)
         if self.confirms is not None:
             return self.confirms.add()
         return succeed(None)
 
-    def _update_holding(self) -> None:
+    def _pause_publishing(self) -> None:
         """
-        Publishing was paused or resumed (by the transport, the broker's
-        C{connection.blocked} or C{channel.flow}): send the publishes held
+        The connection paused publishing: hold publishes from now on.
+        """
+        self._holding = True
+
+    def _resume_publishing(self) -> None:
+        """
+        Publishing was resumed (by the transport, the broker's
+        C{connection.unblocked} or C{channel.flow}): send the publishes held
         back, in order, while nothing pauses them.  The channel keeps
         holding until its backlog is empty, so a publish made meanwhile (by
         a callback of one released) queues behind the backlog.
@@ -365,32 +473,30 @@ class Channel:
         Each released publish settles the L{Deferred} it was held with
         directly (no second L{Deferred} chained to it).
         """
-        client = self.client
+        link = self._link
         held = self._held
-        core = client.core
         while held:
-            if client._publishing_paused or not self.flow_active:
+            if link.paused or not self.flow_active:
                 self._holding = True
                 return
             method, props, body, d = held.popleft()
-            client._held_bytes -= len(body)
+            link.release(len(body))
             if self.closed is not None:
                 d.errback(self.closed)
                 continue
             try:
-                core.send_method(self.id, method, props, body)
+                # written as publishes are (a few kilobytes per write): the
+                # transport may pause us again after any write
+                link.send(self.id, method, props, body, publish=True)
             except LocalProtocolError as e:
                 d.errback(self.closed or e)
                 continue
-            # written as publishes are (a few kilobytes per write): the
-            # transport may pause us again after any write
-            client._flush(size=len(body), publish=True)
             if self.confirms is not None:
                 # the held Deferred itself waits for the broker's ack
                 self.confirms.add(d)
             else:
                 d.callback(None)
-        self._holding = client._publishing_paused or not self.flow_active
+        self._holding = link.paused or not self.flow_active
 
     def confirm_select(self, no_wait: bool = False) -> Deferred[Any]:
         """
@@ -401,20 +507,19 @@ class Channel:
         channel's or connection's error.
 
         @return: a L{Deferred} firing with C{Confirm.SelectOk} (C{None} with
-            C{no_wait}).
+            C{no_wait}); it fails with L{LocalProtocolError} when the loaded
+            spec has no C{confirm} class (0-8, 0-9 and the plain 0-9-1 file).
         """
-        d = self.call(self.methods["confirm.select"](no_wait=no_wait))
+        try:
+            method = self.methods.make("confirm.select", (), {"no_wait": no_wait})
+        except LocalProtocolError as e:
+            return fail(e)
+        d = self.call(method)
         if self.closed is None and self.confirms is None:
             self.confirms = ConfirmTracker()
         return d
 
-    def _properties(self, properties: Properties | Mapping[str, Any] | None) -> Properties:
-        cls = self.methods.properties[60]
-        if properties is None:
-            return cls()
-        if isinstance(properties, Properties):
-            return properties
-        return cls(**{_python_name(k): v for k, v in properties.items()})
+    # -- consuming -----------------------------------------------------------
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> Deferred[None]:
         """
@@ -424,21 +529,14 @@ class Channel:
         @return: a L{Deferred} firing with C{None} once the ack is handed to
             the transport, or failing with the channel's error.
         """
-        if self.closed is not None or self.id == 0:
-            return self.call(
-                self.methods["basic.ack"](delivery_tag=delivery_tag, multiple=multiple)
-            )
         cls = self._ack_class
-        if cls is None:
-            cls = self._ack_class = self.methods["basic.ack"]
+        if self.closed is not None or cls is None:
+            return self._call("basic.ack", delivery_tag=delivery_tag, multiple=multiple)
         try:
-            self.client.core.send_method(self.id, cls(delivery_tag=delivery_tag, multiple=multiple))
+            self._link.send(self.id, cls(delivery_tag=delivery_tag, multiple=multiple))
         except LocalProtocolError as e:
             return fail(self.closed or e)
-        self.client._flush()
         return succeed(None)
-
-    _ack_class: type[Method] | None = None
 
     def basic_consume(
         self,
@@ -450,34 +548,49 @@ class Channel:
         no_wait: bool = False,
         arguments: Mapping[str, Any] | None = None,
         callback: DeliveryCallback | None = None,
+        **fields: Any,
     ) -> Deferred[Consumer]:
         """
         Start a consumer.
 
         @param callback: called with each L{Message}; without one, messages
-            go to the consumer's queue (and C{client.queue(consumer_tag)}).
+            go to the consumer's queue (and its async iterator).
+        @param fields: other fields of the loaded spec's C{basic.consume}
+            (0-9's C{filter}, 0-8's C{ticket}).
         @return: a L{Deferred} firing with the L{Consumer} (which has the
             C{consumer_tag}, as txAMQP's reply did).
         """
-        method = self.methods["basic.consume"](
-            queue=queue,
-            consumer_tag=consumer_tag,
-            no_local=no_local,
-            no_ack=no_ack,
-            exclusive=exclusive,
-            no_wait=no_wait,
-            arguments=dict(arguments or {}),
-        )
-        if no_wait:
+        try:
+            method = self.methods.make(
+                "basic.consume",
+                (),
+                {
+                    "queue": queue,
+                    "consumer_tag": consumer_tag,
+                    "no_local": no_local,
+                    "no_ack": no_ack,
+                    "exclusive": exclusive,
+                    "no_wait": no_wait,
+                    "arguments": dict(arguments or {}),
+                    **fields,
+                },
+            )
+        except LocalProtocolError as e:
+            return fail(e)
+        if not method.expects_reply:
             if not consumer_tag:
-                return fail(LocalProtocolError("basic_consume with no_wait needs a consumer_tag"))
+                return fail(
+                    LocalProtocolError(
+                        COMMAND_INVALID, "basic_consume with no_wait needs a consumer_tag", self.id
+                    )
+                )
             consumer = self._add_consumer(consumer_tag, callback)
             return self.call(method).addCallback(lambda _: consumer)
         d = self.call(method)
         return d.addCallback(lambda ok: self._add_consumer(ok.consumer_tag, callback))
 
     def _add_consumer(self, tag: str, callback: DeliveryCallback | None) -> Consumer:
-        consumer = Consumer(self, tag, self.client._queue_for(tag), callback)
+        consumer = Consumer(self, tag, callback)
         self.consumers[tag] = consumer
         return consumer
 
@@ -488,7 +601,7 @@ class Channel:
         @return: a L{Deferred} firing with C{Basic.CancelOk} (C{None} with
             C{no_wait}).
         """
-        d = self.call(self.methods["basic.cancel"](consumer_tag=consumer_tag, no_wait=no_wait))
+        d = self._call("basic.cancel", consumer_tag=consumer_tag, no_wait=no_wait)
 
         def done(result: Any) -> Any:
             consumer = self.consumers.pop(consumer_tag, None)
@@ -498,39 +611,48 @@ class Channel:
 
         return d.addCallback(done)
 
-    def basic_get(self, queue: str = "", no_ack: bool = False) -> Deferred[Message | None]:
+    def basic_get(self, queue: str = "", no_ack: bool = False, **fields: Any) -> Deferred[Any]:
         """
         Fetch one message (C{basic.get}).
 
         @return: a L{Deferred} firing with the L{Message}, or C{None} when the
             queue is empty.
         """
-        d = self.call(self.methods["basic.get"](queue=queue, no_ack=no_ack))
+        d = self._call("basic.get", queue=queue, no_ack=no_ack, **fields)
         return d.addCallback(lambda reply: reply if isinstance(reply, Message) else None)
 
     def add_return_handler(self, handler: Callable[[Message], object]) -> None:
         """
         Call C{handler} with each message the broker returns on this channel
         (C{basic.return}: a mandatory message that could not be routed).
-        Without handlers returns go to C{client.basic_return_queue}.
+        Without handlers (and outside confirm mode) returns are logged.
         """
         self._return_handlers.append(handler)
 
-    # -- events from the client ----------------------------------------------
+    # -- events from the connection ------------------------------------------
 
-    def _method_received(self, method: Method) -> None:
-        if self._waiting and type(method) in self._waiting[0][0].RESPONSES:
-            _, d = self._waiting.popleft()
-            if method.NAME == "channel.open-ok":
-                self.is_open = True
-            d.callback(method)
-            return
-        name = method.NAME
-        if name == "channel.close-ok":
+    def _reply_received(self, method: Method, properties: Properties | None, body: bytes) -> None:
+        if method.NAME == "channel.close-ok":
             # mark the channel closed before its close Deferred fires, so
             # the code that runs on it sees a closed channel
             self._closed(None, method)
-        elif name in ("basic.ack", "basic.nack") and self.confirms is not None:
+            return
+        if not self._waiting:
+            self.log.warn(
+                "reply {method} on channel {channel} answers no call",
+                method=method.NAME,
+                channel=self.id,
+            )
+            return
+        d = self._waiting.popleft()
+        if properties is not None:
+            d.callback(Message(self, method, properties, body))
+        else:
+            d.callback(method)
+
+    def _method_received(self, method: Method) -> None:
+        name = method.NAME
+        if name in ("basic.ack", "basic.nack") and self.confirms is not None:
             tag, multiple = method.delivery_tag, method.multiple
             if name == "basic.ack":
                 self.confirms.ack(tag, multiple)
@@ -543,51 +665,69 @@ class Channel:
                 channel=self.id,
                 active=self.flow_active,
             )
-            self._update_holding()
+            if self.flow_active:
+                self._resume_publishing()
+            else:
+                self._holding = True
         elif name == "basic.cancel":
             tag = getattr(method, "consumer_tag", "")
             consumer = self.consumers.pop(tag, None)
             if consumer is not None:
                 consumer.end(ConsumerCancelled(f"the broker cancelled consumer {tag}"))
             self.log.info("broker cancelled consumer {consumer_tag}", consumer_tag=tag)
-        else:
-            self.client._unhandled(self, method)
+        elif not self._listeners:
+            self.log.info("unhandled {method} on channel {channel}", method=name, channel=self.id)
+        for listener in list(self._listeners):
+            self._link.call_hook(listener, method)
 
     def _content_received(self, method: Method, properties: Properties, body: bytes) -> None:
         message = Message(self, method, properties, body)
-        name = method.NAME
-        if name == "basic.deliver":
+        if method.NAME == "basic.deliver":
             consumer = self.consumers.get(method.consumer_tag)
             if consumer is not None:
                 consumer.deliver(message)
             else:
-                self.client._deliver_unclaimed(self, message)
-        elif name == "basic.return" and self.confirms is not None:
+                self.log.warn(
+                    "delivery {delivery_tag} for unknown consumer {consumer_tag} on channel "
+                    "{channel} left unacknowledged",
+                    delivery_tag=method.delivery_tag,
+                    consumer_tag=method.consumer_tag,
+                    channel=self.id,
+                )
+        elif method.NAME == "basic.return" and self.confirms is not None:
             self.confirms.returned(message)
-        elif name == "basic.return":
-            if self._return_handlers:
-                for handler in self._return_handlers:
-                    self.client._call_hook(handler, message)
-            else:
-                self.client._returned(self, message)
-        elif self._waiting and type(method) in self._waiting[0][0].RESPONSES:
-            _, d = self._waiting.popleft()
-            d.callback(message)
+            for handler in self._return_handlers:
+                self._link.call_hook(handler, message)
+        elif method.NAME == "basic.return" and self._return_handlers:
+            for handler in self._return_handlers:
+                self._link.call_hook(handler, message)
         else:
-            self.client._unhandled(self, method)
+            self.log.info(
+                "unhandled {method} on channel {channel}", method=method.NAME, channel=self.id
+            )
 
     def _send_close(self, method: Method) -> Deferred[Any]:
-        if not self._close_waiters:
-            try:
-                self.client.core.send_method(self.id, method)
-            except LocalProtocolError as e:
-                return fail(e)
-            self.client._flush()
-            self._close_timer = self.client.clock.callLater(
-                self.client.close_timeout, self._close_timed_out
-            )
         d: Deferred[Any] = Deferred()
+        if self._close_waiters:
+            self._close_waiters.append(d)
+            return d
         self._close_waiters.append(d)
+        self._close_sent = method
+        # the core drops the calls that wait: no reply will come for them
+        dropped = list(self._waiting)
+        try:
+            self._link.send(self.id, method)
+        except LocalProtocolError as e:
+            self._close_waiters.remove(d)
+            return fail(e)
+        for waiting in dropped:
+            if waiting in self._waiting:
+                self._waiting.remove(waiting)
+                self._dropped.append(waiting)
+        if self.closed is None:
+            self._close_timer = self._link.clock.callLater(
+                self._link.close_timeout, self._close_timed_out
+            )
         return d
 
     def _close_timed_out(self) -> None:
@@ -596,19 +736,11 @@ class Channel:
         reserved until the broker answers (or the connection ends).
         """
         self._close_timer = None
-        timeout = self.client.close_timeout
+        timeout = self._link.close_timeout
         self.log.warn(
             "no close-ok for channel {channel} within {timeout}s", channel=self.id, timeout=timeout
         )
         self._closed(ChannelClosed(reply_text=f"no close-ok from the broker within {timeout}s"))
-
-    def _finish_close(self, close_ok: Method | None) -> None:
-        if self._close_timer is not None and self._close_timer.active():
-            self._close_timer.cancel()
-        self._close_timer = None
-        waiters, self._close_waiters = self._close_waiters, []
-        for d in waiters:
-            d.callback(close_ok)
 
     def _closed(self, error: BaseException | None, close_ok: Method | None = None) -> None:
         """
@@ -617,13 +749,21 @@ class Channel:
         """
         if self.closed is not None:
             return
-        self.is_open = False
-        reason = error if error is not None else ChannelClosed(200, "channel closed by the client")
+        reason = error
+        if reason is None:
+            sent = self._close_sent
+            text = "channel closed by the client"
+            if sent is not None and sent.reply_text:
+                text += f": {sent.reply_text}"
+            reason = ChannelClosed(200, text, method=sent)
         self.closed = reason
-        waiting, self._waiting = self._waiting, deque()
-        for _, d in waiting:
-            if not d.called:
-                d.errback(reason)
+        self._link.forget(self)
+        for waiting in (self._dropped, self._waiting):
+            pending = list(waiting)
+            waiting.clear()
+            for d in pending:
+                if not d.called:
+                    d.errback(reason)
         for consumer in self.consumers.values():
             consumer.end(reason)
         self.consumers.clear()
@@ -631,10 +771,18 @@ class Channel:
             self.confirms.fail_all(reason)
         held, self._held = self._held, deque()
         for _, _, body, d in held:
-            self.client._held_bytes -= len(body)
+            self._link.release(len(body))
             d.errback(reason)
+        if self._close_timer is not None and self._close_timer.active():
+            self._close_timer.cancel()
+        self._close_timer = None
         # the broker may close the channel while we were closing it
-        self._finish_close(close_ok)
+        waiters, self._close_waiters = self._close_waiters, []
+        for d in waiters:
+            d.callback(close_ok)
+        closed_waiters, self._closed_waiters = self._closed_waiters, []
+        for dc in closed_waiters:
+            dc.callback(reason)
 
     def _cancelled(self, d: Deferred[Any]) -> None:
         """

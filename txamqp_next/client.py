@@ -1,32 +1,27 @@
 # -*- test-case-name: tests.integration.test_txamqp_compat -*-
 """
 txAMQP's C{txamqp.client} names: L{TwistedDelegate}, L{TwistedEvent} and the
-C{Closed} exceptions.
-
-The delegate receives what no consumer or handler took: deliveries for a
-consumer tag with no callback go to C{client.queue(consumer_tag)}, returned
-messages to C{client.basic_return_queue}.  Subclass it and override
-C{basic_deliver}, C{basic_return_} or C{close} as with txAMQP.
+C{Closed} exceptions (the same classes as L{txamqp_next.errors}': a
+C{ChannelClosed} raised by a call is also the typed L{errors.NotFound} or
+L{errors.PreconditionFailed}, and its C{args[0]} is the broker's
+C{channel.close} as a txAMQP message).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from txamqp_next.delegate import Delegate
 from txamqp_next.errors import ChannelClosed, Closed, ConnectionClosed
-
-if TYPE_CHECKING:
-    from txamqp_next.channel import Channel
-    from txamqp_next.message import Message
-    from txamqp_next.protocol import AMQClient
 
 __all__ = [
     "AlreadyFiredError",
     "ChannelClosed",
     "Closed",
     "ConnectionClosed",
+    "Delegate",
     "TwistedDelegate",
     "TwistedEvent",
 ]
@@ -116,30 +111,67 @@ class TwistedEvent:
             d.errback(value)
 
 
-class TwistedDelegate:
+class TwistedDelegate(Delegate):
     """
     The delegate txAMQP applications pass to C{AMQClient}.
+
+    txamqp_next's core answers the broker's C{connection.start},
+    C{connection.tune}, C{channel.flow} and the closes itself; these
+    handlers are told of them afterwards (a subclass that calls
+    C{super()} keeps working, and one that does not loses nothing).  The
+    delivery and return handlers do the work txAMQP's did: a delivery goes
+    to C{client.queue(consumer_tag)}, a returned message to
+    C{client.basic_return_queue}.  Subclass it and override any handler as
+    with txAMQP.
 
     @ivar client: the client, set by C{AMQClient}.
     """
 
-    client: AMQClient | None = None
+    client: Any = None
 
-    def basic_deliver(self, channel: Channel, message: Message) -> None:
+    def connection_start(self, ch: Any, msg: Any) -> None:
         """
-        A delivery for a consumer without a callback: queue it for
-        C{client.queue(consumer_tag)}.
+        The broker's C{connection.start} arrived (C{msg.server_properties},
+        C{msg.mechanisms}); the client answers it once it has credentials.
+        """
+
+    def connection_tune(self, ch: Any, msg: Any) -> None:
+        """
+        The broker's C{connection.tune} arrived (C{msg.frame_max},
+        C{msg.channel_max}, C{msg.heartbeat}) and was answered.
+        """
+
+    def connection_close(self, ch: Any, msg: Any) -> None:
+        """
+        The broker closed the connection (C{msg.reply_code}); the close was
+        acknowledged.
+        """
+
+    def channel_close(self, ch: Any, msg: Any) -> None:
+        """
+        The broker closed channel C{ch} (C{msg.reply_code}); the close was
+        acknowledged and the channel's calls failed.
+        """
+
+    def channel_flow(self, ch: Any, msg: Any) -> None:
+        """
+        The broker paused (C{msg.active} false) or resumed channel C{ch};
+        the client answered and holds or releases its publishes.
+        """
+
+    def basic_deliver(self, ch: Any, msg: Any) -> None:
+        """
+        A delivery: queue it for C{client.queue(consumer_tag)}.
         """
         assert self.client is not None
-        self.client._queue_for(message.consumer_tag).put(message)
+        self.client.queue_for(msg.consumer_tag).put(msg)
 
-    def basic_return_(self, channel: Channel, message: Message) -> None:
+    def basic_return_(self, ch: Any, msg: Any) -> None:
         """
-        A returned message no handler took: queue it on
-        C{client.basic_return_queue}.
+        A returned message: queue it on C{client.basic_return_queue}.
         """
         assert self.client is not None
-        self.client.basic_return_queue.put(message)
+        self.client.basic_return_queue.put(msg)
 
     def close(self, reason: Any) -> None:
         """

@@ -3,25 +3,24 @@
 Connecting: AMQP URIs, Twisted endpoint strings, and L{connect}.
 
 C{connect(reactor, "amqp://user:pass@host:5672/vhost?heartbeat=30")} returns a
-L{Deferred} that fires with an open L{AMQClient}.  URIs follow RabbitMQ's
-URI spec: user, password and vhost are percent-decoded (C{%2F} is C{/}); an
-empty path means the default vhost C{/}; C{amqps} means TLS, on port 5671 by
-default.  Query parameters: C{heartbeat}, C{frame_max}, C{channel_max},
-C{connection_timeout} (milliseconds, as RabbitMQ documents it),
-C{auth_mechanism}, C{connection_name}, and for TLS C{cacertfile},
-C{certfile}, C{keyfile}, C{verify} (C{verify_peer} or C{verify_none}) and
-C{server_name_indication} (a host name, or C{disable}); see
-L{txamqp_next._tls}.
+L{Deferred} that fires with an open L{AMQPConnection}.  URIs follow RabbitMQ's
+URI spec (see L{parse_url}): user, password and vhost are percent-decoded
+(C{%2F} is C{/}); C{amqps} means TLS, on port 5671 by default; the query
+takes C{heartbeat}, C{frame_max}, C{channel_max}, C{connection_timeout}
+(milliseconds), C{auth_mechanism}, C{connection_name} and RabbitMQ's TLS
+parameters (see L{txamqp_next._tls}).
 
 A Twisted client endpoint string (C{"tcp:host=broker:port=5672"},
 C{"tls:host=broker:port=5671"}) works too, with the credentials given as
-arguments.
+arguments.  Whatever the form, the settings travel as one
+L{ConnectionParameters} down to the protocol core.
+
+L{AMQEndpoint} is txAMQP's endpoint, with its URI reading.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -33,48 +32,27 @@ from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
-from txamqp_next._connection import DEFAULT_MAX_MESSAGE_SIZE, Credentials
+from txamqp_next._params import (
+    DEFAULT_URL,
+    ConnectionParameters,
+    Credentials,
+    parse_url,
+)
 from txamqp_next._tls import client_tls_options
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.errors import AMQPError
-from txamqp_next.protocol import AMQClient
 from txamqp_next.spec import Spec
 
 __all__ = [
+    "DEFAULT_URL",
     "AMQEndpoint",
     "ConnectTimeout",
     "ConnectionParameters",
     "connect",
     "endpoint_and_factory",
+    "endpoint_for",
     "parse_url",
 ]
-
-DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
-DEFAULT_TIMEOUT = 10.0
-
-_URI_PARAMETERS = frozenset(
-    {
-        "heartbeat",
-        "frame_max",
-        "channel_max",
-        "connection_timeout",
-        "auth_mechanism",
-        "connection_name",
-        "cacertfile",
-        "certfile",
-        "keyfile",
-        "verify",
-        "server_name_indication",
-    }
-)
-
-
-# the valid range of each numeric URI parameter
-_NUMBER_RANGES = {
-    "heartbeat": (0, 65535),
-    "channel_max": (0, 65535),
-    "frame_max": (0, 2**32 - 1),  # 0 (no limit) or at least 4096, the spec's minimum
-    "connection_timeout": (1, 2**31),
-}
 
 
 class ConnectTimeout(AMQPError, TimeoutError):
@@ -82,102 +60,6 @@ class ConnectTimeout(AMQPError, TimeoutError):
     The broker did not complete the handshake within the connection
     timeout.  The socket was closed.
     """
-
-
-@dataclass
-class ConnectionParameters:
-    """
-    Where and how to connect, as parsed from a URI.
-
-    @ivar tls: whether to use TLS.
-    @ivar tls_options: C{cacertfile}, C{certfile}, C{keyfile}, C{verify},
-        C{server_name_indication} from the URI.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 5672
-    credentials: Credentials = field(default_factory=Credentials)
-    vhost: str = "/"
-    heartbeat: int | None = None
-    frame_max: int = 131072
-    channel_max: int = 0
-    connection_timeout: float = DEFAULT_TIMEOUT
-    connection_name: str | None = None
-    tls: bool = False
-    tls_options: dict[str, str] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        scheme = "amqps" if self.tls else "amqp"
-        return (
-            f"ConnectionParameters({scheme}://{self.credentials.username}@{self.host}:"
-            f"{self.port}, vhost={self.vhost!r})"
-        )
-
-
-def parse_url(url: str) -> ConnectionParameters:
-    """
-    Parse an AMQP URI.
-
-    @raise ValueError: not an C{amqp://} or C{amqps://} URI, a bad port or
-        number, or an unknown query parameter.  The password never appears
-        in the message.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        # the message would quote the netloc, password included
-        raise ValueError(
-            "malformed AMQP URI (check that special characters are percent-encoded)"
-        ) from None
-    if parts.scheme not in ("amqp", "amqps"):
-        raise ValueError(f"not an AMQP URI (scheme {parts.scheme!r}); use amqp:// or amqps://")
-    tls = parts.scheme == "amqps"
-    params = ConnectionParameters(tls=tls, port=5671 if tls else 5672)
-    netloc = parts.netloc.rpartition("@")[2]
-    if netloc:
-        try:
-            port = parts.port
-        except ValueError:
-            raise ValueError(f"bad port in AMQP URI for host {parts.hostname!r}") from None
-        if parts.hostname:
-            params.host = unquote(parts.hostname)
-        if port is not None:
-            params.port = port
-    username = unquote(parts.username) if parts.username is not None else "guest"
-    password = unquote(parts.password) if parts.password is not None else "guest"
-    mechanism = "PLAIN"
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
-    if path:
-        params.vhost = unquote(path)
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in _URI_PARAMETERS:
-            # quote the key only when it cannot be a piece of a password
-            # split off by an unencoded "?"
-            shown = repr(key) if key.replace("_", "").isalpha() and len(key) < 40 else "a parameter"
-            raise ValueError(
-                f"unknown AMQP URI parameter {shown}; known: {', '.join(sorted(_URI_PARAMETERS))}"
-            )
-        if key in _NUMBER_RANGES:
-            low, high = _NUMBER_RANGES[key]
-            try:
-                number = int(value)
-            except ValueError:
-                raise ValueError(f"AMQP URI parameter {key} must be a whole number") from None
-            if not low <= number <= high or (key == "frame_max" and 0 < number < 4096):
-                extra = " (or 0)" if key == "frame_max" else ""
-                raise ValueError(f"AMQP URI parameter {key} must be in {low}..{high}{extra}")
-            if key == "connection_timeout":
-                params.connection_timeout = number / 1000
-            else:
-                setattr(params, key, number)
-        elif key == "auth_mechanism":
-            mechanism = value.upper()
-        elif key == "connection_name":
-            params.connection_name = value
-        else:
-            params.tls_options[key] = value
-    params.credentials = Credentials(username, password, mechanism)
-    return params
 
 
 def _tls_endpoint(reactor: Any, params: ConnectionParameters) -> IStreamClientEndpoint:
@@ -199,7 +81,13 @@ def _is_ipv4(host: str) -> bool:
     return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
 
 
-def _endpoint_for(reactor: Any, params: ConnectionParameters) -> IStreamClientEndpoint:
+def endpoint_for(reactor: Any, params: ConnectionParameters) -> IStreamClientEndpoint:
+    """
+    The Twisted client endpoint for C{params}' host, port and TLS settings.
+
+    @raise ValueError: TLS parameters naming files that cannot be read or
+        hold no usable certificate or key.
+    """
     if params.tls:
         return _tls_endpoint(reactor, params)
     if _is_ipv4(params.host):
@@ -213,7 +101,7 @@ def _endpoint_for(reactor: Any, params: ConnectionParameters) -> IStreamClientEn
 
 def connect(
     reactor: Any,
-    url_or_endpoint: str | IStreamClientEndpoint = DEFAULT_URL,
+    url_or_endpoint: str | IStreamClientEndpoint | ConnectionParameters = DEFAULT_URL,
     *,
     credentials: Credentials | None = None,
     vhost: str | None = None,
@@ -224,19 +112,23 @@ def connect(
     connection_name: str | None = None,
     client_properties: Mapping[str, Any] | None = None,
     spec: Spec | str | None = None,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-) -> Deferred[AMQClient]:
+    max_message_size: int | None = None,
+    params: ConnectionParameters | None = None,
+) -> Deferred[AMQPConnection]:
     """
     Connect, log in and open a virtual host.
 
     @param url_or_endpoint: an AMQP URI, a Twisted client endpoint string
-        (C{"tcp:host=...:port=..."}), or an endpoint object.
+        (C{"tcp:host=...:port=..."}), an endpoint object, or
+        L{ConnectionParameters}.
     @param credentials: overrides the URI's user and password (required to
         log in as anyone but guest with an endpoint string).
     @param connection_timeout: seconds for the whole of connecting and the
         handshake (default 10, or the URI's).
-    @return: a L{Deferred} firing with the open L{AMQClient}.  It fails with
-        L{errors.AuthenticationError} (refused credentials),
+    @param params: the parameters to start from when C{url_or_endpoint} is
+        an endpoint string or object; the keyword arguments override them.
+    @return: a L{Deferred} firing with the open L{AMQPConnection}.  It fails
+        with L{errors.AuthenticationError} (refused credentials),
         L{errors.NotAllowed} (a missing vhost or one the user may not use),
         Twisted's C{ConnectionRefusedError} or C{DNSLookupError},
         L{errors.CertificateVerifyError} (we do not trust the broker's TLS
@@ -245,47 +137,36 @@ def connect(
     @raise ValueError: a bad URI, or TLS parameters naming files that
         cannot be read or hold no usable certificate or key.
     """
-    if isinstance(url_or_endpoint, str) and url_or_endpoint.startswith(("amqp://", "amqps://")):
-        params = parse_url(url_or_endpoint)
-        if connection_timeout is not None:
-            params.connection_timeout = connection_timeout
-        endpoint = _endpoint_for(reactor, params)
+    endpoint: IStreamClientEndpoint | None = None
+    if isinstance(url_or_endpoint, ConnectionParameters):
+        base = url_or_endpoint
+    elif isinstance(url_or_endpoint, str) and url_or_endpoint.startswith(("amqp://", "amqps://")):
+        base = parse_url(url_or_endpoint)
     else:
-        params = ConnectionParameters()
-        if connection_timeout is not None:
-            params.connection_timeout = connection_timeout
+        base = params if params is not None else ConnectionParameters()
         if isinstance(url_or_endpoint, str):
             endpoint = endpoints.clientFromString(reactor, url_or_endpoint)  # type: ignore[no-untyped-call]
         else:
             endpoint = url_or_endpoint
-    if credentials is not None:
-        params.credentials = credentials
-    if vhost is not None:
-        params.vhost = vhost
-    if heartbeat is not None:
-        params.heartbeat = heartbeat
-    if frame_max is not None:
-        params.frame_max = frame_max
-    if channel_max is not None:
-        params.channel_max = channel_max
-    if connection_name is not None:
-        params.connection_name = connection_name
+    chosen = base.replace(
+        credentials=credentials,
+        vhost=vhost,
+        heartbeat=heartbeat,
+        frame_max=frame_max,
+        channel_max=channel_max,
+        connection_timeout=connection_timeout,
+        connection_name=connection_name,
+        client_properties=client_properties,
+        spec=spec,
+        max_message_size=max_message_size,
+    )
+    if endpoint is None:
+        endpoint = endpoint_for(reactor, chosen)
 
-    def build() -> AMQClient:
-        return AMQClient(
-            vhost=params.vhost,
-            spec=spec,
-            heartbeat=params.heartbeat,
-            clock=reactor,
-            credentials=params.credentials,
-            frame_max=params.frame_max,
-            channel_max=params.channel_max,
-            connection_name=params.connection_name,
-            client_properties=client_properties,
-            max_message_size=max_message_size,
-        )
+    def build() -> AMQPConnection:
+        return AMQPConnection(chosen, clock=reactor)
 
-    return _Attempt(reactor, endpoint, build, params.connection_timeout).start()
+    return _Attempt(reactor, endpoint, build, chosen.connection_timeout).start()
 
 
 def endpoint_and_factory(
@@ -299,10 +180,10 @@ def endpoint_and_factory(
     manage connections themselves, such as
     L{twisted.application.internet.ClientService}.
 
-    Each protocol the factory builds is an L{AMQClient} that starts the
+    Each protocol the factory builds is an L{AMQPConnection} that starts the
     handshake (log-in and virtual host) as soon as it is connected; wait for
-    its L{AMQClient.when_open} before using it.  Unlike L{connect}, nothing
-    here bounds the handshake in time.
+    its L{AMQPConnection.when_open} before using it.  Unlike L{connect},
+    nothing here bounds the handshake in time.
 
     @param url: an AMQP URI, or parameters from L{parse_url}.
     @param connection_name: the name the broker shows for the connections;
@@ -311,22 +192,14 @@ def endpoint_and_factory(
     @raise ValueError: C{url} is not a valid AMQP URI.
     """
     params = parse_url(url) if isinstance(url, str) else url
-    name = connection_name if connection_name is not None else params.connection_name
+    params = params.replace(connection_name=connection_name)
 
-    def build() -> AMQClient:
-        return AMQClient(
-            vhost=params.vhost,
-            heartbeat=params.heartbeat,
-            clock=reactor,
-            credentials=params.credentials,
-            frame_max=params.frame_max,
-            channel_max=params.channel_max,
-            connection_name=name,
-        )
+    def build() -> AMQPConnection:
+        return AMQPConnection(params, clock=reactor)
 
     factory = Factory.forProtocol(build)
     factory.noisy = False
-    return _endpoint_for(reactor, params), factory
+    return endpoint_for(reactor, params), factory
 
 
 class _Attempt:
@@ -341,11 +214,11 @@ class _Attempt:
         self.endpoint = endpoint
         self.build = build
         self.timeout = timeout
-        self.client: AMQClient | None = None
+        self.client: AMQPConnection | None = None
         self.timed_out = False
-        self.result: Deferred[AMQClient] = Deferred(self._cancel)
+        self.result: Deferred[AMQPConnection] = Deferred(self._cancel)
 
-    def start(self) -> Deferred[AMQClient]:
+    def start(self) -> Deferred[AMQPConnection]:
         self.timer = self.reactor.callLater(self.timeout, self._on_timeout)
         factory = Factory.forProtocol(self.build)
         factory.noisy = False
@@ -353,11 +226,11 @@ class _Attempt:
         self.connecting.addCallbacks(self._connected, self._failed)
         return self.result
 
-    def _connected(self, client: AMQClient) -> None:
+    def _connected(self, client: AMQPConnection) -> None:
         self.client = client
         client.when_open().addCallbacks(self._opened, self._failed)
 
-    def _opened(self, client: AMQClient) -> None:
+    def _opened(self, client: AMQPConnection) -> None:
         if self.timer.active():
             self.timer.cancel()
         if not self.result.called:
@@ -393,7 +266,7 @@ class _Attempt:
             if not self.result.called:
                 self.result.errback(error)
 
-    def _cancel(self, _: Deferred[AMQClient]) -> None:
+    def _cancel(self, _: Deferred[AMQPConnection]) -> None:
         if self.timer.active():
             self.timer.cancel()
         if self.client is None:
@@ -404,7 +277,9 @@ class _Attempt:
 
 class AMQEndpoint:
     """
-    txAMQP's endpoint: connects a factory's protocol and authenticates it.
+    txAMQP's endpoint: connects a factory's protocol (an L{AMQClient}, as
+    L{txamqp_next.factory.AMQFactory} builds) over TCP, then authenticates
+    it.  C{amqps://} URIs connect with TLS, which txAMQP could not.
 
     @see: L{connect}, the preferred way.
     """
@@ -413,7 +288,7 @@ class AMQEndpoint:
         self,
         reactor: Any,
         host: str,
-        port: int,
+        port: int | str,
         username: str = "",
         password: str = "",
         vhost: str = "/",
@@ -423,7 +298,7 @@ class AMQEndpoint:
     ) -> None:
         self._reactor = reactor
         self._host = host
-        self._port = port
+        self._port = int(port)
         self._username = username
         self._password = password
         self._vhost = vhost
@@ -435,32 +310,67 @@ class AMQEndpoint:
     @classmethod
     def from_uri(cls, reactor: Any, uri: str) -> AMQEndpoint:
         """
-        An endpoint for an AMQP URI; C{amqps://} connects with TLS, as
-        L{connect} does.
+        An endpoint for an AMQP URI, read as txAMQP reads it: host, port
+        (5672 by default, 5671 for C{amqps}), user and password, the vhost
+        from the path (C{/} when the path is empty or C{/}), and the query's
+        C{heartbeat}, C{auth_mechanism} and C{timeout} (seconds).  Unlike
+        txAMQP, names are percent-decoded (C{%2F} is C{/}), a port next to
+        a user name works, and C{amqps://} means TLS (with RabbitMQ's TLS
+        query parameters).
+
+        @raise ValueError: not an AMQP URI, a bad port or number, or an
+            unknown query parameter.
         """
-        params = parse_url(uri)
+        parts = urlsplit(uri)
+        if parts.scheme not in ("amqp", "amqps"):
+            raise ValueError(f"not an AMQP URI (scheme {parts.scheme!r}); use amqp:// or amqps://")
+        tls = parts.scheme == "amqps"
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"bad port in AMQP URI for host {parts.hostname!r}") from None
+        kwargs: dict[str, Any] = {}
+        if parts.username is not None:
+            kwargs["username"] = unquote(parts.username)
+        if parts.password is not None:
+            kwargs["password"] = unquote(parts.password)
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        kwargs["vhost"] = unquote(path) if path else "/"
+        tls_options: dict[str, str] = {}
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key == "heartbeat":
+                kwargs["heartbeat"] = int(value)
+            elif key == "timeout":
+                kwargs["timeout"] = float(value)
+            elif key == "auth_mechanism":
+                kwargs["auth_mechanism"] = value.upper()
+            elif tls and key in (
+                "cacertfile",
+                "certfile",
+                "keyfile",
+                "verify",
+                "server_name_indication",
+            ):
+                tls_options[key] = value
+            else:
+                raise ValueError(f"unknown AMQP URI parameter {key!r} for AMQEndpoint")
         endpoint = cls(
             reactor,
-            params.host,
-            params.port,
-            username=params.credentials.username,
-            password=params.credentials._password,
-            vhost=params.vhost,
-            heartbeat=params.heartbeat or 0,
-            auth_mechanism=params.credentials.mechanism,
-            timeout=params.connection_timeout,
+            unquote(parts.hostname or "localhost"),
+            port if port is not None else (5671 if tls else 5672),
+            **kwargs,
         )
-        if params.tls:
-            endpoint._tls_options = params.tls_options
+        if tls:
+            endpoint._tls_options = tls_options
         return endpoint
 
-    def connect(self, protocol_factory: Any) -> Deferred[AMQClient]:
+    def connect(self, protocol_factory: Any) -> Deferred[Any]:
         """
         Connect C{protocol_factory}'s protocol and authenticate.
 
         @return: a L{Deferred} firing with the open client.
         """
-        endpoint: IStreamClientEndpoint = endpoints.HostnameEndpoint(
+        endpoint: IStreamClientEndpoint = endpoints.TCP4ClientEndpoint(
             self._reactor, self._host, self._port, timeout=self._timeout
         )
         if self._tls_options is not None:
@@ -474,9 +384,10 @@ class AMQEndpoint:
             protocol_factory.set_heartbeat(self._heartbeat)
         d: Deferred[Any] = endpoint.connect(protocol_factory)
 
-        def authenticate(client: AMQClient) -> Deferred[AMQClient]:
-            return client.authenticate(
+        def authenticate(client: Any) -> Deferred[Any]:
+            opened: Deferred[Any] = client.authenticate(
                 self._username, self._password, mechanism=self._auth_mechanism
             )
+            return opened.addCallback(lambda _: client)
 
         return d.addCallback(authenticate)

@@ -20,7 +20,9 @@ All of them derive from L{AMQPError}.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from txamqp_next._txmessage import TxMessage
 
 __all__ = [
     "AMQPError",
@@ -91,6 +93,9 @@ class ProtocolError(AMQPError):
     """
     The AMQP protocol was broken.
 
+    Every exception of this family is built the same way:
+    C{(reply_code, reply_text, channel=0)}.
+
     @ivar reply_code: the AMQP reply code to close with (501 frame error,
         502 syntax error, 503 command invalid, 505 unexpected frame, ...).
     @ivar reply_text: a human-readable description.
@@ -124,21 +129,26 @@ class LocalProtocolError(ProtocolError):
     handshake.  Nothing was sent.
     """
 
-    def __init__(
-        self, reply_text: str, reply_code: int = COMMAND_INVALID, channel: int = 0
-    ) -> None:
-        super().__init__(reply_code, reply_text, channel)
-
 
 class Closed(AMQPError):
     """
     A channel or the connection was closed.  (txAMQP's C{client.Closed}.)
+
+    Every exception of this family is built the same way:
+    C{(reply_code, reply_text, class_id, method_id, method=..., reason=...)}.
+
+    As with txAMQP, C{args[0]} says why: the broker's C{channel.close} or
+    C{connection.close} as a txAMQP message (C{e.args[0].reply_code},
+    C{e.args[0].method.klass.name}, C{e.args[0].fields}) when the broker
+    closed; otherwise the C{reason} given (the L{twisted.python.failure.Failure}
+    of a lost connection), or C{reply_text}.
 
     @ivar reply_code: the AMQP reply code the close carried (C{0} when the
         transport was lost without a close).
     @ivar reply_text: its text.
     @ivar class_id: the class of the method that caused the close, or C{0}.
     @ivar method_id: the method that caused the close, or C{0}.
+    @ivar method: the close method received from the broker, or C{None}.
     """
 
     reply_code_default: ClassVar[int] = 0
@@ -149,19 +159,32 @@ class Closed(AMQPError):
         reply_text: str = "",
         class_id: int = 0,
         method_id: int = 0,
+        *,
+        method: Any = None,
+        reason: object = None,
     ) -> None:
         code = self.reply_code_default if reply_code is None else reply_code
-        super().__init__(code, reply_text, class_id, method_id)
+        if method is not None:
+            why: object = TxMessage(method)
+        elif reason is not None:
+            why = reason
+        else:
+            why = reply_text
+        super().__init__(why)
         self.reply_code = code
         self.reply_text = reply_text
         self.class_id = class_id
         self.method_id = method_id
+        self.method = method
 
     def __str__(self) -> str:
         text = f"{self.reply_code} {self.reply_text}".strip()
         if self.class_id or self.method_id:
             text += f" (caused by method {self.class_id}.{self.method_id})"
         return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.reply_code!r}, {self.reply_text!r})"
 
 
 class ChannelClosed(Closed):
@@ -188,7 +211,12 @@ class PublishBufferFull(AMQPError):
 
 
 class ContentTooLarge(ChannelClosed):
-    """311: the content was larger than the receiver accepts."""
+    """
+    311: the content was larger than the receiver accepts.  When we refused
+    a message ourselves (over the client's C{max_message_size}),
+    C{class_id} and C{method_id} name the method that carried it
+    (C{basic.deliver}, say).
+    """
 
     reply_code_default = 311
 
@@ -363,28 +391,40 @@ _CONNECTION_ERRORS: dict[int, type[ConnectionClosed]] = {
 
 
 def channel_error_for(
-    reply_code: int, reply_text: str = "", class_id: int = 0, method_id: int = 0
+    reply_code: int,
+    reply_text: str = "",
+    class_id: int = 0,
+    method_id: int = 0,
+    *,
+    method: Any = None,
 ) -> ChannelClosed:
     """
     Build the exception for a C{channel.close} from the broker.
 
+    @param method: the C{channel.close} method itself.
     @return: the L{ChannelClosed} subclass named after C{reply_code} (for
         example L{NotFound} for 404), or L{ChannelClosed} itself for a code
         with no subclass.
     """
     cls = _CHANNEL_ERRORS.get(reply_code, ChannelClosed)
-    return cls(reply_code, reply_text, class_id, method_id)
+    return cls(reply_code, reply_text, class_id, method_id, method=method)
 
 
 def connection_error_for(
-    reply_code: int, reply_text: str = "", class_id: int = 0, method_id: int = 0
+    reply_code: int,
+    reply_text: str = "",
+    class_id: int = 0,
+    method_id: int = 0,
+    *,
+    method: Any = None,
 ) -> ConnectionClosed:
     """
     Build the exception for a C{connection.close} from the broker.
 
+    @param method: the C{connection.close} method itself.
     @return: the L{ConnectionClosed} subclass named after C{reply_code} (for
         example L{NotAllowed} for 530), or L{ConnectionClosed} itself for a
         code with no subclass.
     """
     cls = _CONNECTION_ERRORS.get(reply_code, ConnectionClosed)
-    return cls(reply_code, reply_text, class_id, method_id)
+    return cls(reply_code, reply_text, class_id, method_id, method=method)

@@ -1,7 +1,9 @@
-# -*- test-case-name: tests.integration.test_txamqp_compat -*-
+# -*- test-case-name: tests.test_txamqp_compat -*-
 """
-txAMQP's C{AMQFactory}: a protocol factory building L{AMQClient}s, used with
-L{txamqp_next.endpoint.AMQEndpoint} or any Twisted endpoint.
+txAMQP's C{txamqp.factory}: L{AMQFactory}, a protocol factory building
+L{AMQClient}s, used with L{txamqp_next.endpoint.AMQEndpoint} or any Twisted
+endpoint; and L{DEFAULT_SPEC}, the spec it loads when given none
+(txamqp_next's 0-9-1 with RabbitMQ's extensions, inside the package).
 """
 
 from __future__ import annotations
@@ -13,26 +15,26 @@ from twisted.internet.protocol import Factory
 
 from txamqp_next.client import TwistedDelegate
 from txamqp_next.protocol import AMQClient
-from txamqp_next.spec import Spec, load
+from txamqp_next.spec import DEFAULT_SPEC, Spec, load
 
-__all__ = ["AMQFactory"]
+__all__ = ["DEFAULT_SPEC", "AMQFactory"]
 
 
 class AMQFactory(Factory):
     """
-    Builds L{AMQClient}s with a L{TwistedDelegate}, the spec, the vhost and
-    the heartbeat.  The client still needs C{authenticate()} (which
-    C{AMQEndpoint.connect} calls).
+    Builds L{AMQClient}s, each with a new L{TwistedDelegate}, the spec, the
+    vhost and the heartbeat.  The clients still need C{authenticate()}
+    (which C{AMQEndpoint.connect} calls).
 
-    @param spec: a L{Spec}, a spec file path or short name; the default
-        0-9-1 spec when omitted.
+    @param spec: a L{Spec}, a spec file path or short name; L{DEFAULT_SPEC}
+        when omitted.
     @param clock: the reactor for the clients' timers.
     """
 
     protocol = AMQClient
 
     def __init__(self, spec: Spec | str | None = None, clock: IReactorTime | None = None) -> None:
-        self._spec = spec if isinstance(spec, Spec) else load(spec or "0-9-1")
+        self._spec = spec if isinstance(spec, Spec) else load(spec or DEFAULT_SPEC)
         self._clock = clock
         self._vhost = "/"
         self._heartbeat = 0
@@ -50,7 +52,7 @@ class AMQFactory(Factory):
         self._heartbeat = heartbeat
 
     def buildProtocol(self, addr: Any) -> AMQClient:
-        return AMQClient(
+        return self.protocol(
             TwistedDelegate(),
             vhost=self._vhost,
             spec=self._spec,

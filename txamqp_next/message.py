@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred
 
 from txamqp_next._methods import Method, Properties
-from txamqp_next.content import Content
 
 if TYPE_CHECKING:
     from txamqp_next.channel import Channel
@@ -47,25 +46,6 @@ class Message:
         if name in method.field_names:
             return getattr(method, name)
         raise AttributeError(f"{method.NAME} message has no attribute {name!r}")
-
-    @property
-    def fields(self) -> list[Any]:
-        """
-        The method's field values in wire order (txAMQP's C{message.fields};
-        C{message[0]} indexes them).
-        """
-        return [getattr(self.method, name) for name in self.method.field_names]
-
-    def __getitem__(self, index: int) -> Any:
-        return self.fields[index]
-
-    @property
-    def content(self) -> Content:
-        """
-        The body and properties as a txAMQP L{Content}.
-        """
-        props = {n: v for n, v in self.properties.items() if v is not None}
-        return Content(self.body, properties=props)
 
     @property
     def headers(self) -> dict[str, Any]:

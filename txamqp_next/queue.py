@@ -83,12 +83,14 @@ class TimeoutDeferredQueue(Generic[_T]):
             for ever when C{None} or C{0}.
         @return: a L{Deferred} firing with the item, or failing with
             L{Empty} on timeout or L{Closed} when the queue is closed and
-            drained.  Cancelling it gives up the place in line.
+            drained (L{txamqp_next.channel.ConsumerCancelled}, a L{Closed},
+            when the consumer was cancelled).  Cancelling it gives up the
+            place in line.
         """
         if self.pending:
             return succeed(self.pending.popleft())
         if self.closed is not None:
-            return fail(Closed(self.closed.reason))
+            return fail(self.closed)
         d: Deferred[_T] = Deferred(self._cancel)
         call = None
         if timeout:
@@ -116,14 +118,16 @@ class TimeoutDeferredQueue(Generic[_T]):
     def close(self, reason: BaseException | None = None) -> None:
         """
         Close the queue: waiting and later C{get}s fail with L{Closed}
-        (carrying C{reason}) once the items already queued are taken.
+        (carrying C{reason}) once the items already queued are taken.  A
+        C{reason} that is itself a L{Closed} (such as
+        L{txamqp_next.channel.ConsumerCancelled}) is what they fail with.
         """
         if self.closed is not None:
             return
-        self.closed = Closed(reason)
+        self.closed = reason if isinstance(reason, Closed) else Closed(reason)
         waiting, self.waiting = self.waiting, deque()
         for d, call in waiting:
             if call is not None and call.active():
                 call.cancel()
             if not d.called:
-                d.errback(Closed(reason))
+                d.errback(self.closed)

@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 
 from txamqp_next.channel import Channel, Consumer, ConsumerCancelled
 from txamqp_next.confirms import Unroutable
-from txamqp_next.errors import AMQPError, LocalProtocolError
+from txamqp_next.errors import COMMAND_INVALID, AMQPError, LocalProtocolError
 from txamqp_next.message import Message
 
 __all__ = ["REPLY_TO", "RPCClient", "RPCTimeout", "respond"]
@@ -135,7 +135,9 @@ class RPCClient:
         if self.closed is not None:
             return fail(self.closed)
         if self._consumer is None:
-            return fail(LocalProtocolError("RPCClient.call before start() completed"))
+            return fail(
+                LocalProtocolError(COMMAND_INVALID, "RPCClient.call before start() completed")
+            )
         correlation_id = uuid.uuid4().hex
         props = dict(properties or {})
         props.update(reply_to=REPLY_TO, correlation_id=correlation_id)
@@ -144,7 +146,7 @@ class RPCClient:
         d: Deferred[Message] = Deferred(lambda _: self._forget(correlation_id))
         timer = None
         if timeout:
-            timer = self.channel.client.clock.callLater(
+            timer = self.channel.connection.clock.callLater(
                 timeout, self._timed_out, correlation_id, timeout
             )
         self._pending[correlation_id] = (d, timer)
@@ -222,7 +224,7 @@ def respond(
     """
     reply_to = getattr(request.properties, "reply_to", None)
     if not reply_to:
-        return fail(LocalProtocolError("the request has no reply_to to answer"))
+        return fail(LocalProtocolError(COMMAND_INVALID, "the request has no reply_to to answer"))
     props = dict(properties or {})
     correlation_id = getattr(request.properties, "correlation_id", None)
     if correlation_id is not None:

@@ -37,9 +37,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txamqp_next.channel import Consumer
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.endpoint import endpoint_and_factory, parse_url
 from txamqp_next.message import Message
-from txamqp_next.protocol import AMQClient
 
 __all__ = ["ConsumerService", "Handler"]
 
@@ -120,7 +120,7 @@ class _ReconnectingService(Service):
             prepareConnection=self._prepare,
         )
         self._stopping = False
-        self._client: AMQClient | None = None
+        self._client: AMQPConnection | None = None
 
     # -- the Service interface -------------------------------------------------
 
@@ -144,7 +144,9 @@ class _ReconnectingService(Service):
         super().stopService()  # type: ignore[no-untyped-call]
         return Deferred.fromCoroutine(self._stop())
 
-    def _when_ready(self, fail_after_failures: int | None, *, at_once: bool) -> Deferred[AMQClient]:
+    def _when_ready(
+        self, fail_after_failures: int | None, *, at_once: bool
+    ) -> Deferred[AMQPConnection]:
         """
         Wait for a connection that is set up (L{ClientService.whenConnected}).
 
@@ -152,7 +154,7 @@ class _ReconnectingService(Service):
             attempts in a row; never when C{None}.
         @param at_once: fire at once when a connection is set up already;
             otherwise always in a later reactor turn.
-        @return: a L{Deferred} firing with the connected L{AMQClient}, in
+        @return: a L{Deferred} firing with the connected L{AMQPConnection}, in
             the reactor turn after it was set up; failing with
             C{CancelledError} when the service stops first, or with the
             last attempt's error after C{fail_after_failures} failed
@@ -160,11 +162,11 @@ class _ReconnectingService(Service):
         """
         connected = self._client_service.whenConnected(failAfterFailures=fail_after_failures)
         if at_once and connected.called:
-            return connected.addCallback(lambda protocol: cast(AMQClient, protocol))
+            return connected.addCallback(lambda protocol: cast(AMQPConnection, protocol))
         # ClientService fires it from inside its state machine, which
         # cannot take another input (whenConnected, stopService) until the
         # transition is over: hand the result on in a later turn.
-        result: Deferred[AMQClient] = Deferred()
+        result: Deferred[AMQPConnection] = Deferred()
         connected.addBoth(lambda outcome: self._reactor.callLater(0, _fire, result, outcome))
         return result
 
@@ -180,9 +182,9 @@ class _ReconnectingService(Service):
         return Deferred.fromCoroutine(self._prepare_or_close(protocol))
 
     async def _prepare_or_close(self, protocol: IProtocol) -> None:
-        # ClientService hands us its proxy for the AMQClient; attribute
+        # ClientService hands us its proxy for the AMQPConnection; attribute
         # access goes through to the client.
-        client = cast(AMQClient, protocol)
+        client = cast(AMQPConnection, protocol)
         try:
             setting_up = Deferred.fromCoroutine(self._set_up(client))
             await setting_up.addTimeout(self._setup_timeout, self._reactor)
@@ -192,7 +194,7 @@ class _ReconnectingService(Service):
             await _close(client)
             raise
 
-    async def _set_up(self, client: AMQClient) -> None:
+    async def _set_up(self, client: AMQPConnection) -> None:
         """
         Set a new connection up for the service's work, keeping it as
         C{_client} once done.  Raise C{CancelledError} or L{_Rejected} when
@@ -213,7 +215,7 @@ class _ReconnectingService(Service):
             return
         self.log.warn(self._cannot_format, broker=self._broker, error=error, **self._log_fields())
 
-    def _reconnect(self, client: AMQClient, ended: str, **fields: object) -> None:
+    def _reconnect(self, client: AMQPConnection, ended: str, **fields: object) -> None:
         """
         The work on C{client} ended.  Unless we are stopping: when the
         connection was lost, C{ClientService} reconnects by itself;
@@ -339,13 +341,13 @@ class ConsumerService(_ReconnectingService):
         """
         return super().stopService()
 
-    def when_consuming(self, fail_after_failures: int | None = None) -> Deferred[AMQClient]:
+    def when_consuming(self, fail_after_failures: int | None = None) -> Deferred[AMQPConnection]:
         """
         Wait for a connection that is consuming (L{ClientService.whenConnected}).
 
         @param fail_after_failures: fail after this many failed connection
             attempts in a row; never when C{None}.
-        @return: a L{Deferred} that fires with the connected L{AMQClient} at
+        @return: a L{Deferred} that fires with the connected L{AMQPConnection} at
             once if the service is consuming, else in the reactor turn after
             the consumer has started.  It fails with C{CancelledError} when
             the service stops first, or with the last attempt's error after
@@ -355,7 +357,7 @@ class ConsumerService(_ReconnectingService):
 
     # -- preparing connections -------------------------------------------------
 
-    async def _set_up(self, client: AMQClient) -> None:
+    async def _set_up(self, client: AMQPConnection) -> None:
         opened = await client.when_open()
         channel = await client.open_channel()
         if self._declare:
@@ -381,7 +383,7 @@ class ConsumerService(_ReconnectingService):
     def _log_fields(self) -> dict[str, object]:
         return {"queue": self.queue}
 
-    def _consumer_ended(self, _: object, client: AMQClient, consumer: Consumer) -> None:
+    def _consumer_ended(self, _: object, client: AMQPConnection, consumer: Consumer) -> None:
         """
         The consumer ended.  Unless we are stopping: when the connection was
         lost, C{ClientService} reconnects by itself; when only the channel
@@ -518,7 +520,7 @@ class _InFlight:
         return d
 
 
-def _close(client: AMQClient) -> Deferred[None]:
+def _close(client: AMQPConnection) -> Deferred[None]:
     """
     Close a connection unless it is already closed or closing.
 

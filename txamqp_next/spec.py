@@ -34,6 +34,7 @@ from typing import IO
 from txamqp_next.errors import SpecError
 
 __all__ = [
+    "DEFAULT_SPEC",
     "WIRE_TYPES",
     "ClassSpec",
     "ConstantSpec",
@@ -60,6 +61,11 @@ _NAME_ALIASES = {"nowait": "no_wait"}
 
 _DEFAULT_SPEC_FILE = "amqp0-9-1-rabbit.xml"
 _SHORT_NAMES = {"0-9-1": _DEFAULT_SPEC_FILE, "0-9-1-rabbit": _DEFAULT_SPEC_FILE}
+
+#: The path of the default spec, txamqp_next's 0-9-1 with RabbitMQ's
+#: extensions, inside the package (txAMQP's C{spec.DEFAULT_SPEC}):
+#: C{load(DEFAULT_SPEC)} and C{load()} give the same L{Spec}.
+DEFAULT_SPEC: str = str(resources.files("txamqp_next").joinpath("specs", _DEFAULT_SPEC_FILE))
 
 # The protocol header each version sends, as RabbitMQ accepts them.
 _PROTOCOL_HEADERS = {
@@ -290,6 +296,20 @@ class Spec:
         """
         return _VERSION_NAMES[self.version]
 
+    @property
+    def file(self) -> str:
+        """
+        Where the spec was read from (txAMQP's name for L{source}).
+        """
+        return self.source
+
+    def describe(self) -> str:
+        """
+        The spec in words, for error messages: C{"the 0-8 spec
+        (/usr/share/amqp/specs/0-8/amqp0-8.stripped.xml)"}.
+        """
+        return f"the {self.version_name} spec ({self.source})"
+
     def __repr__(self) -> str:
         return f"<Spec {self.version_name} from {self.source!r}: {len(self.classes)} classes>"
 
@@ -301,14 +321,15 @@ def load(source: str | os.PathLike[str] | IO[bytes] | IO[str] = "0-9-1") -> Spec
     @param source: a short name (C{"0-9-1"}, the default: txamqp_next's own
         0-9-1 spec with RabbitMQ's extensions), a path to an XML spec file,
         or an open file object.
-    @return: the L{Spec}; the same object for the same file contents.
+    @return: the L{Spec}; the same object for the same contents read from
+        the same place.
     @raise SpecError: the file is not an AMQP spec, is a version we do not
         speak (0-10, 1.0), or is malformed; the message names the file.
     @raise OSError: the file cannot be read.
     """
     if isinstance(source, str) and source in _SHORT_NAMES:
         ref = resources.files("txamqp_next").joinpath("specs", _SHORT_NAMES[source])
-        return _load_bytes(ref.read_bytes(), f"txamqp_next/specs/{_SHORT_NAMES[source]}")
+        return _load_bytes(ref.read_bytes(), str(ref))
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.exists(path):
@@ -323,14 +344,14 @@ def load(source: str | os.PathLike[str] | IO[bytes] | IO[str] = "0-9-1") -> Spec
     return _load_bytes(raw, getattr(source, "name", "<stream>"))
 
 
-_cache: dict[str, Spec] = {}
+_cache: dict[tuple[str, str], Spec] = {}
 
 
 def _load_bytes(data: bytes, name: str) -> Spec:
-    digest = hashlib.sha256(data).hexdigest()
-    cached = _cache.get(digest)
+    key = (hashlib.sha256(data).hexdigest(), name)
+    cached = _cache.get(key)
     if cached is None:
-        cached = _cache[digest] = _parse(data, name)
+        cached = _cache[key] = _parse(data, name)
     return cached
 
 

@@ -30,9 +30,9 @@ from twisted.python.failure import Failure
 
 from txamqp_next.channel import Channel, Consumer
 from txamqp_next.confirms import PublishNacked, Unroutable
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.errors import Closed
 from txamqp_next.message import Message
-from txamqp_next.protocol import AMQClient
 from txamqp_next.thrift._errors import (
     CallTimeout,
     ServiceUnavailable,
@@ -83,7 +83,7 @@ def declare_exchange(channel: Channel, exchange: str) -> Deferred[Any]:
 
 
 @asynccontextmanager
-async def set_up_channel(amqp: AMQClient | Channel) -> AsyncIterator[tuple[Channel, bool]]:
+async def set_up_channel(amqp: AMQPConnection | Channel) -> AsyncIterator[tuple[Channel, bool]]:
     """
     The channel a client or server is set up on: C{amqp} itself when it is
     a L{Channel}, else a new channel of the connection, which is closed
@@ -96,7 +96,7 @@ async def set_up_channel(amqp: AMQClient | Channel) -> AsyncIterator[tuple[Chann
         opened here (and is so the client's or server's to close).
     """
     owns = not isinstance(amqp, Channel)
-    channel = await amqp.open_channel() if isinstance(amqp, AMQClient) else amqp
+    channel = await amqp.open_channel() if isinstance(amqp, AMQPConnection) else amqp
     try:
         yield channel, owns
     except BaseException:
@@ -171,9 +171,8 @@ class _ReturnRouter:
     The return handler of a channel Thrift clients or servers use.  A
     returned call goes to the L{ThriftClient} whose reply queue it names; a
     returned reply (published by a server to its responses exchange, its
-    client gone) is logged and dropped; other returns go where they would
-    have gone with no Thrift on the channel (the delegate, or
-    C{client.basic_return_queue}).
+    client gone) is logged and dropped; other returns are left to the
+    channel's other return handlers.
 
     @ivar clients: reply queue to L{ThriftClient}.
     @ivar reply_exchanges: the responses exchanges of the servers.
@@ -197,7 +196,11 @@ class _ReturnRouter:
                 reply_to=message.routing_key,
             )
         else:
-            self.channel.client._returned(self.channel, message)
+            self.log.info(
+                "returned message for no Thrift client: {exchange} {routing_key}",
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+            )
 
 
 _routers: weakref.WeakKeyDictionary[Channel, _ReturnRouter] = weakref.WeakKeyDictionary()
@@ -264,7 +267,7 @@ class ThriftClient(Generic[ClientT]):
         self.timeout = timeout
         self.client_name = client_name or getattr(client_class, "__name__", "") + service_name
         self.closed: BaseException | None = None
-        self._clock = clock if clock is not None else channel.client.clock
+        self._clock = clock if clock is not None else channel.connection.clock
         self._iprot_factory = iprot_factory or TBinaryProtocolFactory()
         self._oprot_factory = oprot_factory or self._iprot_factory
         self._owns_channel = owns_channel
@@ -507,7 +510,7 @@ class ThriftClient(Generic[ClientT]):
 
 
 def open_client(
-    amqp: AMQClient | Channel,
+    amqp: AMQPConnection | Channel,
     service_name: str,
     client_class: Callable[[Any, Any], ClientT],
     *,
@@ -524,7 +527,7 @@ def open_client(
     """
     Make a L{ThriftClient} for a service.
 
-    @param amqp: an open L{AMQClient} (the client then opens a channel of
+    @param amqp: an open L{AMQPConnection} (the client then opens a channel of
         its own and closes it with L{ThriftClient.close}) or an open
         L{Channel} to share.
     @param service_name: the service's routing key (the servers bind their
@@ -567,7 +570,7 @@ def open_client(
 
 
 async def _open_client(
-    amqp: AMQClient | Channel,
+    amqp: AMQPConnection | Channel,
     service_name: str,
     client_class: Callable[[Any, Any], ClientT],
     *,
@@ -609,7 +612,7 @@ async def _open_client(
 
 
 def connect_client(
-    amqp: AMQClient | Channel,
+    amqp: AMQPConnection | Channel,
     service_name: str,
     client_class: Callable[[Any, Any], ClientT],
     **kwargs: Any,

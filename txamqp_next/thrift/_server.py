@@ -18,8 +18,8 @@ from twisted.logger import Logger
 
 from txamqp_next.channel import Channel, Consumer
 from txamqp_next.confirms import Unroutable
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.message import Message
-from txamqp_next.protocol import AMQClient
 from txamqp_next.service import _InFlight
 from txamqp_next.thrift._client import (
     DEFAULT_EXCHANGE,
@@ -248,7 +248,7 @@ class ThriftServer:
 
     async def _stop(self, timeout: float) -> None:
         self._stopping = True
-        clock = self.channel.client.clock
+        clock = self.channel.connection.clock
         consumer, self._consumer = self._consumer, None
         try:
             if consumer is not None and consumer.cancelled is None:
@@ -268,7 +268,7 @@ class ThriftServer:
 
 
 def serve(
-    amqp: AMQClient | Channel,
+    amqp: AMQPConnection | Channel,
     service_name: str,
     processor: Any,
     *,
@@ -290,7 +290,7 @@ def serve(
         ...
         await server.stop()
 
-    @param amqp: an open L{AMQClient} (the server opens a channel of its
+    @param amqp: an open L{AMQPConnection} (the server opens a channel of its
         own and closes it in L{ThriftServer.stop}) or an open L{Channel}
         (which the server puts in confirm mode unless C{confirm} is false).
     @param service_name: the routing key clients call the service by.
@@ -342,7 +342,7 @@ def serve(
 
 
 async def _serve(
-    amqp: AMQClient | Channel,
+    amqp: AMQPConnection | Channel,
     service_name: str,
     processor: Any,
     *,

@@ -12,7 +12,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 
-from txamqp_next.protocol import AMQClient
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.service import _ReconnectingService
 from txamqp_next.thrift._client import DEFAULT_EXCHANGE, DEFAULT_RESPONSES_EXCHANGE
 from txamqp_next.thrift._server import ThriftServer, serve
@@ -106,20 +106,20 @@ class ThriftServerService(_ReconnectingService):
         """
         return super().stopService()
 
-    def when_serving(self, fail_after_failures: int | None = None) -> Deferred[AMQClient]:
+    def when_serving(self, fail_after_failures: int | None = None) -> Deferred[AMQPConnection]:
         """
         Wait for a connection that serves.
 
         @param fail_after_failures: fail after this many failed connection
             attempts in a row; never when C{None}.
-        @return: a L{Deferred} firing with the connected L{AMQClient} (in a
+        @return: a L{Deferred} firing with the connected L{AMQPConnection} (in a
             later reactor turn than the server started), or failing with
             C{CancelledError} when the service stops first, or with the
             last attempt's error.
         """
         return self._when_ready(fail_after_failures, at_once=False)
 
-    async def _set_up(self, client: AMQClient) -> None:
+    async def _set_up(self, client: AMQPConnection) -> None:
         opened = await client.when_open()
         if self._stopping:
             raise CancelledError()
@@ -148,7 +148,9 @@ class ThriftServerService(_ReconnectingService):
     def _log_fields(self) -> dict[str, object]:
         return {"service": self.service_name}
 
-    def _server_ended(self, reason: BaseException, client: AMQClient, server: ThriftServer) -> None:
+    def _server_ended(
+        self, reason: BaseException, client: AMQPConnection, server: ThriftServer
+    ) -> None:
         if self.server is server:
             self.server = None
         self._reconnect(

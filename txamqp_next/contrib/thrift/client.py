@@ -5,15 +5,11 @@ txAMQP's C{txamqp.contrib.thrift.client}: L{ThriftTwistedDelegate}.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from twisted.logger import Logger
 
 from txamqp_next.client import TwistedDelegate
-
-if TYPE_CHECKING:
-    from txamqp_next.channel import Channel
-    from txamqp_next.message import Message
 
 __all__ = ["ThriftTwistedDelegate"]
 
@@ -31,8 +27,10 @@ class ThriftTwistedDelegate(TwistedDelegate):
 
     log = Logger()
 
-    def basic_return_(self, channel: Channel, message: Message) -> None:
-        name = message.headers.get("thriftClientName")
+    def basic_return_(self, channel: Any, message: Any) -> None:
+        content = message.content
+        headers = (content.properties.get("headers") if content is not None else None) or {}
+        name = headers.get("thriftClientName")
         client = self.client
         if name is None or client is None or not hasattr(client, "thriftBasicReturnQueue"):
             self.log.info(

@@ -19,7 +19,6 @@ from twisted.internet.defer import Deferred, DeferredLock
 
 from txamqp_next.channel import Channel
 from txamqp_next.contrib.thrift.service import IThriftAMQClientFactory
-from txamqp_next.message import Message
 from txamqp_next.protocol import AMQClient
 from txamqp_next.queue import TimeoutDeferredQueue
 from txamqp_next.thrift import ThriftServer, open_client, serve
@@ -41,9 +40,9 @@ class ThriftAMQClient(AMQClient):
         super().__init__(*args, **kwargs)
         self.replyToField = "reply to" if self.spec.major == 8 else "reply-to"
         self.thriftBasicReturnQueueLock = DeferredLock()
-        self.thriftBasicReturnQueues: dict[str, TimeoutDeferredQueue[Message]] = {}
+        self.thriftBasicReturnQueues: dict[str, TimeoutDeferredQueue[Any]] = {}
 
-    def thriftBasicReturnQueue(self, key: str) -> Deferred[TimeoutDeferredQueue[Message]]:
+    def thriftBasicReturnQueue(self, key: str) -> Deferred[TimeoutDeferredQueue[Any]]:
         """
         The queue of returned messages for the Thrift client named C{key}
         (used by L{txamqp_next.contrib.thrift.client.ThriftTwistedDelegate}).
@@ -51,7 +50,7 @@ class ThriftAMQClient(AMQClient):
         queue = self.thriftBasicReturnQueues.get(key)
         if queue is None:
             queue = self.thriftBasicReturnQueues[key] = TimeoutDeferredQueue(self.clock)
-        d: Deferred[TimeoutDeferredQueue[Message]] = Deferred()
+        d: Deferred[TimeoutDeferredQueue[Any]] = Deferred()
         d.callback(queue)
         return d
 
@@ -62,9 +61,10 @@ class ThriftAMQClient(AMQClient):
 
     async def _open(self, channel: int) -> Channel:
         ch = await self.channel(channel)
-        if not ch.is_open:
-            await ch.channel_open()
-        return ch
+        await ch.channel_open()
+        modern = ch.channel
+        assert modern is not None
+        return modern
 
     def createThriftClient(
         self,

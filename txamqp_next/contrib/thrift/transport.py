@@ -12,14 +12,16 @@ from twisted.internet.defer import Deferred
 
 from txamqp_next.channel import Channel
 from txamqp_next.content import Content
+from txamqp_next.protocol import AMQChannel
 
 __all__ = ["TwistedAMQPTransport"]
 
 
 class TwistedAMQPTransport(TMessageSenderTransport):  # type: ignore[misc]
     """
-    A Thrift transport that publishes each flushed message to C{exchange}
-    with C{routingKey}, C{mandatory}, as txAMQP's does: with a
+    A Thrift transport that publishes each flushed message on C{channel}
+    (a txAMQP-style L{AMQChannel} or a L{Channel}) to C{exchange} with
+    C{routingKey}, C{mandatory}, as txAMQP's does: with a
     C{thriftClientName} header when C{clientName} is given and a reply-to
     property when C{replyTo} is.
 
@@ -29,7 +31,7 @@ class TwistedAMQPTransport(TMessageSenderTransport):  # type: ignore[misc]
 
     def __init__(
         self,
-        channel: Channel,
+        channel: Channel | AMQChannel,
         exchange: str,
         routingKey: str,
         clientName: str | None = None,
@@ -55,6 +57,15 @@ class TwistedAMQPTransport(TMessageSenderTransport):  # type: ignore[misc]
             content["headers"] = {"thriftClientName": self.clientName}
         if self.replyTo:
             content[self.replyToField] = self.replyTo
-        return self.channel.basic_publish(
+        if isinstance(self.channel, Channel):
+            return self.channel.basic_publish(
+                exchange=self.exchange,
+                routing_key=self.routingKey,
+                body=content.body_bytes(),
+                properties=dict(content.properties),
+                mandatory=True,
+            )
+        published: Deferred[Any] = self.channel.basic_publish(
             exchange=self.exchange, routing_key=self.routingKey, content=content, mandatory=True
         )
+        return published
