@@ -1,6 +1,6 @@
 """
-Adapter micro-benchmark: the Twisted adapter's hot paths (L{AMQClient} and
-L{Channel}) with the broker replaced by prebuilt frames and the socket by a
+Adapter micro-benchmark: the Twisted adapter's hot paths (L{AMQPConnection}
+and L{Channel}) with the broker replaced by prebuilt frames and the socket by a
 transport that only counts bytes, so that no I/O or broker noise enters.
 
   - publish: C{basic_publish} of a 100-byte body, no properties;
@@ -27,9 +27,9 @@ from typing import Any
 from twisted.internet.task import Clock
 
 from txamqp_next import _frames
-from txamqp_next._connection import Credentials
 from txamqp_next._methods import methods_for
-from txamqp_next.protocol import AMQClient
+from txamqp_next._params import Credentials
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.spec import load
 
 BODY = b"x" * 100
@@ -84,9 +84,9 @@ class Broker:
         return b"".join(frames)
 
 
-def open_client() -> tuple[AMQClient, Any, Broker, NullTransport]:
+def open_client() -> tuple[AMQPConnection, Any, Broker, NullTransport]:
     broker = Broker()
-    client = AMQClient(clock=Clock(), credentials=Credentials(), heartbeat=0)
+    client = AMQPConnection(clock=Clock(), credentials=Credentials(), heartbeat=0)
     transport = NullTransport()
     client.makeConnection(transport)  # type: ignore[arg-type]
     client.dataReceived(

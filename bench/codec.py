@@ -46,9 +46,10 @@ from typing import Any
 
 from txamqp_next import _frames
 from txamqp_next._codec import decode_table, encode_table
-from txamqp_next._connection import Connection, Credentials
+from txamqp_next._connection import Connection
 from txamqp_next._events import ContentReceived
 from txamqp_next._methods import methods_for
+from txamqp_next._params import Credentials
 from txamqp_next.spec import load
 
 BODY = bytes(range(100))

@@ -2,8 +2,8 @@
 """
 Adapter tests for backpressure: the client is its transport's streaming
 producer, holds publishes while the transport's buffer is full, and passes
-the pause on to the application (L{AMQClient.register_producer},
-L{AMQClient.when_writable}).  Over a L{StringTransport} that pauses its
+the pause on to the application (L{AMQPConnection.register_producer},
+L{AMQPConnection.when_writable}).  Over a L{StringTransport} that pauses its
 producer past a high-water mark, with a L{Clock}.
 """
 
@@ -60,7 +60,7 @@ class ThrottlingTransport(RecordingTransport):
         Everything buffered is written to the peer: empty the buffer and
         resume the producer.  As in a reactor, the turn in which the client
         wrote ends first, so the publishes that waited for its end (see
-        C{AMQClient._flush}) reach the buffer before it is written.
+        C{AMQPConnection._flush}) reach the buffer before it is written.
         """
         clock = getattr(self.producer, "clock", None)
         if clock is not None:
@@ -116,8 +116,15 @@ class PausedTransportTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
+        self.connect()
+
+    def connect(self, **kwargs: Any) -> None:
+        """
+        Connect a client (made with C{kwargs}) over a fresh throttling
+        transport, open channel 1 and drain what the handshake wrote.
+        """
         self.transport = ThrottlingTransport(high_water=1000)
-        self.broker = Broker(transport=self.transport)
+        self.broker = Broker(transport=self.transport, **kwargs)
         self.broker.handshake()
         self.ch = self.broker.open_channel()
         self.client = self.broker.client
@@ -249,7 +256,8 @@ class PausedTransportTests(SynchronousTestCase):
         fails at once with PublishBufferFull and sends nothing; the ones
         held before it go out on drain, and then publishes are held again.
         """
-        self.client.max_held_bytes = 10
+        self.connect(max_held_bytes=10)
+        self.assertEqual(self.client.max_held_bytes, 10)
         self.pause()
         first = self.ch.basic_publish(routing_key="q", body=b"12345")
         refused = self.ch.basic_publish(routing_key="q", body=b"123456")
@@ -267,7 +275,8 @@ class PausedTransportTests(SynchronousTestCase):
         One message larger than C{max_held_bytes} is still held when nothing
         else is, so a large body is never refused for its size alone.
         """
-        self.client.max_held_bytes = 10
+        self.connect(max_held_bytes=10)
+        self.assertEqual(self.client.max_held_bytes, 10)
         self.pause()
         d = self.ch.basic_publish(routing_key="q", body=b"x" * 100)
         self.assertNoResult(d)
@@ -354,8 +363,15 @@ class ProducerTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
+        self.connect()
+
+    def connect(self, **kwargs: Any) -> None:
+        """
+        Connect a client (made with C{kwargs}) over a fresh throttling
+        transport, open channel 1 and drain what the handshake wrote.
+        """
         self.transport = ThrottlingTransport(high_water=1000)
-        self.broker = Broker(transport=self.transport)
+        self.broker = Broker(transport=self.transport, **kwargs)
         self.broker.handshake()
         self.ch = self.broker.open_channel()
         self.client = self.broker.client

@@ -135,9 +135,7 @@ class MethodAgreementTests(SynchronousTestCase):
         """
         ms = default_methods()
         payload = struct.pack(">HH", *key) + arguments
-        self.assertEqual(
-            outcome(ms.decode, payload), outcome(ms._decode_generic, payload)
-        )
+        self.assertEqual(outcome(ms.decode, payload), outcome(ms._decode_generic, payload))
 
     def test_unusual_values_fall_back(self) -> None:
         """
@@ -317,8 +315,17 @@ class PropertiesAgreementTests(SynchronousTestCase):
                 **{
                     name: str(pattern)
                     for bit, name in enumerate(
-                        ("correlation_id", "reply_to", "expiration", "message_id", "type",
-                         "user_id", "app_id", "content_type", "content_encoding")
+                        (
+                            "correlation_id",
+                            "reply_to",
+                            "expiration",
+                            "message_id",
+                            "type",
+                            "user_id",
+                            "app_id",
+                            "content_type",
+                            "content_encoding",
+                        )
                     )
                     if pattern & (4 << bit)
                 },
@@ -388,10 +395,7 @@ class TableFastPathTests(SynchronousTestCase):
         """
         self.assertEqual(
             _codec.encode_table({"s": "ab", "i": -2, "t": True}),
-            b"\x00\x00\x00\x14"
-            b"\x01sS\x00\x00\x00\x02ab"
-            b"\x01iI\xff\xff\xff\xfe"
-            b"\x01tt\x01",
+            b"\x00\x00\x00\x14\x01sS\x00\x00\x00\x02ab\x01iI\xff\xff\xff\xfe\x01tt\x01",
         )
 
     def test_errors_from_the_reference(self) -> None:
@@ -437,9 +441,7 @@ class FrameReaderBulkTests(SynchronousTestCase):
         stream = framed(1, 1, b"m") + framed(2, 1, b"h" * 20) + framed(3, 1, b"b" * 5)
         reader = _frames.FrameReader()
         reader.feed(stream + framed(3, 1, b"rest")[:6])
-        self.assertEqual(
-            reader.read_frames(), [(1, 1, b"m"), (2, 1, b"h" * 20), (3, 1, b"b" * 5)]
-        )
+        self.assertEqual(reader.read_frames(), [(1, 1, b"m"), (2, 1, b"h" * 20), (3, 1, b"b" * 5)])
         self.assertEqual(reader.buffered, 6)
         self.assertEqual(reader.read_frames(), [])
         reader.feed(framed(3, 1, b"rest")[6:])
@@ -563,16 +565,19 @@ class EventMakerTests(SynchronousTestCase):
 
     def test_same_events(self) -> None:
         """
-        C{content_received} and C{method_received} give instances of the
-        public classes, equal to and shown like the usual ones, and frozen.
+        C{content_received}, C{method_received} and C{reply_received} give
+        instances of the public classes, equal to and shown like the usual
+        ones, and frozen.
         """
         from dataclasses import FrozenInstanceError
 
         from txamqp_next._events import (
             ContentReceived,
             MethodReceived,
+            ReplyReceived,
             content_received,
             method_received,
+            reply_received,
         )
 
         ms = default_methods()
@@ -589,3 +594,10 @@ class EventMakerTests(SynchronousTestCase):
         self.assertEqual((other.channel, other.method), (2, ack))
         self.assertEqual(other, MethodReceived(2, ack))
         self.assertRaises(FrozenInstanceError, setattr, other, "channel", 1)
+        get_ok = ms.Basic.GetOk(delivery_tag=4)
+        reply = reply_received(5, get_ok, props, b"got")
+        self.assertIs(type(reply), ReplyReceived)
+        self.assertEqual(reply, ReplyReceived(5, get_ok, props, b"got"))
+        self.assertEqual(repr(reply), repr(ReplyReceived(5, get_ok, props, b"got")))
+        self.assertEqual(reply_received(1, ack, None, b""), ReplyReceived(1, ack))
+        self.assertRaises(FrozenInstanceError, setattr, reply, "body", b"")

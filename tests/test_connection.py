@@ -22,6 +22,7 @@ from txamqp_next._connection import (
     ConnectionState,
     Credentials,
     _Channel,
+    capabilities,
     negotiate,
 )
 from txamqp_next._events import (
@@ -30,8 +31,11 @@ from txamqp_next._events import (
     ConnectionOpened,
     ContentReceived,
     MethodReceived,
+    ReplyReceived,
 )
+from txamqp_next._params import ConnectionParameters
 from txamqp_next.errors import LocalProtocolError, RemoteProtocolError
+from txamqp_next.spec import load
 
 
 class HandshakeTests(SynchronousTestCase):
@@ -55,11 +59,14 @@ class HandshakeTests(SynchronousTestCase):
 
     def test_start_ok(self) -> None:
         """
-        C{start} is answered with C{start-ok}: PLAIN credentials, our
-        product, platform, connection name and capabilities.
+        C{start} is reported (as a L{MethodReceived} on channel 0) and
+        answered with C{start-ok}: PLAIN credentials, our product, platform,
+        connection name and capabilities.
         """
         self.parser.feed(self.conn.data_to_send())
-        self.assertEqual(self.conn.receive_data(self.factory.start()), [])
+        [event] = self.conn.receive_data(self.factory.start())
+        assert isinstance(event, MethodReceived)
+        self.assertEqual((event.channel, event.method.NAME), (0, "connection.start"))
         [start_ok] = self.parser.methods_sent(self.conn.data_to_send())
         self.assertEqual(start_ok.NAME, "connection.start-ok")
         self.assertEqual(start_ok.mechanism, "PLAIN")
@@ -85,11 +92,17 @@ class HandshakeTests(SynchronousTestCase):
     def test_tune_and_open(self) -> None:
         """
         C{tune} is answered with C{tune-ok} carrying the negotiated values,
-        then C{open} for the vhost; C{open-ok} yields L{ConnectionOpened}.
+        then C{open} for the vhost, and reported as a L{MethodReceived} on
+        channel 0; C{open-ok} yields L{ConnectionOpened}.
         """
         self.parser.feed(self.conn.data_to_send())
         self.conn.receive_data(self.factory.start())
-        self.conn.receive_data(self.factory.tune(channel_max=100, frame_max=65536, heartbeat=30))
+        [tune] = self.conn.receive_data(
+            self.factory.tune(channel_max=100, frame_max=65536, heartbeat=30)
+        )
+        assert isinstance(tune, MethodReceived)
+        self.assertEqual((tune.channel, tune.method.NAME), (0, "connection.tune"))
+        self.assertEqual(tune.method.channel_max, 100)
         sent = self.parser.methods_sent(self.conn.data_to_send())
         self.assertEqual(
             [m.NAME for m in sent], ["connection.start-ok", "connection.tune-ok", "connection.open"]
@@ -121,10 +134,12 @@ class HandshakeTests(SynchronousTestCase):
     def test_mechanism_not_offered(self) -> None:
         """
         A broker that does not offer our mechanism ends the connection with
-        L{errors.AuthenticationError}.
+        L{errors.AuthenticationError}, after the start is reported.
         """
         self.conn.data_to_send()
-        [event] = self.conn.receive_data(self.factory.start(mechanisms=b"EXTERNAL"))
+        [start, event] = self.conn.receive_data(self.factory.start(mechanisms=b"EXTERNAL"))
+        assert isinstance(start, MethodReceived)
+        self.assertEqual(start.method.NAME, "connection.start")
         assert isinstance(event, ConnectionClosed)
         self.assertIsInstance(event.error, errors.AuthenticationError)
         self.assertIn("PLAIN", str(event.error))
@@ -222,14 +237,15 @@ class ChannelTests(SynchronousTestCase):
     def test_open(self) -> None:
         """
         C{open_channel} picks the lowest free id and sends C{channel.open};
-        C{open-ok} opens it and is reported.
+        C{open-ok} opens it and is reported as the reply to the open.
         """
         self.assertEqual(self.conn.open_channel(), 1)
         self.assertEqual(self.conn.open_channel(), 2)
         self.assertEqual(self.sent(), ["channel.open", "channel.open"])
         self.assertEqual(self.conn.channel_state(1), ChannelState.OPENING)
         [event] = self.conn.receive_data(self.factory.method(1, "channel.open-ok"))
-        assert isinstance(event, MethodReceived)
+        assert isinstance(event, ReplyReceived)
+        self.assertEqual(event.channel, 1)
         self.assertEqual(event.method.NAME, "channel.open-ok")
         self.assertEqual(self.conn.channel_state(1), ChannelState.OPEN)
         exc = self.assertRaises(LocalProtocolError, self.conn.open_channel, 1)
@@ -298,13 +314,16 @@ class ChannelTests(SynchronousTestCase):
         self.assertEqual(self.conn.channel_state(two), ChannelState.OPEN)
         exc = self.assertRaises(LocalProtocolError, self.conn.publish, one, b"x")
         self.assertIn("not open", str(exc))
+        self.assertEqual(exc.args, (503, exc.reply_text, one))
+        self.assertEqual((exc.reply_code, exc.channel), (503, one))
         self.assertEqual(open_channel(self.conn, self.factory, self.parser), one)
 
     def test_client_close_skips_queue(self) -> None:
         """
         Closing a channel sends C{channel.close} at once, even behind an
         outstanding call; queued calls are dropped; replies that arrive while
-        closing are discarded; C{close-ok} closes the channel.
+        closing are discarded; C{close-ok} closes the channel, answered by
+        a L{ChannelClosed} without error (not by a reply event).
         """
         ch = open_channel(self.conn, self.factory, self.parser)
         self.conn.send_method(ch, self.ms.Queue.Declare(queue="a"))
@@ -315,9 +334,7 @@ class ChannelTests(SynchronousTestCase):
             self.conn.receive_data(self.factory.method(ch, "queue.declare-ok", queue="a")), []
         )
         events = self.conn.receive_data(self.factory.method(ch, "channel.close-ok"))
-        self.assertEqual([type(e) for e in events], [MethodReceived, ChannelClosed])
-        assert isinstance(events[1], ChannelClosed)
-        self.assertIsNone(events[1].error)
+        self.assertEqual(events, [ChannelClosed(ch, None)])
         self.assertEqual(self.conn.channel_state(ch), ChannelState.CLOSED)
 
     def test_simultaneous_close(self) -> None:
@@ -331,6 +348,30 @@ class ChannelTests(SynchronousTestCase):
         assert isinstance(event, ChannelClosed)
         self.assertIsInstance(event.error, errors.PreconditionFailed)
         self.assertEqual(self.sent(), ["channel.close-ok"])
+
+    def test_simultaneous_close_then_close_ok(self) -> None:
+        """
+        When a broker close crosses ours, the broker also answers our close
+        with C{close-ok} after its own close (the spec says a Close received
+        after sending Close is answered with Close-Ok; RabbitMQ does so).
+        That late C{close-ok} is accepted quietly: the connection and the
+        other channels go on, and the id can be used again.
+        """
+        ch = open_channel(self.conn, self.factory, self.parser)
+        other = open_channel(self.conn, self.factory, self.parser)
+        self.conn.send_method(ch, self.ms.Channel.Close())
+        self.sent()
+        [closed] = self.conn.receive_data(self.factory.method(ch, "channel.close", reply_code=406))
+        self.assertIsInstance(closed, ChannelClosed)
+        self.assertEqual(self.sent(), ["channel.close-ok"])
+        events = self.conn.receive_data(self.factory.method(ch, "channel.close-ok"))
+        self.assertEqual(
+            [e for e in events if isinstance(e, (ChannelClosed, ConnectionClosed))], []
+        )
+        self.assertEqual(self.sent(), [])
+        self.assertEqual(self.conn.state, ConnectionState.OPEN)
+        self.assertEqual(self.conn.channel_state(other), ChannelState.OPEN)
+        self.assertEqual(open_channel(self.conn, self.factory, self.parser), ch)
 
     def test_flow_answered(self) -> None:
         """
@@ -504,8 +545,9 @@ class ContentTests(SynchronousTestCase):
 
     def test_oversized_message_closes_channel(self) -> None:
         """
-        A message over the size cap closes its channel with 311 and discards
-        its frames; the connection and other channels go on.
+        A message over the size cap closes its channel with 311, naming the
+        method that carried it (C{basic.deliver}, 60.60), and discards its
+        frames; the connection and other channels go on.
         """
         conn, factory, parser = open_connection(max_message_size=1000)
         ch = open_channel(conn, factory, parser)
@@ -515,9 +557,15 @@ class ContentTests(SynchronousTestCase):
         )
         [event] = events
         assert isinstance(event, ChannelClosed)
-        self.assertEqual(event.error.reply_code if event.error else 0, 311)
+        self.assertIsInstance(event.error, errors.ContentTooLarge)
+        assert event.error is not None
+        self.assertEqual(event.error.reply_code, 311)
+        self.assertEqual((event.error.class_id, event.error.method_id), (60, 60))
         [close] = parser.methods_sent(conn.data_to_send())
-        self.assertEqual((close.NAME, close.reply_code), ("channel.close", 311))
+        self.assertEqual(
+            (close.NAME, close.reply_code, close.class_id, close.method_id),
+            ("channel.close", 311, 60, 60),
+        )
         [ok] = conn.receive_data(factory.content(other, "basic.deliver", b"fine", delivery_tag=1))
         self.assertIsInstance(ok, ContentReceived)
         self.assertEqual(conn.receive_data(factory.method(ch, "channel.close-ok")), [])
@@ -899,3 +947,448 @@ class OlderVersionTests(SynchronousTestCase):
             assert isinstance(event, ContentReceived)
             self.assertEqual((event.body, event.method.delivery_tag), (b"body", 3), name)
             self.assertEqual(event.properties.content_type, "t")
+
+
+class ConstructionTests(SynchronousTestCase):
+    """
+    C{Connection(params=None, **overrides)}: parameters from a
+    L{ConnectionParameters}, changed by name.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        With no parameters the core speaks the default 0-9-1 spec, opens
+        C{/} and has no credentials (it waits for L{Connection.authenticate}).
+        """
+        conn = Connection()
+        self.assertIsInstance(conn.params, ConnectionParameters)
+        self.assertIsNone(conn.credentials)
+        self.assertIsNone(conn.params.credentials)
+        self.assertIs(conn.spec, load())
+        self.assertEqual(conn.vhost, "/")
+        self.assertEqual(conn.data_to_send(), b"AMQP\x00\x00\x09\x01")
+
+    def test_params_and_overrides(self) -> None:
+        """
+        Overrides change the given parameters by name, in a copy: the
+        caller's object is left alone.
+        """
+        credentials = Credentials("u", "p")
+        params = ConnectionParameters(credentials=credentials, vhost="/a", heartbeat=5)
+        conn = Connection(params, vhost="/b", max_message_size=10)
+        self.assertEqual((conn.params.vhost, conn.vhost), ("/b", "/b"))
+        self.assertEqual((conn.params.heartbeat, conn.max_message_size), (5, 10))
+        self.assertIs(conn.credentials, credentials)
+        self.assertEqual(params.vhost, "/a")
+        self.assertIs(Connection(params).params, params)
+
+    def test_unknown_override(self) -> None:
+        """
+        An override that names no parameter is a C{TypeError}.
+        """
+        self.assertRaises(TypeError, Connection, vhsot="/")
+
+
+class AuthenticateTests(SynchronousTestCase):
+    """
+    A core made without credentials reports C{connection.start} and waits
+    for L{Connection.authenticate}.
+    """
+
+    def test_start_reported_before_answer(self) -> None:
+        """
+        C{start} is reported as a L{MethodReceived} on channel 0 and nothing
+        is sent until the credentials are given; then C{start-ok} carries
+        them.
+        """
+        conn = Connection()
+        factory, parser = FrameFactory(), SentParser()
+        parser.feed(conn.data_to_send())
+        [event] = conn.receive_data(factory.start())
+        assert isinstance(event, MethodReceived)
+        self.assertEqual((event.channel, event.method.NAME), (0, "connection.start"))
+        self.assertEqual(event.method.mechanisms, b"PLAIN AMQPLAIN")
+        self.assertEqual(conn.data_to_send(), b"")
+        self.assertEqual(conn.state, ConnectionState.AWAIT_CREDENTIALS)
+        self.assertEqual(conn.authenticate(Credentials("u", "p", "AMQPLAIN")), [])
+        [start_ok] = parser.methods_sent(conn.data_to_send())
+        self.assertEqual((start_ok.NAME, start_ok.mechanism), ("connection.start-ok", "AMQPLAIN"))
+        self.assertEqual(conn.state, ConnectionState.AWAIT_TUNE)
+        self.assertRaises(LocalProtocolError, conn.authenticate, Credentials())
+
+    def test_credentials_before_start(self) -> None:
+        """
+        Credentials given before C{start} arrives answer it at once.
+        """
+        conn = Connection()
+        factory, parser = FrameFactory(), SentParser()
+        parser.feed(conn.data_to_send())
+        self.assertEqual(conn.authenticate(Credentials("u", "p")), [])
+        self.assertEqual(conn.data_to_send(), b"")
+        [event] = conn.receive_data(factory.start())
+        self.assertIsInstance(event, MethodReceived)
+        [start_ok] = parser.methods_sent(conn.data_to_send())
+        self.assertEqual(start_ok.response, b"\0u\0p")
+
+    def test_mechanism_not_offered(self) -> None:
+        """
+        Credentials whose mechanism the broker does not offer end the
+        connection with L{errors.AuthenticationError}.
+        """
+        conn = Connection()
+        conn.receive_data(FrameFactory().start(mechanisms=b"PLAIN"))
+        [event] = conn.authenticate(Credentials(mechanism="EXTERNAL"))
+        assert isinstance(event, ConnectionClosed)
+        self.assertIsInstance(event.error, errors.AuthenticationError)
+        self.assertEqual(conn.state, ConnectionState.CLOSED)
+
+
+class ReplyTests(SynchronousTestCase):
+    """
+    Replies to synchronous calls come as L{ReplyReceived}; methods that
+    answer no call as L{MethodReceived} or L{ContentReceived}.
+    """
+
+    def setUp(self) -> None:
+        self.conn, self.factory, self.parser = open_connection()
+        self.ms = self.conn.methods
+        self.ch = open_channel(self.conn, self.factory, self.parser)
+
+    def test_reply(self) -> None:
+        """
+        C{queue.declare-ok} answering C{queue.declare} is a
+        L{ReplyReceived} without content.
+        """
+        self.conn.send_method(self.ch, self.ms.Queue.Declare(queue="q"))
+        [event] = self.conn.receive_data(
+            self.factory.method(self.ch, "queue.declare-ok", queue="q", message_count=3)
+        )
+        self.assertEqual(
+            event, ReplyReceived(self.ch, self.ms.Queue.DeclareOk(queue="q", message_count=3))
+        )
+        assert isinstance(event, ReplyReceived)
+        self.assertIsNone(event.properties)
+        self.assertEqual(event.body, b"")
+
+    def test_get_ok_with_content(self) -> None:
+        """
+        C{basic.get-ok} is a L{ReplyReceived} carrying its properties and
+        whole body, even when the body comes in several frames;
+        C{basic.get-empty} is one without content.
+        """
+        self.conn.send_method(self.ch, self.ms.Basic.Get(queue="q"))
+        body = b"0123456789" * 1000
+        events = self.conn.receive_data(
+            self.factory.content(
+                self.ch,
+                "basic.get-ok",
+                body,
+                frame_max=4096,
+                properties={"content_type": "text/plain"},
+                delivery_tag=5,
+                message_count=1,
+            )
+        )
+        get_ok = self.ms.Basic.GetOk(delivery_tag=5, message_count=1)
+        props = self.ms.Basic.Properties(content_type="text/plain")
+        self.assertEqual(events, [ReplyReceived(self.ch, get_ok, props, body)])
+        self.conn.send_method(self.ch, self.ms.Basic.Get(queue="q"))
+        self.assertEqual(
+            self.conn.receive_data(self.factory.method(self.ch, "basic.get-empty")),
+            [ReplyReceived(self.ch, self.ms.Basic.GetEmpty())],
+        )
+
+    def test_delivery_while_get_waits(self) -> None:
+        """
+        A delivery arriving while a C{basic.get} waits is content that
+        answers no call; the get-ok after it is the reply.
+        """
+        self.conn.send_method(self.ch, self.ms.Basic.Get(queue="q"))
+        delivery = self.factory.content(self.ch, "basic.deliver", b"d", delivery_tag=1)
+        get_ok = self.factory.content(self.ch, "basic.get-ok", b"g", delivery_tag=2)
+        events = self.conn.receive_data(delivery + get_ok)
+        self.assertEqual([type(e) for e in events], [ContentReceived, ReplyReceived])
+        self.assertEqual([e.body for e in events], [b"d", b"g"])  # type: ignore[attr-defined]
+
+    def test_unsolicited_methods(self) -> None:
+        """
+        While a call waits, a method that answers none (C{basic.ack} in
+        confirm mode) is still a L{MethodReceived}, and the reply that
+        follows a L{ReplyReceived}.
+        """
+        self.conn.send_method(self.ch, self.ms.Queue.Declare(queue="q"))
+        events = self.conn.receive_data(
+            self.factory.method(self.ch, "basic.ack", delivery_tag=1)
+            + self.factory.method(self.ch, "queue.declare-ok", queue="q")
+        )
+        self.assertEqual([type(e) for e in events], [MethodReceived, ReplyReceived])
+
+    def test_update_secret_reply_on_channel_0(self) -> None:
+        """
+        C{connection.update-secret-ok} is a L{ReplyReceived} on channel 0; a
+        second update waits for the first one's reply; a reply nobody asked
+        for is unexpected (505).
+        """
+        update = self.ms["connection.update-secret"]
+        self.conn.send_method(0, update(new_secret=b"one", reason="r"))
+        self.conn.send_method(0, update(new_secret=b"two", reason="r"))
+        [first] = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual(first.new_secret, b"one")
+        [event] = self.conn.receive_data(self.factory.method(0, "connection.update-secret-ok"))
+        self.assertEqual(event, ReplyReceived(0, self.ms["connection.update-secret-ok"]()))
+        [second] = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual(second.new_secret, b"two")
+        [event] = self.conn.receive_data(self.factory.method(0, "connection.update-secret-ok"))
+        self.assertIsInstance(event, ReplyReceived)
+        exc = self.assertRaises(
+            RemoteProtocolError,
+            self.conn.receive_data,
+            self.factory.method(0, "connection.update-secret-ok"),
+        )
+        self.assertEqual(exc.reply_code, 505)
+
+
+class FreeChannelTests(SynchronousTestCase):
+    """
+    L{Connection.free_channel} picks the lowest unused id.
+    """
+
+    def test_lowest_free(self) -> None:
+        """
+        The lowest id that is neither open nor excluded; asking reserves
+        nothing.
+        """
+        conn, factory, parser = open_connection(channel_max=3)
+        self.assertEqual(conn.free_channel(), 1)
+        self.assertEqual(conn.free_channel(), 1)
+        self.assertEqual(conn.free_channel(exclude={1}), 2)
+        self.assertEqual(conn.free_channel(exclude=[1, 2]), 3)
+        self.assertEqual(open_channel(conn, factory, parser), 1)
+        self.assertEqual(conn.free_channel(), 2)
+        self.assertEqual(conn.free_channel(exclude={2}), 3)
+
+    def test_all_taken(self) -> None:
+        """
+        When every id up to C{channel_max} is open or excluded,
+        L{LocalProtocolError} (503) says so.
+        """
+        conn, factory, parser = open_connection(channel_max=3)
+        exc = self.assertRaises(LocalProtocolError, conn.free_channel, exclude=range(1, 4))
+        self.assertEqual(exc.reply_code, 503)
+        self.assertIn("3 channels", str(exc))
+        open_channel(conn, factory, parser)
+        self.assertRaises(LocalProtocolError, conn.free_channel, exclude={2, 3})
+
+
+class HeartbeatDueTests(SynchronousTestCase):
+    """
+    L{Connection.heartbeat_due} and L{Connection.send_heartbeat}, for a
+    driver that sends heartbeats itself.
+    """
+
+    def setUp(self) -> None:
+        self.conn, self.factory, self.parser = open_connection(heartbeat=10)
+
+    def test_due_after_a_quiet_interval(self) -> None:
+        """
+        A heartbeat is due once nothing was sent for an interval, as
+        L{Connection.tick} would send it; asking queues nothing.
+        """
+        self.assertFalse(self.conn.heartbeat_due(0))
+        self.assertFalse(self.conn.heartbeat_due(9.9))
+        self.assertTrue(self.conn.heartbeat_due(10))
+        self.assertEqual(self.conn.data_to_send(), b"")
+        self.assertEqual(self.conn.tick(10), [])
+        self.assertEqual(self.conn.data_to_send(), _frames.HEARTBEAT)
+
+    def test_traffic_puts_it_off(self) -> None:
+        """
+        Anything sent counts: after a publish at 8 the next heartbeat is due
+        at 18.
+        """
+        self.conn.heartbeat_due(0)
+        self.conn.publish(open_channel(self.conn, self.factory, self.parser), b"x")
+        self.conn.data_to_send()
+        self.assertFalse(self.conn.heartbeat_due(8))
+        self.assertFalse(self.conn.heartbeat_due(17.9))
+        self.assertTrue(self.conn.heartbeat_due(18))
+
+    def test_send_heartbeat(self) -> None:
+        """
+        C{send_heartbeat} queues a heartbeat whether or not one is due; with
+        the time it counts as traffic, so the next is due an interval later
+        and L{Connection.tick} sends none before.
+        """
+        self.conn.tick(0)
+        self.conn.send_heartbeat(3)
+        self.assertEqual(self.conn.data_to_send(), _frames.HEARTBEAT)
+        self.conn.receive_data(_frames.HEARTBEAT)
+        self.assertFalse(self.conn.heartbeat_due(12.9))
+        self.assertEqual(self.conn.tick(12.9), [])
+        self.assertEqual(self.conn.data_to_send(), b"")
+        self.assertTrue(self.conn.heartbeat_due(13))
+        self.conn.send_heartbeat()
+        self.assertEqual(self.conn.data_to_send(), _frames.HEARTBEAT)
+
+    def test_not_before_open_or_after_close(self) -> None:
+        """
+        Before the connection is open, after it closed, or with heartbeats
+        off, nothing is due; C{send_heartbeat} sends nothing before the
+        connection is open or after it closed.
+        """
+        conn = Connection(credentials=Credentials())
+        conn.data_to_send()
+        self.assertFalse(conn.heartbeat_due(100))
+        conn.send_heartbeat(100)
+        self.assertEqual(conn.data_to_send(), b"")
+        off, _, _ = open_connection(heartbeat=0, tune={"heartbeat": 0})
+        self.assertFalse(off.heartbeat_due(1e6))
+        self.conn.receive_data(self.factory.method(0, "connection.close", reply_code=320))
+        self.conn.data_to_send()
+        self.assertFalse(self.conn.heartbeat_due(1e6))
+        self.conn.send_heartbeat(1e6)
+        self.assertEqual(self.conn.data_to_send(), b"")
+
+
+class CapabilitiesTests(SynchronousTestCase):
+    """
+    The capabilities we advertise depend on the spec: the broker must not
+    use an extension whose methods the client cannot decode.
+    """
+
+    ALL: ClassVar[set[str]] = {
+        "publisher_confirms",
+        "consumer_cancel_notify",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "connection.blocked",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    }
+    #: what a spec without RabbitMQ's extensions supports: broker-sent
+    #: basic.cancel is accepted whatever its chassis says
+    PLAIN: ClassVar[set[str]] = {
+        "consumer_cancel_notify",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    }
+
+    def test_default_spec(self) -> None:
+        """
+        With our default spec every capability is advertised, as C{True}.
+        """
+        caps = capabilities(load())
+        self.assertEqual(set(caps), self.ALL)
+        self.assertTrue(all(value is True for value in caps.values()))
+
+    def test_plain_specs(self) -> None:
+        """
+        0-8, 0-9 and the plain 0-9-1 file have no C{basic.nack}, no
+        C{confirm} class, no C{exchange.bind} and no C{connection.blocked}:
+        those capabilities are left out.
+        """
+        for name in (
+            "0-8/amqp0-8.stripped.xml",
+            "0-9/amqp0-9.stripped.xml",
+            "0-9-1/amqp0-9-1.stripped.xml",
+        ):
+            spec = reference_spec(name)
+            for missing in ("basic.nack", "confirm.select", "connection.blocked"):
+                self.assertNotIn(missing, spec.method_by_name, (name, missing))
+            caps = capabilities(spec)
+            self.assertEqual(set(caps), self.PLAIN, name)
+            self.assertTrue(all(value is True for value in caps.values()), name)
+
+    def test_rabbit_extended_spec(self) -> None:
+        """
+        Debian's RabbitMQ 0-9-1 file has confirms, C{basic.nack} and
+        exchange bindings but no C{connection.blocked}.
+        """
+        caps = capabilities(reference_spec("0-9-1-rabbit/amqp0-9-1.stripped.extended.xml"))
+        self.assertEqual(set(caps), self.ALL - {"connection.blocked"})
+
+    def test_sent_in_start_ok(self) -> None:
+        """
+        C{start-ok} carries the capabilities of the spec spoken: 0-8's lack
+        C{basic.nack}, C{publisher_confirms} and C{connection.blocked}.
+        """
+        spec = reference_spec("0-8/amqp0-8.stripped.xml")
+        conn = Connection(spec=spec, credentials=Credentials())
+        parser = SentParser(spec)
+        parser.feed(conn.data_to_send())
+        conn.receive_data(FrameFactory(spec).start())
+        [start_ok] = parser.methods_sent(conn.data_to_send())
+        caps = start_ok.client_properties["capabilities"]
+        self.assertEqual(caps, capabilities(spec))
+        for missing in ("basic.nack", "publisher_confirms", "connection.blocked"):
+            self.assertNotIn(missing, caps)
+
+
+class BrokerExtensionsTests(SynchronousTestCase):
+    """
+    RabbitMQ sends C{basic.cancel} and C{basic.ack} to clients although the
+    plain spec files list them as sent by clients only; the core accepts
+    them on channels whatever the spec's chassis says.
+    """
+
+    SPECS = (
+        "0-9-1/amqp0-9-1.stripped.xml",
+        "0-9/amqp0-9.stripped.xml",
+        "0-8/amqp0-8.stripped.xml",
+    )
+
+    def test_cancel_and_ack_accepted(self) -> None:
+        """
+        With each plain file (whose chassis for C{basic.cancel} and
+        C{basic.ack} names only the server), a broker's C{basic.cancel} and
+        C{basic.ack} on an open channel are reported as L{MethodReceived};
+        nothing is sent and the connection stays open.
+        """
+        for name in self.SPECS:
+            spec = reference_spec(name)
+            for method in ("basic.cancel", "basic.ack"):
+                self.assertEqual(spec.method(method).chassis, {"server"}, (name, method))
+            conn, factory, parser = open_connection(spec=spec)
+            ch = open_channel(conn, factory, parser)
+            events = conn.receive_data(
+                factory.method(ch, "basic.cancel", consumer_tag="ctag")
+                + factory.method(ch, "basic.ack", delivery_tag=3, multiple=True)
+            )
+            self.assertEqual(
+                events,
+                [
+                    MethodReceived(ch, conn.methods.Basic.Cancel(consumer_tag="ctag")),
+                    MethodReceived(ch, conn.methods.Basic.Ack(delivery_tag=3, multiple=True)),
+                ],
+                name,
+            )
+            self.assertEqual(conn.data_to_send(), b"", name)
+            self.assertEqual(conn.state, ConnectionState.OPEN, name)
+            self.assertEqual(conn.channel_state(ch), ChannelState.OPEN, name)
+
+    def test_other_client_methods_refused(self) -> None:
+        """
+        The exception is narrow: with the plain 0-9-1 file a broker's
+        C{queue.declare} (sent by clients only) is still invalid (503).
+        """
+        conn, factory, parser = open_connection(spec=reference_spec(self.SPECS[0]))
+        ch = open_channel(conn, factory, parser)
+        exc = self.assertRaises(
+            RemoteProtocolError, conn.receive_data, factory.method(ch, "queue.declare", queue="q")
+        )
+        self.assertEqual(exc.reply_code, 503)
+
+    def test_our_cancel_still_answered(self) -> None:
+        """
+        With the plain 0-9-1 file the client may still send C{basic.cancel},
+        and C{cancel-ok} is its reply.
+        """
+        conn, factory, parser = open_connection(spec=reference_spec(self.SPECS[0]))
+        ch = open_channel(conn, factory, parser)
+        conn.send_method(ch, conn.methods.Basic.Cancel(consumer_tag="ctag"))
+        [sent] = parser.methods_sent(conn.data_to_send())
+        self.assertEqual(sent.NAME, "basic.cancel")
+        [event] = conn.receive_data(factory.method(ch, "basic.cancel-ok", consumer_tag="ctag"))
+        self.assertIsInstance(event, ReplyReceived)

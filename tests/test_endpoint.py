@@ -23,16 +23,16 @@ from tests.helpers import FrameFactory, SentParser
 from txamqp_next import errors
 from txamqp_next._connection import Credentials
 from txamqp_next._methods import Method
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.endpoint import (
     AMQEndpoint,
     ConnectionParameters,
     ConnectTimeout,
-    _endpoint_for,
     connect,
+    endpoint_for,
     parse_url,
 )
 from txamqp_next.factory import AMQFactory
-from txamqp_next.protocol import AMQClient
 
 SECRET = "s3cr3t-PASSWORD"
 
@@ -283,7 +283,7 @@ class EndpointForTests(SynchronousTestCase):
         """
         An IPv4 address connects with a plain TCP4 endpoint.
         """
-        endpoint = _endpoint_for(MemoryReactorClock(), parse_url("amqp://10.0.0.1"))
+        endpoint = endpoint_for(MemoryReactorClock(), parse_url("amqp://10.0.0.1"))
         self.assertIsInstance(endpoint, endpoints.TCP4ClientEndpoint)
 
     def test_names_and_ipv6(self) -> None:
@@ -292,9 +292,7 @@ class EndpointForTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         for url in ("amqp://broker.example", "amqp://[::1]"):
-            self.assertIsInstance(
-                _endpoint_for(reactor, parse_url(url)), endpoints.HostnameEndpoint
-            )
+            self.assertIsInstance(endpoint_for(reactor, parse_url(url)), endpoints.HostnameEndpoint)
 
     def test_tls(self) -> None:
         """
@@ -302,11 +300,11 @@ class EndpointForTests(SynchronousTestCase):
         L{ValueError}.
         """
         reactor = MemoryReactorClock()
-        endpoint = _endpoint_for(reactor, parse_url("amqps://broker.example"))
+        endpoint = endpoint_for(reactor, parse_url("amqps://broker.example"))
         self.assertTrue(IStreamClientEndpoint.providedBy(endpoint))
         self.assertNotIsInstance(endpoint, endpoints.HostnameEndpoint)
         exc = self.assertRaises(
-            ValueError, _endpoint_for, reactor, parse_url("amqps://h?verify=maybe")
+            ValueError, endpoint_for, reactor, parse_url("amqps://h?verify=maybe")
         )
         self.assertIn("verify_peer", str(exc))
 
@@ -355,20 +353,20 @@ class ConnectTests(SynchronousTestCase):
         self.frames = FrameFactory()
         self.parser = SentParser()
         self.transport = AbortTransport()
-        self.client: AMQClient | None = None
+        self.client: AMQPConnection | None = None
 
-    def connect(self, **kwargs: Any) -> Deferred[AMQClient]:
+    def connect(self, **kwargs: Any) -> Deferred[AMQPConnection]:
         kwargs.setdefault("connection_timeout", 5)
         return connect(self.clock, self.endpoint, **kwargs)
 
-    def accept(self) -> AMQClient:
+    def accept(self) -> AMQPConnection:
         """
         Complete the TCP connection: build the protocol, connect it to the
         transport, fire the endpoint's L{Deferred}.
         """
         assert self.endpoint.factory is not None and self.endpoint.attempt is not None
         client = self.endpoint.factory.buildProtocol(None)
-        assert isinstance(client, AMQClient)
+        assert isinstance(client, AMQPConnection)
         client.makeConnection(self.transport)
         self.endpoint.attempt.callback(client)
         self.client = client
@@ -615,3 +613,33 @@ class AMQEndpointTests(SynchronousTestCase):
         params = ConnectionParameters(credentials=Credentials("u", SECRET))
         self.assertNotIn(SECRET, repr(params))
         self.assertEqual(repr(params), "ConnectionParameters(amqp://u@127.0.0.1:5672, vhost='/')")
+
+
+class ParametersTests(SynchronousTestCase):
+    """
+    L{ConnectionParameters}, where they live and how they change.
+    """
+
+    def test_parameters_module(self) -> None:
+        """
+        L{ConnectionParameters}, L{parse_url} and L{Credentials} live in
+        L{txamqp_next._params}; the endpoint module (and the core, for
+        L{Credentials}) re-export the very same objects.
+        """
+        from txamqp_next import _connection, _params, endpoint
+
+        self.assertIs(endpoint.ConnectionParameters, _params.ConnectionParameters)
+        self.assertIs(endpoint.parse_url, _params.parse_url)
+        self.assertIs(_connection.Credentials, _params.Credentials)
+        self.assertIs(Credentials, _params.Credentials)
+
+    def test_parameters_replace(self) -> None:
+        """
+        C{replace} gives a changed copy and ignores C{None} values, so
+        optional overrides pass straight through.
+        """
+        params = parse_url("amqp://u:p@h/v?heartbeat=5")
+        changed = params.replace(vhost="w", heartbeat=None, frame_max=4096)
+        self.assertEqual((changed.vhost, changed.heartbeat, changed.frame_max), ("w", 5, 4096))
+        self.assertEqual((params.vhost, params.frame_max), ("v", 131072))
+        self.assertIs(changed.credentials, params.credentials)

@@ -151,7 +151,7 @@ def deliver(channel: Any, body: bytes = b"hello", **properties: Any) -> Message:
 
 class MessageTests(SynchronousTestCase):
     """
-    L{Message}: fields as attributes, content, acknowledgements, repr.
+    L{Message}: fields as attributes, properties, acknowledgements, repr.
     """
 
     def test_fields_as_attributes(self) -> None:
@@ -193,17 +193,19 @@ class MessageTests(SynchronousTestCase):
         self.assertEqual(deliver(RecordingChannel(), headers={"x": 1}).headers, {"x": 1})
         self.assertEqual(deliver(RecordingChannel()).headers, {})
 
-    def test_content(self) -> None:
+    def test_no_txamqp_members(self) -> None:
         """
-        C{content} is txAMQP's L{Content}: the body and the properties that
-        are set, by Python name.
+        The modern message has none of txAMQP's members: no C{content}, no
+        C{fields}, no item access (the compatibility layer hands txAMQP code
+        a L{txamqp_next._txmessage.TxMessage} with those instead).
         """
         message = deliver(RecordingChannel(), content_type="text/plain", priority=3)
-        content = message.content
-        self.assertIsInstance(content, Content)
-        self.assertEqual(content.body, b"hello")
-        self.assertEqual(dict(content.properties), {"content_type": "text/plain", "priority": 3})
-        self.assertEqual(content["content type"], "text/plain")
+        for name in ("content", "fields"):
+            exc = self.assertRaises(AttributeError, getattr, message, name)
+            self.assertIn(repr(name), str(exc))
+        self.assertRaises(TypeError, lambda: message[0])  # type: ignore[index]
+        self.assertEqual(message.properties.content_type, "text/plain")
+        self.assertEqual(message.properties.priority, 3)
 
     def test_ack_nack_reject(self) -> None:
         """

@@ -518,6 +518,206 @@ class OlderSpecTests(SynchronousTestCase):
             self.assertIn("filename", ms.File.Properties.field_names)
 
 
+SPEC_08 = "0-8/amqp0-8.stripped.xml"
+
+
+class MakeTests(SynchronousTestCase):
+    """
+    L{MethodSet.make} builds a method from arguments written for any AMQP
+    version, keeping exactly the fields the loaded spec defines.
+    """
+
+    def setUp(self) -> None:
+        self.ms = default_methods()
+        self.ms08 = methods_for(reference_spec(SPEC_08))
+
+    def test_positional_in_spec_order(self) -> None:
+        """
+        Positional arguments are the fields in the spec's order, reserved
+        ones included (txAMQP's calls pass the ticket first); the value
+        given for a reserved field is dropped, whatever it is.
+        """
+        declare = self.ms.make("exchange.declare", (0, "x", "direct", False, True))
+        self.assertEqual(
+            declare, self.ms.Exchange.Declare(exchange="x", type="direct", durable=True)
+        )
+        self.assertEqual(self.ms.make("exchange.declare", (7, "x")).exchange, "x")
+        bind = self.ms.make("queue.bind", (0, "q", "ex"), {"routing_key": "rk"})
+        self.assertEqual(bind, self.ms.Queue.Bind(queue="q", exchange="ex", routing_key="rk"))
+
+    def test_positional_08_ticket_kept(self) -> None:
+        """
+        0-8's C{ticket} is a real field, not a reserved one: its positional
+        value is kept.
+        """
+        declare = self.ms08.make("exchange.declare", (7, "x", "direct"))
+        self.assertIs(type(declare), self.ms08.Exchange.Declare)
+        self.assertEqual((declare.ticket, declare.exchange, declare.type), (7, "x", "direct"))
+
+    def test_method_by_class_or_any_spelling(self) -> None:
+        """
+        The method is named by its class or by its full name in any
+        spelling.
+        """
+        expected = self.ms.Basic.Qos(prefetch_count=5)
+        for method in (self.ms.Basic.Qos, "basic.qos", "basic_qos"):
+            self.assertEqual(self.ms.make(method, (), {"prefetch_count": 5}), expected, method)
+
+    def test_keyword_spellings(self) -> None:
+        """
+        Keywords may be spelled as any version of the spec writes them:
+        C{no_wait}, C{nowait}, C{"no-wait"} and 0-8's C{"no wait"} all set
+        C{no_wait}, with the default spec and with 0-8's; C{global} sets
+        C{global_}.
+        """
+        for ms in (self.ms, self.ms08):
+            for spelling in ("no_wait", "nowait", "no-wait", "no wait"):
+                declare = ms.make("queue.declare", (), {"queue": "q", spelling: True})
+                self.assertIs(declare.no_wait, True, (ms.spec.version_name, spelling))
+                self.assertFalse(declare.expects_reply)
+        self.assertIs(self.ms.make("basic.qos", (), {"global": True}).global_, True)
+
+    def test_empty_values_for_missing_fields_dropped(self) -> None:
+        """
+        A keyword for a field the loaded spec lacks is dropped when its value
+        is empty (C{None}, C{0}, C{False}, C{""}, C{{}}): C{arguments} for
+        0-8's C{basic.consume}, the C{ticket} 0-9-1 no longer has.
+        """
+        plain = self.ms08.Basic.Consume(queue="q")
+        for empty in ({}, None, 0, False, ""):
+            self.assertEqual(
+                self.ms08.make("basic.consume", (), {"queue": "q", "arguments": empty}),
+                plain,
+                repr(empty),
+            )
+        self.assertEqual(
+            self.ms.make("exchange.declare", (), {"exchange": "x", "ticket": 0}),
+            self.ms.Exchange.Declare(exchange="x"),
+        )
+
+    def test_values_for_missing_fields_refused(self) -> None:
+        """
+        A non-empty value for a field the loaded spec lacks is a
+        C{TypeError} naming the method, the field and the spec (its version
+        and file).
+        """
+        exc = self.assertRaises(
+            TypeError,
+            self.ms08.make,
+            "basic.consume",
+            (),
+            {"queue": "q", "arguments": {"x-priority": 1}},
+        )
+        text = str(exc)
+        for part in ("basic.consume", "arguments", "0-8", SPEC_08):
+            self.assertIn(part, text)
+        exc = self.assertRaises(TypeError, self.ms.make, "exchange.declare", (), {"ticket": 5})
+        self.assertIn("ticket", str(exc))
+        self.assertIn(self.ms.spec.describe(), str(exc))
+
+    def test_too_many_positionals(self) -> None:
+        """
+        More positional arguments than the spec's method has fields is a
+        C{TypeError} saying how many it takes, in which spec.
+        """
+        fields = len(self.ms.Exchange.Declare.SPEC.fields)
+        exc = self.assertRaises(
+            TypeError, self.ms.make, "exchange.declare", tuple(range(fields + 1))
+        )
+        self.assertIn(f"at most {fields}", str(exc))
+        self.assertIn("0-9-1", str(exc))
+        # as many as there are fields is fine
+        self.ms.make("exchange.declare", (0, "x", "direct", False, False, False, False, False, {}))
+
+    def test_field_given_twice(self) -> None:
+        """
+        A field given both positionally and by keyword is a C{TypeError}.
+        """
+        exc = self.assertRaises(
+            TypeError, self.ms.make, "exchange.declare", (0, "x"), {"exchange": "y"}
+        )
+        self.assertIn("exchange", str(exc))
+
+    def test_unknown_method(self) -> None:
+        """
+        A method the spec lacks is a L{LocalProtocolError} (540) naming the
+        spec.
+        """
+        exc = self.assertRaises(LocalProtocolError, self.ms08.make, "confirm.select")
+        self.assertEqual(exc.reply_code, 540)
+        self.assertIn("confirm.select", str(exc))
+        self.assertIn(self.ms08.spec.describe(), str(exc))
+
+
+class PropertiesFromTests(SynchronousTestCase):
+    """
+    L{MethodSet.properties_from} builds content properties from a mapping
+    whose names are spelled any way.
+    """
+
+    def test_spellings(self) -> None:
+        """
+        0-8's C{"delivery mode"} and C{"reply to"}, the spec's
+        C{"content-type"} and Python's C{app_id} all name their property,
+        with 0-8's spec and the default one.
+        """
+        given = {"delivery mode": 2, "reply to": "r", "content-type": "t", "app_id": "a"}
+        for ms in (methods_for(reference_spec(SPEC_08)), default_methods()):
+            props = ms.properties_from(60, given)
+            self.assertIs(type(props), ms.properties[60])
+            self.assertEqual(
+                props,
+                ms.properties[60](delivery_mode=2, reply_to="r", content_type="t", app_id="a"),
+            )
+
+    def test_unknown_property(self) -> None:
+        """
+        A property the spec does not define is a C{TypeError} naming it and
+        the spec when it has a value (0-9-1 has no C{cluster_id}; no spec
+        has C{bogus}), and is ignored when it is C{None}.  0-8 has
+        C{cluster_id}.
+        """
+        ms = default_methods()
+        for name in ("cluster_id", "bogus"):
+            exc = self.assertRaises(TypeError, ms.properties_from, 60, {name: "x"})
+            self.assertIn(name, str(exc))
+            self.assertIn(ms.spec.describe(), str(exc))
+        self.assertEqual(ms.properties_from(60, {"cluster-id": None}), ms.properties[60]())
+        ms08 = methods_for(reference_spec(SPEC_08))
+        self.assertEqual(ms08.properties_from(60, {"cluster id": "c"}).cluster_id, "c")
+
+
+class LookupTests(SynchronousTestCase):
+    """
+    L{MethodSet.get} and L{MethodSet.require} find a method class by its
+    full name in any spelling.
+    """
+
+    def test_get(self) -> None:
+        """
+        C{get} gives the class, or C{None} when the spec lacks the method.
+        """
+        ms = default_methods()
+        for spelling in ("basic.get-ok", "basic_get_ok", "basic.get_ok"):
+            self.assertIs(ms.get(spelling), ms.Basic.GetOk, spelling)
+        self.assertIs(ms.get("confirm.select"), ms.Confirm.Select)
+        self.assertIsNone(methods_for(reference_spec(SPEC_08)).get("confirm.select"))
+        self.assertIsNone(ms.get("queue.nothing"))
+
+    def test_require(self) -> None:
+        """
+        C{require} gives the class, or raises L{LocalProtocolError} (540,
+        not implemented) naming the method and the spec.
+        """
+        ms08 = methods_for(reference_spec(SPEC_08))
+        self.assertIs(ms08.require("basic_consume"), ms08.Basic.Consume)
+        exc = self.assertRaises(LocalProtocolError, ms08.require, "basic_nack")
+        self.assertEqual(exc.reply_code, 540)
+        self.assertIn("basic.nack", str(exc))
+        self.assertIn(ms08.spec.describe(), str(exc))
+        self.assertIn("0-8", str(exc))
+
+
 class EncodeErrorTests(SynchronousTestCase):
     """
     A value that does not fit its field raises L{LocalProtocolError} whose

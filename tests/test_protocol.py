@@ -1,12 +1,17 @@
 # -*- test-case-name: tests.test_protocol -*-
 """
-Tests for the Twisted adapter, L{txamqp_next.protocol.AMQClient} and
+Tests for the Twisted adapter, L{txamqp_next.connection.AMQPConnection} and
 L{txamqp_next.channel.Channel}, driven over a L{StringTransport} by a fake
 broker made of frames, with a L{Clock} for time.
+
+txAMQP's names on top of them (L{txamqp_next.protocol.AMQClient}, its
+delegate and queues) are tested in L{tests.test_txamqp_compat}, with the
+same L{Broker}.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -24,9 +29,8 @@ from txamqp_next._codec import decode_table
 from txamqp_next._connection import Credentials
 from txamqp_next._methods import Method
 from txamqp_next.channel import Channel, Consumer, ConsumerCancelled
-from txamqp_next.content import Content
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.message import Message
-from txamqp_next.protocol import AMQClient
 from txamqp_next.queue import Closed
 
 PASSWORD = "pa55-w0rd-XYZZY"
@@ -83,13 +87,28 @@ class TLSLikeTransport(RecordingTransport):
 
 class Broker:
     """
-    The broker side of one L{AMQClient} connected to a L{RecordingTransport}.
+    The broker side of one connection connected to a L{RecordingTransport}.
+
+    @ivar client: the connection: an L{AMQPConnection} unless another class
+        was given (L{txamqp_next.protocol.AMQClient} for txAMQP's names).
     """
 
-    def __init__(self, transport: RecordingTransport | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        transport: RecordingTransport | None = None,
+        cls: Callable[..., AMQPConnection] = AMQPConnection,
+        **kwargs: Any,
+    ) -> None:
+        """
+        @param transport: the transport; a new L{RecordingTransport} when
+            omitted.
+        @param cls: the connection class, called with C{clock} and
+            C{kwargs}.
+        @param kwargs: for C{cls}; C{credentials} defaults to guest's.
+        """
         self.clock = Clock()
         kwargs.setdefault("credentials", Credentials())
-        self.client = AMQClient(clock=self.clock, **kwargs)
+        self.client: Any = cls(clock=self.clock, **kwargs)
         self.frames = FrameFactory()
         self.parser = SentParser()
         self.transport = transport if transport is not None else RecordingTransport()
@@ -212,8 +231,8 @@ class CapturedLog:
 
 class HandshakeTests(SynchronousTestCase):
     """
-    The handshake with credentials given up front, and txAMQP's way
-    (C{authenticate} after connecting).
+    The handshake with credentials given up front, and without them
+    (C{login} after connecting).
     """
 
     def test_open(self) -> None:
@@ -237,19 +256,19 @@ class HandshakeTests(SynchronousTestCase):
         self.assertEqual(broker.client.server_properties["product"], "RabbitMQ")
         self.assertIs(self.successResultOf(broker.client.when_open()), broker.client)
 
-    def test_authenticate_after_start(self) -> None:
+    def test_login_after_start(self) -> None:
         """
         Without credentials only the protocol header goes out and C{start}
-        is left unanswered; C{authenticate} sends C{start-ok} (PLAIN, the
-        default of L{AMQClient.authenticate}) and its L{Deferred} fires with
-        the client on C{open-ok}.
+        is left unanswered; C{login} sends C{start-ok} with the credentials'
+        mechanism (PLAIN by default) and its L{Deferred} fires with the
+        connection on C{open-ok}.
         """
         broker = Broker(credentials=None)
         self.assertEqual(broker.transport.value(), b"AMQP\x00\x00\x09\x01")
         broker.frames_sent()
         broker.send(broker.frames.start())
         self.assertEqual(broker.transport.value(), b"")
-        d = broker.client.authenticate("guest", PASSWORD)
+        d = broker.client.login(Credentials("guest", PASSWORD))
         [start_ok] = broker.sent()
         self.assertEqual(start_ok.NAME, "connection.start-ok")
         self.assertEqual(start_ok.mechanism, "PLAIN")
@@ -260,15 +279,15 @@ class HandshakeTests(SynchronousTestCase):
         broker.send(broker.frames.open_ok())
         self.assertIs(self.successResultOf(d), broker.client)
 
-    def test_authenticate_before_start(self) -> None:
+    def test_login_before_start(self) -> None:
         """
-        C{authenticate} may be called before C{start} arrives (txAMQP
-        programs call it right after connecting): C{start-ok} goes out when
-        C{start} comes.
+        C{login} may be called before C{start} arrives: C{start-ok} goes
+        out, with the credentials' mechanism (here AMQPLAIN, whose response
+        is a field table), when C{start} comes.
         """
         broker = Broker(credentials=None)
         broker.frames_sent()
-        d = broker.client.authenticate("guest", "guest", mechanism="AMQPLAIN")
+        d = broker.client.login(Credentials("guest", "guest", mechanism="AMQPLAIN"))
         self.assertEqual(broker.transport.value(), b"")
         broker.send(broker.frames.start())
         [start_ok] = broker.sent()
@@ -280,28 +299,31 @@ class HandshakeTests(SynchronousTestCase):
         broker.send(broker.frames.open_ok())
         self.assertIs(self.successResultOf(d), broker.client)
 
-    def test_authenticate_twice(self) -> None:
+    def test_login_twice(self) -> None:
         """
-        A second C{authenticate} once the handshake went on fails with
-        L{errors.LocalProtocolError}.
+        C{login} once the handshake went on (here: a connection made with
+        credentials and open) fails with L{errors.LocalProtocolError}
+        naming the call, and sends nothing.
         """
         broker = open_broker()
         failure = self.failureResultOf(
-            broker.client.authenticate("guest", "guest"), errors.LocalProtocolError
+            broker.client.login(Credentials("guest", "guest")), errors.LocalProtocolError
         )
         self.assertIn("authenticate", str(failure.value))
+        self.assertEqual(broker.sent(), [])
 
-    def test_authenticate_mechanism_not_offered(self) -> None:
+    def test_login_mechanism_not_offered(self) -> None:
         """
-        C{authenticate} with a mechanism the broker does not offer fails
-        with L{errors.AuthenticationError} naming the offered mechanisms,
-        and the transport is dropped.
+        C{login} with a mechanism the broker does not offer fails with
+        L{errors.AuthenticationError} naming the offered mechanisms, and the
+        transport is dropped.
         """
         broker = Broker(credentials=None)
         broker.send(broker.frames.start(mechanisms=b"PLAIN AMQPLAIN"))
-        d = broker.client.authenticate("guest", "guest", mechanism="EXTERNAL")
+        d = broker.client.login(Credentials(mechanism="EXTERNAL"))
         failure = self.failureResultOf(d, errors.AuthenticationError)
         self.assertIn("EXTERNAL", str(failure.value))
+        self.assertIn("AMQPLAIN", str(failure.value))
         self.assertTrue(broker.transport.disconnecting)
 
     def test_refused_credentials(self) -> None:
@@ -368,12 +390,14 @@ class HandshakeTests(SynchronousTestCase):
         """
         A frame that breaks the protocol fails everything outstanding with
         the L{errors.RemoteProtocolError}, writes C{connection.close} with
-        its reply code, and drops the transport.
+        its reply code, and drops the transport.  Later calls on any channel
+        fail with it, C{new_channel} raises it and C{open_channel} fails
+        with it.
         """
         broker = open_broker()
         channel = broker.open_channel()
         declare = channel.queue_declare(queue="q")
-        other = broker.client.channel()
+        other = broker.client.new_channel()
         broker.frames_sent()
         # a method frame whose frame-end octet is wrong
         frame = bytearray(broker.frames.method(1, "queue.declare-ok", queue="q"))
@@ -387,9 +411,9 @@ class HandshakeTests(SynchronousTestCase):
         self.assertTrue(broker.transport.disconnecting)
         self.assertEqual(broker.transport.written_after_lose, [])
         self.assertIs(broker.client.closed, failure.value)
-        later = self.successResultOf(other).queue_declare(queue="q")
-        self.failureResultOf(later, errors.RemoteProtocolError)
-        self.failureResultOf(broker.client.channel(), errors.RemoteProtocolError)
+        self.failureResultOf(other.queue_declare(queue="q"), errors.RemoteProtocolError)
+        self.assertRaises(errors.RemoteProtocolError, broker.client.new_channel)
+        self.failureResultOf(broker.client.open_channel(), errors.RemoteProtocolError)
 
     def test_bad_frame_during_handshake(self) -> None:
         """
@@ -412,20 +436,24 @@ class ChannelTests(SynchronousTestCase):
         self.broker = open_broker()
         self.client = self.broker.client
 
-    def test_same_channel_for_id(self) -> None:
+    def test_new_channel_ids(self) -> None:
         """
-        C{channel(id)} gives the same object for a live id; C{channel()}
-        picks the lowest free id.
+        C{new_channel()} picks the lowest free id, C{new_channel(id)} takes
+        the id given, and each is a new unopened L{Channel}; an id in use is
+        refused with L{errors.LocalProtocolError}.  Nothing is sent.
         """
-        one = self.successResultOf(self.client.channel(1))
-        self.assertIs(self.successResultOf(self.client.channel(1)), one)
+        one = self.client.new_channel()
+        self.assertIsInstance(one, Channel)
         self.assertEqual(one.id, 1)
-        two = self.successResultOf(self.client.channel())
+        self.assertFalse(one.is_open)
+        two = self.client.new_channel()
         self.assertEqual(two.id, 2)
         self.assertIsNot(two, one)
-        five = self.successResultOf(self.client.channel(5))
+        five = self.client.new_channel(5)
         self.assertEqual(five.id, 5)
-        self.assertEqual(self.successResultOf(self.client.channel()).id, 3)
+        self.assertEqual(self.client.new_channel().id, 3)
+        exc = self.assertRaises(errors.LocalProtocolError, self.client.new_channel, 1)
+        self.assertIn("in use", str(exc))
         self.assertEqual(self.broker.sent(), [])
 
     def test_closed_id_reused(self) -> None:
@@ -437,9 +465,29 @@ class ChannelTests(SynchronousTestCase):
         self.broker.frames_sent()
         self.broker.reply("channel.close-ok")
         self.successResultOf(d)
-        again = self.successResultOf(self.client.channel())
+        again = self.client.new_channel()
         self.assertEqual(again.id, 1)
         self.assertIsNot(again, channel)
+
+    def test_reopen_in_close_callback(self) -> None:
+        """
+        A channel opened from the callback of another's close gets the freed
+        id and stays open: the close ends only the channel it was for.
+        """
+        channel = self.broker.open_channel()
+        reopened: list[Any] = []
+        channel.channel_close().addCallback(lambda _: self.client.open_channel()).addBoth(
+            reopened.append
+        )
+        self.broker.frames_sent()
+        self.broker.reply("channel.close-ok")
+        self.assertEqual(self.broker.sent_names(), [(1, "channel.open")])
+        self.broker.reply("channel.open-ok")
+        [again] = reopened
+        self.assertIsInstance(again, Channel)
+        self.assertIsNot(again, channel)
+        self.assertTrue(again.is_open)
+        self.assertIsNotNone(channel.closed)
 
     def test_free_id_after_channel_fault(self) -> None:
         """
@@ -475,7 +523,7 @@ class ChannelTests(SynchronousTestCase):
         self.assertIsInstance(channel, Channel)
         self.assertTrue(channel.is_open)
         self.assertEqual(channel.id, 1)
-        self.assertIs(self.client.channels[1], channel)
+        self.assertIs(self.client._channels[1], channel)
         self.assertIn("open", repr(channel))
 
     def test_spec_call_fires_with_reply(self) -> None:
@@ -561,7 +609,7 @@ class ChannelTests(SynchronousTestCase):
         A call on a channel that was never opened fails with
         L{errors.LocalProtocolError} and sends nothing.
         """
-        channel = self.successResultOf(self.client.channel())
+        channel = self.client.new_channel()
         self.failureResultOf(channel.queue_declare(queue="q"), errors.LocalProtocolError)
         self.assertEqual(self.broker.sent(), [])
 
@@ -593,7 +641,7 @@ class ChannelTests(SynchronousTestCase):
         self.failureResultOf(one.basic_ack(delivery_tag=1), errors.NotFound)
         self.assertEqual(self.broker.sent(), [])
         self.assertIsInstance(one.closed, errors.NotFound)
-        self.assertNotIn(1, self.client.channels)
+        self.assertNotIn(1, self.client._channels)
         other = two.queue_declare(queue="q")
         self.broker.reply("queue.declare-ok", 2, queue="q", message_count=0, consumer_count=0)
         self.assertEqual(self.successResultOf(other).queue, "q")
@@ -602,7 +650,8 @@ class ChannelTests(SynchronousTestCase):
         """
         C{channel_close} sends C{channel.close} at once even with calls
         outstanding; it fires on C{close-ok}, and the outstanding calls fail
-        with L{errors.ChannelClosed}.
+        with L{errors.ChannelClosed} (code 200, carrying the close we sent), as
+        later calls do.
         """
         channel = self.broker.open_channel()
         declare = channel.queue_declare(queue="a")
@@ -618,7 +667,10 @@ class ChannelTests(SynchronousTestCase):
         self.assertNoResult(declare)
         self.broker.reply("channel.close-ok")
         self.assertEqual(self.successResultOf(d).NAME, "channel.close-ok")
-        self.failureResultOf(declare, errors.ChannelClosed)
+        failure = self.failureResultOf(declare, errors.ChannelClosed)
+        self.assertEqual(failure.value.reply_code, 200)
+        self.assertIn("closed by the client", failure.value.reply_text)
+        self.assertEqual(failure.value.method, close)
         self.failureResultOf(queued, errors.ChannelClosed)
         self.assertEqual(self.broker.sent(), [])
         self.assertIsNone(self.successResultOf(channel.channel_close()))
@@ -681,7 +733,7 @@ class ChannelTests(SynchronousTestCase):
         self.broker.reply("queue.declare-ok", queue="q", message_count=0, consumer_count=0)
         self.broker.reply("channel.close-ok")
         self.assertIsInstance(channel.closed, errors.ChannelClosed)
-        self.assertNotIn(1, self.client.channels)
+        self.assertNotIn(1, self.client._channels)
 
 
 class ConnectionCloseTests(SynchronousTestCase):
@@ -712,7 +764,7 @@ class ConnectionCloseTests(SynchronousTestCase):
         self.assertEqual(broker.sent_names(), [(0, "connection.close-ok")])
         self.assertTrue(broker.transport.disconnecting)
         self.failureResultOf(one.queue_declare(queue="b"), errors.ConnectionForced)
-        self.failureResultOf(broker.client.channel(), errors.ConnectionForced)
+        self.failureResultOf(broker.client.open_channel(), errors.ConnectionForced)
 
     def test_close_ok_written_before_lose(self) -> None:
         """
@@ -742,10 +794,10 @@ class ConnectionCloseTests(SynchronousTestCase):
             self.assertIn("connection lost", str(failure.value))
         self.failureResultOf(one.queue_declare(queue="c"), errors.ConnectionClosed)
         self.failureResultOf(one.basic_publish(body=b"x"), errors.ConnectionClosed)
-        self.failureResultOf(broker.client.channel(), errors.ConnectionClosed)
+        self.assertRaises(errors.ConnectionClosed, broker.client.new_channel)
         self.failureResultOf(broker.client.open_channel(), errors.ConnectionClosed)
         self.failureResultOf(broker.client.when_open(), errors.ConnectionClosed)
-        self.assertEqual(broker.client.channels, {})
+        self.assertEqual(broker.client._channels, {})
 
     def test_close(self) -> None:
         """
@@ -881,18 +933,6 @@ class ConnectionCloseTests(SynchronousTestCase):
         self.assertIsNone(self.successResultOf(broker.client.when_closed()))
         self.assertIsNone(self.successResultOf(broker.client.close()))
 
-    def test_delegate_close(self) -> None:
-        """
-        A txAMQP delegate's C{close} is called with the reason when the
-        transport is gone, and the delegate knows its client.
-        """
-        delegate = Delegate()
-        broker = open_broker(delegate=delegate)
-        self.assertIs(delegate.client, broker.client)
-        broker.lose(ConnectionLost)
-        [reason] = delegate.closed
-        self.assertIsInstance(reason, errors.ConnectionClosed)
-
 
 class HeartbeatTests(SynchronousTestCase):
     """
@@ -971,28 +1011,6 @@ class HeartbeatTests(SynchronousTestCase):
         self.assertEqual(broker.clock.getDelayedCalls(), [])
 
 
-class Delegate:
-    """
-    A txAMQP-style delegate recording what it is given.
-    """
-
-    client: Any = None
-
-    def __init__(self) -> None:
-        self.delivered: list[tuple[Channel, Message]] = []
-        self.returned: list[tuple[Channel, Message]] = []
-        self.closed: list[BaseException] = []
-
-    def basic_deliver(self, channel: Channel, message: Message) -> None:
-        self.delivered.append((channel, message))
-
-    def basic_return_(self, channel: Channel, message: Message) -> None:
-        self.returned.append((channel, message))
-
-    def close(self, reason: BaseException) -> None:
-        self.closed.append(reason)
-
-
 class DeliveryTests(SynchronousTestCase):
     """
     Consumers, C{basic.get}, returned messages and acknowledgements.
@@ -1038,16 +1056,17 @@ class DeliveryTests(SynchronousTestCase):
 
     def test_queue(self) -> None:
         """
-        Without a callback deliveries go to the consumer's queue, which is
-        C{client.queue(tag)}.
+        Without a callback deliveries go, as L{Message}s and in order, to
+        the consumer's queue; a C{get} waiting for one fires with it.
         """
         consumer = self.consume()
-        queue = self.successResultOf(self.client.queue("ctag"))
-        self.assertIs(queue, consumer.queue)
-        pending = queue.get()
+        pending = consumer.queue.get()
+        self.assertNoResult(pending)
         self.broker.deliver("ctag", 1, b"one")
         self.broker.deliver("ctag", 2, b"two")
-        self.assertEqual(self.successResultOf(pending).body, b"one")
+        first = self.successResultOf(pending)
+        self.assertIsInstance(first, Message)
+        self.assertEqual((first.body, first.delivery_tag), (b"one", 1))
         self.assertEqual(self.successResultOf(consumer.queue.get()).body, b"two")
 
     def test_callback_raises(self) -> None:
@@ -1155,9 +1174,10 @@ class DeliveryTests(SynchronousTestCase):
 
     def test_return_handlers(self) -> None:
         """
-        A returned message goes to every handler added with
-        C{add_return_handler}, not to C{basic_return_queue}.
+        A returned message goes, as a L{Message}, to every handler added
+        with C{add_return_handler}, and is not logged as unhandled.
         """
+        log = CapturedLog(self)
         first: list[Message] = []
         second: list[Message] = []
         self.channel.add_return_handler(first.append)
@@ -1167,7 +1187,7 @@ class DeliveryTests(SynchronousTestCase):
         self.assertEqual(second, [message])
         self.assertEqual((message.body, message.reply_code), (b"back", 312))
         self.assertEqual(message.routing_key, "nowhere")
-        self.assertEqual(len(self.client.basic_return_queue), 0)
+        self.assertFalse([text for text in log.texts() if "basic.return" in text])
 
     def test_return_handler_raises(self) -> None:
         """
@@ -1193,29 +1213,34 @@ class DeliveryTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(declare).queue, "q")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
-    def test_return_queue(self) -> None:
+    def test_return_without_handler_logged(self) -> None:
         """
-        Without handlers a returned message goes to
-        C{client.basic_return_queue}.
+        Without handlers (and outside confirm mode) a returned message is
+        logged, naming the method and the channel, and the connection goes
+        on.
         """
+        log = CapturedLog(self)
         self.returned()
-        message = self.successResultOf(self.client.basic_return_queue.get())
-        self.assertEqual(message.reply_text, "NO_ROUTE")
+        [text] = [text for text in log.texts() if "basic.return" in text]
+        self.assertIn("channel 1", text)
+        self.assertFalse(self.broker.transport.disconnecting)
+        self.assertTrue(self.channel.is_open)
 
     def test_broker_cancels_consumer(self) -> None:
         """
         A C{basic.cancel} from the broker ends the consumer: its queue's
-        waiting and later C{get}s fail with L{Closed} carrying
-        L{ConsumerCancelled}.
+        waiting and later C{get}s fail with L{ConsumerCancelled}, which is a
+        L{Closed} (what code waiting on a queue catches).
         """
         consumer = self.consume()
         waiting = consumer.queue.get()
         ended = consumer.when_ended()
         self.broker.reply("basic.cancel", consumer_tag="ctag", no_wait=True)
-        self.assertIsInstance(self.successResultOf(ended), ConsumerCancelled)
+        reason = self.successResultOf(ended)
+        self.assertIsInstance(reason, ConsumerCancelled)
         failure = self.failureResultOf(waiting, Closed)
-        self.assertIsInstance(failure.value.reason, ConsumerCancelled)
-        self.failureResultOf(consumer.queue.get(), Closed)
+        self.assertIs(failure.value, reason)
+        self.failureResultOf(consumer.queue.get(), ConsumerCancelled)
         self.assertIsInstance(consumer.cancelled, ConsumerCancelled)
         self.assertNotIn("ctag", self.channel.consumers)
 
@@ -1241,40 +1266,41 @@ class DeliveryTests(SynchronousTestCase):
         failure = self.failureResultOf(consumer.queue.get(), Closed)
         self.assertIsInstance(failure.value.reason, errors.PreconditionFailed)
 
-    def test_delegate(self) -> None:
+    def test_unknown_consumer_logged(self) -> None:
         """
-        A txAMQP delegate gets deliveries no consumer claims and returned
-        messages.
+        A delivery for a consumer tag the channel does not know is logged
+        with its delivery tag and consumer tag, left unacknowledged, and
+        given to no consumer; the connection goes on.
         """
-        delegate = Delegate()
-        broker = open_broker(delegate=delegate)
-        channel = broker.open_channel()
-        broker.deliver("unknown", 9, b"stray")
-        [(on, message)] = delegate.delivered
-        self.assertIs(on, channel)
-        self.assertEqual((message.body, message.delivery_tag), (b"stray", 9))
-        broker.send(
-            broker.frames.content(
-                1,
-                "basic.return",
-                b"r",
-                reply_code=312,
-                reply_text="NO_ROUTE",
-                exchange="",
-                routing_key="x",
-            )
-        )
-        [(on, message)] = delegate.returned
-        self.assertEqual(message.body, b"r")
-        self.assertEqual(len(broker.client.basic_return_queue), 0)
-
-    def test_unclaimed_without_delegate(self) -> None:
-        """
-        A delivery for an unknown consumer tag goes to C{client.queue(tag)}.
-        """
+        log = CapturedLog(self)
+        received: list[Message] = []
+        self.consume(callback=received.append)
         self.broker.deliver("late", 4, b"x")
-        queue = self.successResultOf(self.client.queue("late"))
-        self.assertEqual(self.successResultOf(queue.get()).delivery_tag, 4)
+        self.assertEqual(received, [])
+        [text] = [text for text in log.texts() if "unknown consumer" in text]
+        self.assertIn("late", text)
+        self.assertIn("delivery 4", text)
+        self.assertEqual(self.broker.sent(), [])
+        self.assertFalse(self.broker.transport.disconnecting)
+        self.broker.deliver("ctag", 5)
+        self.assertEqual([m.delivery_tag for m in received], [5])
+
+    def test_unclaimed_handler(self) -> None:
+        """
+        With an unclaimed handler, a delivery for a consumer tag the channel
+        does not know goes to it instead of the log; C{None} restores the
+        log.
+        """
+        unclaimed: list[Message] = []
+        self.consume(callback=lambda m: None)
+        self.channel.set_unclaimed_handler(unclaimed.append)
+        self.broker.deliver("late", 4, b"x")
+        self.assertEqual([(m.consumer_tag, m.body) for m in unclaimed], [("late", b"x")])
+        self.channel.set_unclaimed_handler(None)
+        log = CapturedLog(self)
+        self.broker.deliver("late", 5, b"y")
+        self.assertEqual(len(unclaimed), 1)
+        self.assertTrue([text for text in log.texts() if "unknown consumer" in text])
 
     def test_ack_nack_reject(self) -> None:
         """
@@ -1355,16 +1381,17 @@ class PublishTests(SynchronousTestCase):
         _, properties, _ = self.published()
         self.assertEqual(properties, props)
 
-    def test_content(self) -> None:
+    def test_no_content_keyword(self) -> None:
         """
-        txAMQP's L{Content} carries body and properties; a C{str} body is
-        sent as UTF-8.
+        txAMQP's C{content=} is not a parameter of the modern
+        C{basic_publish} (it belongs to the txAMQP channel): it raises
+        L{TypeError} naming it at once, and nothing is sent.
         """
-        content = Content("h\u00e9llo", properties={"content type": "text/plain"})
-        self.channel.basic_publish(routing_key="q", content=content)
-        _, properties, body = self.published()
-        self.assertEqual(body, "h\u00e9llo".encode())
-        self.assertEqual(properties.content_type, "text/plain")
+        exc = self.assertRaises(
+            TypeError, self.channel.basic_publish, routing_key="q", content=b"x"
+        )
+        self.assertIn("content", str(exc))
+        self.assertEqual(self.broker.transport.value(), b"")
 
     def test_str_body(self) -> None:
         """
@@ -1388,12 +1415,13 @@ class PublishTests(SynchronousTestCase):
 
     def test_bad_property(self) -> None:
         """
-        An unknown property fails the L{Deferred} with L{TypeError}; nothing
+        An unknown property raises L{TypeError} naming it at once; nothing
         is sent.
         """
-        d = self.channel.basic_publish(body=b"x", properties={"colour": "red"})
-        failure = self.failureResultOf(d, TypeError)
-        self.assertIn("colour", str(failure.value))
+        exc = self.assertRaises(
+            TypeError, self.channel.basic_publish, body=b"x", properties={"colour": "red"}
+        )
+        self.assertIn("colour", str(exc))
         self.assertEqual(self.broker.transport.value(), b"")
 
 

@@ -9,6 +9,7 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from txamqp_next.channel import ConsumerCancelled
 from txamqp_next.errors import ConnectionClosed
 from txamqp_next.queue import Closed, Empty, TimeoutDeferredQueue
 
@@ -162,6 +163,20 @@ class QueueTests(SynchronousTestCase):
         self.queue.close(ValueError("second"))
         failure = self.failureResultOf(self.queue.get(), Closed)
         self.assertIs(failure.value.reason, first)
+
+    def test_close_with_closed_reason(self) -> None:
+        """
+        A reason that is itself a L{Closed} (a L{ConsumerCancelled}, which
+        txAMQP code catches as L{Closed}) is what waiting and later C{get}s
+        fail with, not a L{Closed} wrapping it.
+        """
+        waiting = self.queue.get()
+        reason = ConsumerCancelled("the broker cancelled consumer ctag")
+        self.assertIsInstance(reason, Closed)
+        self.queue.close(reason)
+        self.assertIs(self.failureResultOf(waiting, Closed).value, reason)
+        self.assertIs(self.failureResultOf(self.queue.get(), ConsumerCancelled).value, reason)
+        self.assertIs(self.queue.closed, reason)
 
     def test_default_clock(self) -> None:
         """

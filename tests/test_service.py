@@ -23,7 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.helpers import FrameFactory, SentParser
 from txamqp_next import Message, tap
 from txamqp_next._methods import Method
-from txamqp_next.protocol import AMQClient
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.service import ConsumerService
 
 URL = "amqp://app:s3cret@127.0.0.1:5672/"
@@ -186,7 +186,7 @@ class SetUpTests(ServiceTestCase):
         self.reactor.advance(0)
         client = self.successResultOf(ready)
         self.assertIs(self.successResultOf(service.when_consuming()), client)
-        self.assertIsInstance(client, AMQClient)
+        self.assertIsInstance(client, AMQPConnection)
         sent = self.broker.sent()
         self.assertEqual(
             [m.NAME for m in sent],
@@ -214,11 +214,11 @@ class SetUpTests(ServiceTestCase):
         which refuses reentrant calls).
         """
         service = self.make_service()
-        again: list[Deferred[AMQClient]] = []
+        again: list[Deferred[AMQPConnection]] = []
         service.when_consuming().addCallback(lambda client: again.append(service.when_consuming()))
         self.broker.set_up()
         self.reactor.advance(0)
-        self.assertIsInstance(self.successResultOf(again[0]), AMQClient)
+        self.assertIsInstance(self.successResultOf(again[0]), AMQPConnection)
 
     def test_passive_declare(self) -> None:
         """

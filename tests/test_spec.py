@@ -210,16 +210,38 @@ class DefaultSpecTests(SynchronousTestCase):
 
     def test_load_from_path_and_file_object_cached(self) -> None:
         """
-        A spec loads from a path or a file object; the same contents give the
-        same object.
+        A spec loads from a path or a file object; the same contents read
+        from the same place give the same object (a file object opened on
+        the path is that place), which remembers where it came from.  The
+        same contents from a nameless stream are another object, with the
+        same classes.
         """
         path = reference("0-9-1/amqp0-9-1.stripped.xml")
         by_path = spec.load(str(path))
         with open(path, "rb") as f:
             by_file = spec.load(f)
         self.assertIs(by_path, by_file)
+        self.assertEqual((by_path.source, by_path.file), (str(path), str(path)))
         by_text = spec.load(io.StringIO(path.read_text()))
-        self.assertIs(by_text, by_path)
+        self.assertIsNot(by_text, by_path)
+        self.assertEqual(by_text.source, "<stream>")
+        self.assertIs(spec.load(io.StringIO(path.read_text())), by_text)
+        self.assertEqual(
+            [m.full_name for m in by_text.methods], [m.full_name for m in by_path.methods]
+        )
+
+    def test_default_source_is_its_path(self) -> None:
+        """
+        The packaged default spec's C{source} (and txAMQP's C{file}) is its
+        real path, L{spec.DEFAULT_SPEC}; loading that path gives the same
+        object as the short name, and C{describe} names version and file.
+        """
+        default = spec.load()
+        self.assertEqual((default.source, default.file), (spec.DEFAULT_SPEC, spec.DEFAULT_SPEC))
+        self.assertTrue(pathlib.Path(spec.DEFAULT_SPEC).is_file())
+        self.assertIs(spec.load(spec.DEFAULT_SPEC), default)
+        self.assertIs(spec.load("0-9-1"), default)
+        self.assertEqual(default.describe(), f"the 0-9-1 spec ({spec.DEFAULT_SPEC})")
 
     def test_repo_specs_load(self) -> None:
         """

@@ -14,6 +14,7 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_protocol import Broker
+from txamqp_next.channel import Channel
 from txamqp_next.spec import MethodSpec, load
 
 SPECS = ("0-9-1",)
@@ -50,11 +51,18 @@ class SpecCallTests(SynchronousTestCase):
     One call per method of the spec.
     """
 
-    def call(self, method: MethodSpec, **fields: Any) -> tuple[Broker, Any, list[str]]:
+    def call(self, method: MethodSpec, **fields: Any) -> tuple[Broker, Channel, Any, list[str]]:
+        """
+        Call C{method} on channel 1 of a fresh connection (a channel not
+        opened yet for C{channel.open}) with C{fields}.
+
+        @return: the broker, the channel, the call's L{Deferred} and the
+            names of the methods the client sent.
+        """
         broker = Broker()
         broker.handshake()
         if method.full_name == "channel.open":
-            channel = broker.successResult(broker.client.channel(1))
+            channel = broker.client.new_channel(1)
         else:
             channel = broker.open_channel(1)
         function = getattr(channel, method.python_name)
@@ -63,7 +71,7 @@ class SpecCallTests(SynchronousTestCase):
         if method.content:
             fields.setdefault("body", b"x")
         d = function(**fields)
-        return broker, d, [m.NAME for m in broker.sent()]
+        return broker, channel, d, [m.NAME for m in broker.sent()]
 
     def test_every_method_callable(self) -> None:
         """
@@ -75,7 +83,7 @@ class SpecCallTests(SynchronousTestCase):
         for spec_name in SPECS:
             for method in client_methods(spec_name):
                 with self.subTest(method=method.full_name):
-                    broker, d, sent = self.call(method)
+                    broker, _, d, sent = self.call(method)
                     self.assertEqual(sent, [method.full_name])
                     if not method.synchronous or not method.responses:
                         self.assertIsNone(self.successResultOf(d))
@@ -107,7 +115,7 @@ class SpecCallTests(SynchronousTestCase):
                 if "no_wait" not in [f.name for f in method.fields]:
                     continue
                 with self.subTest(method=method.full_name):
-                    broker, d, sent = self.call(method, no_wait=True)
+                    broker, channel, d, sent = self.call(method, no_wait=True)
                     self.assertEqual(sent, [method.full_name])
                     result = self.successResultOf(d)
                     if method.full_name == "basic.consume":
@@ -115,7 +123,7 @@ class SpecCallTests(SynchronousTestCase):
                     else:
                         self.assertIsNone(result)
                     # the channel is free for the next call at once
-                    follow = broker.client.channels[1].basic_qos(prefetch_count=1)
+                    follow = channel.basic_qos(prefetch_count=1)
                     self.assertEqual([m.NAME for m in broker.sent()], ["basic.qos"])
                     broker.reply("basic.qos-ok", 1)
                     self.successResultOf(follow)

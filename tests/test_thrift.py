@@ -563,9 +563,10 @@ class ContribTests(SynchronousTestCase):
         from twisted.internet.task import Clock
 
         from txamqp_next._methods import methods_for
+        from txamqp_next._txmessage import TxMessage
+        from txamqp_next.content import Content
         from txamqp_next.contrib.thrift.client import ThriftTwistedDelegate
         from txamqp_next.contrib.thrift.protocol import ThriftAMQClient
-        from txamqp_next.message import Message
         from txamqp_next.spec import load
 
         methods = methods_for(load())
@@ -573,12 +574,14 @@ class ContribTests(SynchronousTestCase):
         client = ThriftAMQClient(delegate, clock=Clock())
         self.assertEqual(client.replyToField, "reply-to")
 
-        def returned(headers: dict[str, Any] | None) -> Message:
+        def returned(headers: dict[str, Any] | None) -> TxMessage:
+            # what the compat client hands its delegate: a txAMQP message
+            # whose content holds the properties that are set
             method = methods.Basic.Return(
                 reply_code=312, reply_text="NO_ROUTE", exchange="ex", routing_key="calc"
             )
-            props = methods.Basic.Properties(headers=headers)
-            return Message(None, method, props, b"call")  # type: ignore[arg-type]
+            properties = {"headers": headers} if headers is not None else {}
+            return TxMessage(method, Content(b"call", properties=properties))
 
         message = returned({"thriftClientName": "Clientcalc"})
         delegate.basic_return_(None, message)  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from tests.certs import CertificateAuthority, Issued
 from txamqp_next import errors
 from txamqp_next._connection import Credentials
 from txamqp_next._tls import client_tls_options, tls_error_for
-from txamqp_next.protocol import AMQClient
+from txamqp_next.connection import AMQPConnection
 
 AUTHORITY = CertificateAuthority("unit test CA")
 STRANGER = CertificateAuthority("unknown CA")
@@ -376,7 +376,7 @@ class ErrorMappingTests(SynchronousTestCase):
         A client whose TLS transport fails fails its handshake waiters with
         the TLSError.
         """
-        client = AMQClient(clock=Clock(), credentials=Credentials())
+        client = AMQPConnection(clock=Clock(), credentials=Credentials())
         client.makeConnection(StringTransport())
         d = client.when_open()
         client.connectionLost(Failure(SSL.Error([("SSL routines", "", "wrong version number")])))
@@ -389,7 +389,7 @@ class ErrorMappingTests(SynchronousTestCase):
         A TLS alert where connection.start should be (amqp:// to a TLS port)
         fails the handshake with a RemoteProtocolError that says so.
         """
-        client = AMQClient(clock=Clock(), credentials=Credentials())
+        client = AMQPConnection(clock=Clock(), credentials=Credentials())
         transport = StringTransport()
         client.makeConnection(transport)
         d = client.when_open()

@@ -34,6 +34,13 @@ from pathlib import Path
 
 from tests.thrift.support import txamqp_paths
 
+SPECS = Path("/usr/share/amqp/specs")
+#: Debian's spec files (package amqp-specs), the same as txAMQP's own
+SPEC_0_8 = SPECS / "0-8" / "amqp0-8.stripped.xml"
+SPEC_0_9 = SPECS / "0-9" / "amqp0-9.stripped.xml"
+SPEC_0_9_1 = SPECS / "0-9-1" / "amqp0-9-1.stripped.xml"
+SPEC_0_9_1_RABBIT = SPECS / "0-9-1-rabbit" / "amqp0-9-1.stripped.extended.xml"
+
 #: the tests that talk to a broker: those of txAMQP's test base
 BROKER_MODULES = (
     "test_basic",
@@ -146,6 +153,11 @@ def prepare(workdir: Path, impl: str, spec: str) -> Prepared:
     run = workdir / "run"
     suite = run / "txamqp_suite"
     suite.mkdir(parents=True)
+    # the sdist lacks the spec files its tests name by relative path (from
+    # trial's run/_trial_temp); the nearest of Debian's stands in
+    fixtures = run / "specs" / "rabbitmq"
+    fixtures.mkdir(parents=True)
+    (fixtures / "amqp0-8.stripped.rabbitmq.xml").symlink_to(SPEC_0_8)
     (suite / "__init__.py").write_text("")
     for test in sorted((source / "txamqp" / "test").glob("test_*.py")):
         text = test.read_text()
@@ -159,7 +171,7 @@ def prepare(workdir: Path, impl: str, spec: str) -> Prepared:
         # from the package, in lib
         for base in (run, workdir / "lib"):
             standard = base / "specs" / "standard"
-            standard.mkdir(parents=True)
+            standard.mkdir(parents=True, exist_ok=True)
             (standard / "amqp0-9.stripped.xml").symlink_to(spec)
         pythonpath += [str(workdir / "lib"), *paths[1:]]
     return Prepared(run, pythonpath)

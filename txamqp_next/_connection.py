@@ -57,6 +57,7 @@ from txamqp_next.errors import (
     channel_error_for,
     connection_error_for,
 )
+from txamqp_next.errors import ChannelClosed as ChannelClosedError
 from txamqp_next.spec import Spec, load
 
 __all__ = [
@@ -189,7 +190,8 @@ _CHANNEL_TRANSITIONS: Final[Mapping[tuple[ChannelState, str], ChannelState]] = {
     (_Ch.CLOSING, "channel.flow"): _Ch.CLOSING,
     (_Ch.CLOSING, "channel.flow-ok"): _Ch.CLOSING,
     (_Ch.CLOSING, "channel.open-ok"): _Ch.CLOSING,
-    (_Ch.CLOSING, "channel.close"): _Ch.CLOSED,
+    # the broker's close crossed ours: its close-ok for ours is still due
+    (_Ch.CLOSING, "channel.close"): _Ch.CLOSING,
     (_Ch.CLOSING, "channel.close-ok"): _Ch.CLOSED,
     (_Ch.CLOSING, "fault"): _Ch.CLOSING,
 }
@@ -269,7 +271,9 @@ class _Channel:
         self.content_size = 0
         self.content_received = 0
         self.content_body: list[bytes] = []
-        self.error: ContentTooLarge | None = None
+        # why the channel closed while our close-ok is still due (a fault,
+        # or the broker's close crossing ours); the application was told
+        self.error: ChannelClosedError | None = None
 
 
 class Connection:
@@ -918,7 +922,9 @@ class Connection:
 
     def _handle_channel_method(self, ch: _Channel, method: Method, events: list[Event]) -> None:
         if method.CONNECTION_CLASS:
-            raise RemoteProtocolError(COMMAND_INVALID, f"{method.NAME} on channel {ch.id}", ch.id)
+            raise RemoteProtocolError(
+                COMMAND_INVALID, f"{method.NAME} (a connection method) arrived", ch.id
+            )
         if not method.CLIENT_RECEIVES:
             self._check_chassis(method, ch.id)
         if ch.content_method is not None:
@@ -965,11 +971,19 @@ class Connection:
                 args["method_id"],
                 method=method,
             )
+            if ch.state is _CH_CLOSING:
+                # our close crossed the broker's: the channel is closed for
+                # the application now, but its id stays taken until the
+                # broker's close-ok for our close has come
+                if ch.error is None:
+                    ch.error = error
+                    events.append(ChannelClosed(ch.id, error))
+                return
             self._close_channel(ch, error, events)
             return
         if name == "channel.close-ok":
-            if ch.awaiting is not None and ch.awaiting.NAME == "channel.close":
-                events.append(reply_received(ch.id, method, None, b""))
+            # ChannelClosed (with no error) is the answer to our close; after
+            # a close for a fault, ChannelClosed went out with the fault
             self._close_channel(ch, ch.error, events, notify=ch.error is None)
             return
         if name == "channel.flow":

@@ -109,7 +109,8 @@ class ChannelClosed(Event):
     A channel closed.
 
     @ivar error: C{None} when we closed it and the broker agreed
-        (C{close-ok}); the typed L{errors.ChannelClosed} when the broker
+        (C{close-ok}: this event is the reply to our C{channel.close}); the
+        typed L{errors.ChannelClosed} when the broker
         closed it; a L{ProtocolError} when the core closed it because of a
         channel-level fault (a message over the size cap).  Everything
         outstanding on the channel should fail with it.

@@ -518,7 +518,9 @@ class MethodSet:
             name = python_name(raw)
             if name in known:
                 if name in values:
-                    raise TypeError(f"{cls.NAME} got field {name} twice")
+                    raise TypeError(
+                        f"{cls.NAME} got field {name} twice (in {self.spec.describe()})"
+                    )
                 values[name] = value
             elif not is_empty(value):
                 raise TypeError(

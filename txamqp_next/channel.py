@@ -202,6 +202,7 @@ class Channel:
         self._closed_waiters: list[Deferred[BaseException]] = []
         self._return_handlers: list[Callable[[Message], object]] = []
         self._listeners: list[MethodListener] = []
+        self._unclaimed_handler: DeliveryCallback | None = None
         self.confirms: ConfirmTracker | None = None
         self.flow_active = True
         # publishes held while the connection is blocked, the transport's
@@ -394,42 +395,25 @@ class Channel:
             props = properties
         else:
             props = self.methods.properties_from(60, properties)
-        if fields:
-            try:
-                method = self.methods.make(
-                    "basic.publish",
-                    (),
-                    {
-                        "exchange": exchange,
-                        "routing_key": routing_key,
-                        "mandatory": mandatory,
-                        "immediate": immediate,
-                        **fields,
-                    },
-                )
-            except LocalProtocolError as e:
-                return fail(e)
-        else:
-            key = (exchange, routing_key, mandatory, immediate)
-            cached = self._publish_methods.get(key)
-            if cached is None:
-                try:
-                    cached = self.methods.make(
-                        "basic.publish",
-                        (),
-                        {
-                            "exchange": exchange,
-                            "routing_key": routing_key,
-                            "mandatory": mandatory,
-                            "immediate": immediate,
-                        },
-                    )
-                except LocalProtocolError as e:
-                    return fail(e)
+        key = (exchange, routing_key, mandatory, immediate)
+        method = None if fields else self._publish_methods.get(key)
+        if method is None:
+            # basic.publish is in every spec: only wrong fields can fail
+            method = self.methods.make(
+                "basic.publish",
+                (),
+                {
+                    "exchange": exchange,
+                    "routing_key": routing_key,
+                    "mandatory": mandatory,
+                    "immediate": immediate,
+                    **fields,
+                },
+            )
+            if not fields:
                 if len(self._publish_methods) >= _PUBLISH_METHOD_CACHE:
                     self._publish_methods.clear()
-                self._publish_methods[key] = cached
-            method = cached
+                self._publish_methods[key] = method
         if self._holding and self.closed is None:
             # a channel's first held publish is taken whatever its size
             if not link.hold(len(body), force=not self._held):
@@ -621,6 +605,15 @@ class Channel:
         d = self._call("basic.get", queue=queue, no_ack=no_ack, **fields)
         return d.addCallback(lambda reply: reply if isinstance(reply, Message) else None)
 
+    def set_unclaimed_handler(self, handler: DeliveryCallback | None) -> None:
+        """
+        Call C{handler} with each delivery whose consumer tag the channel
+        does not know (a consumer started with a bare C{call}, say), instead
+        of logging it and leaving it unacknowledged.  C{None} goes back to
+        logging.
+        """
+        self._unclaimed_handler = handler
+
     def add_return_handler(self, handler: Callable[[Message], object]) -> None:
         """
         Call C{handler} with each message the broker returns on this channel
@@ -632,11 +625,6 @@ class Channel:
     # -- events from the connection ------------------------------------------
 
     def _reply_received(self, method: Method, properties: Properties | None, body: bytes) -> None:
-        if method.NAME == "channel.close-ok":
-            # mark the channel closed before its close Deferred fires, so
-            # the code that runs on it sees a closed channel
-            self._closed(None, method)
-            return
         if not self._waiting:
             self.log.warn(
                 "reply {method} on channel {channel} answers no call",
@@ -686,6 +674,8 @@ class Channel:
             consumer = self.consumers.get(method.consumer_tag)
             if consumer is not None:
                 consumer.deliver(message)
+            elif self._unclaimed_handler is not None:
+                self._link.call_hook(self._unclaimed_handler, message)
             else:
                 self.log.warn(
                     "delivery {delivery_tag} for unknown consumer {consumer_tag} on channel "

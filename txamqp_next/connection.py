@@ -501,9 +501,11 @@ class AMQPConnection(Protocol):
             with L{LocalProtocolError} (the id is in use, every id is taken)
             or the connection's error.
         """
+        if self.closed is not None:
+            return fail(self.closed)
         try:
             ch = self.new_channel(id)
-        except (LocalProtocolError, ConnectionClosedError) as e:
+        except LocalProtocolError as e:
             return fail(e)
         return ch.channel_open()
 
@@ -515,7 +517,7 @@ class AMQPConnection(Protocol):
         @param id: the channel id; the lowest free one when omitted.
         @raise LocalProtocolError: the id is in use or out of range, or every
             id is taken.
-        @raise errors.ConnectionClosed: the connection has ended.
+        @raise Exception: the connection's error, when it has ended.
         """
         if self.closed is not None:
             raise self.closed
@@ -692,7 +694,10 @@ class AMQPConnection(Protocol):
                         channel=event.channel,
                         error=event.error,
                     )
-                ch._closed(event.error)
+                    ch._closed(event.error)
+                else:
+                    # the broker agreed to our close
+                    ch._closed(None, self.core.methods["channel.close-ok"]())
         elif isinstance(event, ConnectionOpened):
             self._on_open(event)
         elif isinstance(event, ConnectionClosed):

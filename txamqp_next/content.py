@@ -53,6 +53,20 @@ class PropertyDict(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return len(self._data)
 
+    def __eq__(self, other: object) -> bool:
+        """
+        Equal to any mapping with the same properties, whatever the
+        spelling of its keys (txAMQP's C{{"delivery-mode": 2}}).
+        """
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        try:
+            return self._data == {python_name(k): v for k, v in other.items()}
+        except AttributeError:
+            return False
+
+    __hash__ = None  # type: ignore[assignment]
+
     def copy(self) -> PropertyDict:
         return PropertyDict(self._data)
 

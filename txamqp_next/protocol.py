@@ -280,6 +280,8 @@ class AMQChannel:
         client = self.client
 
         def returned(message: Message) -> None:
+            # a returned message, or a delivery for a consumer the channel
+            # does not know: the delegate's basic_return_ or basic_deliver
             client._dispatch(self, TxMessage(message.method, _content_of(message)))
 
         def notified(method: Method) -> None:
@@ -293,6 +295,8 @@ class AMQChannel:
                 client.channel_failed(self, Failure(reason))  # type: ignore[no-untyped-call]
 
         ch.add_return_handler(returned)
+        # txAMQP gave the delegate every delivery
+        ch.set_unclaimed_handler(returned)
         ch.add_listener(notified)
         ch.when_closed().addCallback(closed)
 
@@ -307,6 +311,9 @@ class AMQChannel:
             reply = TxMessage(client.core.methods.make("connection.close-ok"))
             return client.close(getattr(method, "reply_text", "")).addCallback(lambda _: reply)
         if name == "connection.start-ok":
+            if client.core.credentials is not None:
+                # the client answered start already (credentials given first)
+                return succeed(None)
             return client.start(method.response, method.mechanism, method.locale).addCallback(
                 lambda _: None
             )

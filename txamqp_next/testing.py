@@ -266,11 +266,15 @@ class AMQPump:
         """
         Pump a method frame.
 
+        @param channel: the channel; methods of the C{connection} class go
+            to channel 0 whatever the channel given, as a broker sends them.
         @param klass: the class name (C{"basic"}).
         @param method: the method name (C{"consume-ok"}).
         @param fields: its fields; the others take their defaults.
         """
         built = self.client.core.methods.make(f"{klass}.{method}", (), fields)
+        if built.CONNECTION_CLASS:
+            channel = 0
         self.pump(channel, MethodPayload(built))
 
     def pumpHeader(

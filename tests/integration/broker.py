@@ -15,6 +15,9 @@ from twisted.trial.unittest import TestCase
 
 import txamqp_next
 from txamqp_next.channel import Channel
+from txamqp_next.connection import AMQPConnection
+from txamqp_next.endpoint import AMQEndpoint
+from txamqp_next.factory import AMQFactory
 from txamqp_next.protocol import AMQClient
 
 BROKER = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -62,21 +65,38 @@ class BrokerTestCase(TestCase):
 
     timeout = 60
 
-    async def connect(self, url: str = BROKER, **kwargs: Any) -> AMQClient:
+    async def connect(self, url: str = BROKER, **kwargs: Any) -> AMQPConnection:
+        client = await self._reach(txamqp_next.connect(reactor(), url, **kwargs))
+        self.addCleanup(client.close)
+        return client
+
+    async def _reach(self, connecting: defer.Deferred[_T]) -> _T:
+        """
+        Wait for a connection attempt; with no broker, fail the test saying
+        how to start one.
+        """
         try:
-            client = await txamqp_next.connect(reactor(), url, **kwargs)
+            return await connecting
         except ConnectionRefusedError as e:
             self.fail(no_broker(e))
         except Exception as e:
             if "Connection was refused" in str(e):
                 self.fail(no_broker(e))
             raise
-        self.addCleanup(client.close)
-        return client
 
-    async def channel(self, **kwargs: Any) -> tuple[AMQClient, Channel]:
+    async def channel(self, **kwargs: Any) -> tuple[AMQPConnection, Channel]:
         client = await self.connect(**kwargs)
         return client, await client.open_channel()
+
+    async def connect_txamqp(self, url: str = BROKER) -> AMQClient:
+        """
+        A txAMQP-style client (L{AMQClient}, connected and authenticated by
+        L{AMQEndpoint} and L{AMQFactory}), closed at cleanup.
+        """
+        client = await self._reach(AMQEndpoint.from_uri(reactor(), url).connect(AMQFactory()))
+        self.addCleanup(client.close)
+        assert isinstance(client, AMQClient)
+        return client
 
 
 def sockets_to(port: int) -> list[Any]:

@@ -14,6 +14,7 @@ from twisted.internet import defer
 
 from tests.integration.broker import BrokerTestCase, async_test, sleep, unique
 from txamqp_next import errors
+from txamqp_next.content import Content
 from txamqp_next.message import Message
 from txamqp_next.queue import Empty
 
@@ -218,14 +219,17 @@ class ConsumeTests(BrokerTestCase):
     async def test_txamqp_queue(self) -> None:
         """
         client.queue(tag).get(timeout=...) reads a tag's deliveries and fails
-        with Empty when none come.
+        with Empty when none come.  That queue is txAMQP's: it belongs to
+        the txAMQP-style client (L{AMQClient}) and its channels.
         """
-        client, ch = await self.channel()
+        client = await self.connect_txamqp()
+        ch = await client.channel(1)
+        await ch.channel_open()
         queue = (await ch.queue_declare(queue="", exclusive=True)).queue
         await ch.basic_consume(queue=queue, consumer_tag="tag-1", no_ack=True)
-        await ch.basic_publish(routing_key=queue, body=b"hello")
+        await ch.basic_publish(routing_key=queue, content=Content(b"hello"))
         q = await client.queue("tag-1")
-        self.assertEqual((await q.get(timeout=5)).body, b"hello")
+        self.assertEqual((await q.get(timeout=5)).content.body, b"hello")
         await self.assertFailure(q.get(timeout=0.2), Empty)
 
     @async_test

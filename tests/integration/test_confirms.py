@@ -18,6 +18,10 @@ import txamqp_next
 from txamqp_next import errors
 from txamqp_next.channel import Channel, ConsumerCancelled
 from txamqp_next.confirms import PublishNacked, Unroutable
+from txamqp_next.connection import AMQPConnection
+from txamqp_next.content import Content
+from txamqp_next.endpoint import AMQEndpoint
+from txamqp_next.factory import AMQFactory
 from txamqp_next.message import Message
 from txamqp_next.protocol import AMQClient
 
@@ -38,7 +42,7 @@ class BrokerTestCase(TestCase):
     def run_async(self, coro: Coroutine[Any, Any, None]) -> defer.Deferred[None]:
         return defer.ensureDeferred(coro)
 
-    async def connect(self) -> AMQClient:
+    async def connect(self) -> AMQPConnection:
         from twisted.internet import reactor
 
         try:
@@ -51,9 +55,27 @@ class BrokerTestCase(TestCase):
         self.addCleanup(client.close)
         return client
 
-    async def channel(self) -> tuple[AMQClient, Channel]:
+    async def channel(self) -> tuple[AMQPConnection, Channel]:
         client = await self.connect()
         return client, await client.open_channel()
+
+    async def connect_txamqp(self) -> AMQClient:
+        """
+        A txAMQP-style client (L{AMQClient}), authenticated, closed at
+        cleanup.
+        """
+        from twisted.internet import reactor
+
+        try:
+            client = await AMQEndpoint.from_uri(reactor, BROKER).connect(AMQFactory())
+        except Exception as e:
+            self.fail(
+                f"no RabbitMQ at {BROKER} ({e}); start one with `rabbitmq-server -detached` "
+                "or run ./scripts/dev test"
+            )
+        self.addCleanup(client.close)
+        assert isinstance(client, AMQClient)
+        return client
 
 
 class ConfirmTests(BrokerTestCase):
@@ -168,14 +190,19 @@ class ReturnTests(BrokerTestCase):
 
     def test_return_queue(self) -> defer.Deferred[None]:
         """
-        With no handler, returns go to txAMQP's C{basic_return_queue}.
+        With no handler, returns go to txAMQP's C{basic_return_queue}: the
+        txAMQP-style client's (L{AMQClient}), whose delegate puts them there.
         """
 
         async def go() -> None:
-            client, ch = await self.channel()
-            await ch.basic_publish(routing_key=unique("nowhere"), body=b"q", mandatory=True)
+            client = await self.connect_txamqp()
+            ch = await client.channel(1)
+            await ch.channel_open()
+            await ch.basic_publish(
+                routing_key=unique("nowhere"), content=Content(b"q"), mandatory=True
+            )
             message = await client.basic_return_queue.get(timeout=5)
-            self.assertEqual(message.body, b"q")
+            self.assertEqual(message.content.body, b"q")
 
         return self.run_async(go())
 

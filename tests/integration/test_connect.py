@@ -17,8 +17,8 @@ from twisted.logger import formatEvent, globalLogPublisher
 import txamqp_next
 from tests.integration.broker import BROKER, BrokerTestCase, async_test, reactor, sockets_to
 from txamqp_next import Credentials, errors
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.endpoint import ConnectTimeout, endpoint_and_factory, parse_url
-from txamqp_next.protocol import AMQClient
 
 SECRET = "s3cret-Passw0rd"
 
@@ -230,19 +230,19 @@ class ConnectFailureTests(BrokerTestCase):
 
 class ProtocolStyleTests(BrokerTestCase):
     """
-    L{AMQClient} is a plain protocol: Twisted's usual ways of connecting
-    one all give a working client.
+    L{AMQPConnection} is a plain protocol: Twisted's usual ways of
+    connecting one all give a working client.
     """
 
-    def make_client(self) -> AMQClient:
+    def make_client(self) -> AMQPConnection:
         params = parse_url(BROKER)
-        return AMQClient(vhost=params.vhost, clock=reactor(), credentials=params.credentials)
+        return AMQPConnection(vhost=params.vhost, clock=reactor(), credentials=params.credentials)
 
     def tcp(self) -> endpoints.TCP4ClientEndpoint:
         params = parse_url(BROKER)
         return endpoints.TCP4ClientEndpoint(reactor(), params.host, params.port)
 
-    async def works(self, client: AMQClient) -> None:
+    async def works(self, client: AMQPConnection) -> None:
         self.addCleanup(client.close)
         await client.when_open()
         ch = await client.open_channel()
@@ -254,7 +254,7 @@ class ProtocolStyleTests(BrokerTestCase):
     @async_test
     async def test_connect_protocol(self) -> None:
         """
-        endpoints.connectProtocol with an AMQClient given credentials.
+        endpoints.connectProtocol with an AMQPConnection given credentials.
         """
         client = await endpoints.connectProtocol(self.tcp(), self.make_client())
         await self.works(client)
@@ -262,7 +262,7 @@ class ProtocolStyleTests(BrokerTestCase):
     @async_test
     async def test_endpoint_and_factory(self) -> None:
         """
-        An endpoint's connect() with a factory building AMQClients.
+        An endpoint's connect() with a factory building AMQPConnections.
         """
         client = await self.tcp().connect(protocol.Factory.forProtocol(self.make_client))
         await self.works(client)
@@ -274,7 +274,7 @@ class ProtocolStyleTests(BrokerTestCase):
         """
         params = parse_url(BROKER)
         client = await protocol.ClientCreator(
-            reactor(), AMQClient, vhost=params.vhost, credentials=params.credentials
+            reactor(), AMQPConnection, vhost=params.vhost, credentials=params.credentials
         ).connectTCP(params.host, params.port)
         await self.works(client)
 

@@ -14,7 +14,7 @@ from twisted.python import log
 from tests.integration.broker import BrokerTestCase, async_test, reactor, sleep, unique
 from tests.integration.proxy import Proxy, frame_types
 from txamqp_next import errors
-from txamqp_next.protocol import AMQClient
+from txamqp_next.connection import AMQPConnection
 
 HEARTBEAT_FRAME = 8
 
@@ -25,7 +25,7 @@ class HeartbeatTests(BrokerTestCase):
     given up on after two intervals.
     """
 
-    async def proxied(self, **kwargs: object) -> tuple[Proxy, AMQClient]:
+    async def proxied(self, **kwargs: object) -> tuple[Proxy, AMQPConnection]:
         proxy = Proxy(reactor())
         await proxy.start()
         self.addCleanup(proxy.stop)

@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 import txamqp_next
-from txamqp_next import AMQClient, Channel, Message
+from txamqp_next import AMQPConnection, Channel, Message
 from txamqp_next.service import ConsumerService
 
 BROKER_URL = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -64,7 +64,7 @@ class ServiceTestCase(TestCase):
 
     async def setUp(self) -> None:
         try:
-            self.control: AMQClient = await txamqp_next.connect(
+            self.control: AMQPConnection = await txamqp_next.connect(
                 _reactor(), BROKER_URL, connection_timeout=5
             )
         except Exception as e:

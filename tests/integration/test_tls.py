@@ -26,9 +26,9 @@ from tests.certs import CertificateAuthority
 from tests.integration.broker import BrokerTestCase, async_test, reactor, sockets_to, unique
 from tests.integration.nodes import PrivateNode
 from txamqp_next import Credentials, errors
+from txamqp_next.connection import AMQPConnection
 from txamqp_next.endpoint import AMQEndpoint
 from txamqp_next.factory import AMQFactory
-from txamqp_next.protocol import AMQClient
 
 TIMEOUT = 5
 
@@ -96,7 +96,7 @@ class TLSTestCase(BrokerTestCase):
         query = "&".join(f"{k}={v}" for k, v in parameters.items())
         return f"amqps://guest:guest@{host}:{node.tls_port}/?{query}"
 
-    async def round_trip(self, client: AMQClient) -> None:
+    async def round_trip(self, client: AMQPConnection) -> None:
         """
         Publish a message through the broker and consume it.
         """

@@ -278,7 +278,7 @@ def serve(
     prefetch: int = 100,
     declare: bool = True,
     declare_responses_exchange: bool = True,
-    confirm: bool = True,
+    confirm: bool | None = None,
     protocol_factory: Any = None,
     iprot_factory: Any = None,
     oprot_factory: Any = None,
@@ -292,7 +292,7 @@ def serve(
 
     @param amqp: an open L{AMQPConnection} (the server opens a channel of its
         own and closes it in L{ThriftServer.stop}) or an open L{Channel}
-        (which the server puts in confirm mode unless C{confirm} is false).
+        (which the server puts in confirm mode, see C{confirm}).
     @param service_name: the routing key clients call the service by.
     @param processor: a Thrift processor (C{Service.Processor(handler)}
         from C{thrift --gen py:twisted}): its C{process(iprot, oprot)} may
@@ -311,7 +311,9 @@ def serve(
         exchange.
     @param confirm: put the channel in confirm mode, so that a call is
         acknowledged only once the broker has its reply; when false, once
-        the reply is handed to the transport.
+        the reply is handed to the transport.  By default, confirm mode is
+        used when the loaded spec has it (0-8, 0-9 and the plain 0-9-1 file
+        have no C{confirm} class).
     @param protocol_factory: the Thrift protocol factory
         (C{TBinaryProtocolFactory()} by default); C{iprot_factory} and
         C{oprot_factory} set each direction apart.
@@ -352,7 +354,7 @@ async def _serve(
     prefetch: int,
     declare: bool,
     declare_responses_exchange: bool,
-    confirm: bool,
+    confirm: bool | None,
     iprot_factory: Any,
     oprot_factory: Any,
 ) -> ThriftServer:
@@ -364,6 +366,8 @@ async def _serve(
         if declare_responses_exchange:
             await declare_exchange(channel, responses_exchange)
         await channel.basic_qos(prefetch_count=prefetch)
+        if confirm is None:
+            confirm = channel.methods.get("confirm.select") is not None
         if confirm and channel.confirms is None:
             await channel.confirm_select()
         server = ThriftServer(

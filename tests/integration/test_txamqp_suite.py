@@ -1,0 +1,182 @@
+# -*- test-case-name: tests.integration.test_txamqp_suite -*-
+"""
+txAMQP 0.8.2's own test suite passes on txamqp_next, against the real
+broker, with each spec its test base can load: 0-9 (what it loads for
+RabbitMQ), 0-8, 0-9-1 and RabbitMQ's 0-9-1.
+
+The suite is txAMQP's sdist, with only its imports renamed and bodies
+compared as bytes (see L{tests.txamqp_suite}).  Every test must end as
+listed here: those that do not pass are deliberate differences, each
+explained in C{docs/migrating-from-txamqp.md}, which these tests also check.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from twisted.internet import threads
+from twisted.trial.unittest import TestCase
+
+from tests import txamqp_suite
+from tests.integration.broker import async_test
+
+DOCS = Path(__file__).parents[2] / "docs" / "migrating-from-txamqp.md"
+
+#: txAMQP's own tests that do not pass on txamqp_next, by design (the
+#: reasons are in docs/migrating-from-txamqp.md)
+DIFFERENT_BROKER_TESTS = {
+    # a call on a channel never opened: txAMQP sent it and the broker closed
+    # the connection (504); txamqp_next opens the channel first
+    "test_broker.BrokerTests.test_invalid_channel": "FAILURE",
+    # a call on a channel the client closed: txAMQP sent it and the broker
+    # closed the connection (504); txamqp_next fails the call at once with
+    # ChannelClosed and the connection lives on
+    "test_broker.BrokerTests.test_closed_channel": "ERROR",
+}
+
+DIFFERENT_UNIT_TESTS = {
+    # basic.consume sent on channel 0: txAMQP sent it, txamqp_next refuses it
+    # with LocalProtocolError (a broker would close the connection with 503)
+    "test_protocol.AMQClientTest.test_channel_close": "FAILURE",
+    "test_protocol.AMQClientTest.test_connection_close_raises_error": "FAILURE",
+    "test_protocol.AMQClientTest.test_connection_lost": "FAILURE",
+    # close() sends connection.close before dropping the transport, so the
+    # broker sees a clean close; txAMQP sent nothing
+    "test_protocol.AMQClientTest.test_close": "FAILURE",
+    # AMQPump completes the handshake, so `started` has fired already and
+    # firing it again raises AlreadyFiredError
+    "test_protocol.AMQClientTest.test_hearbeat_check_failure": "ERROR",
+}
+
+#: skipped by txAMQP's own decorators (tests for other brokers) or its
+#: version checks (RabbitMQ 3 dropped immediate and 404 on queue.delete)
+SKIPPED = {
+    "test_basic.BasicTests.test_ack",
+    "test_basic.BasicTests.test_consume_no_local",
+    "test_basic.BasicTests.test_consume_queue_unspecified",
+    "test_basic.BasicTests.test_qos_prefetch_size",
+    "test_broker.BrokerTests.test_basic_delivery_immediate",
+    "test_broker.BrokerTests.test_channel_flow",
+    "test_exchange.DefaultExchangeRuleTests.test_default_exchange",
+    "test_exchange.MiscellaneousErrorsTests.test_different_declared_type",
+    "test_queue.QueueTests.test_delete_non_existing",
+    "test_queue.QueueTests.test_purge",
+    "test_tx.TxTests.test_auto_rollback",
+    "test_tx.TxTests.test_rollback",
+}
+
+#: the broker tests that run (and pass on txAMQP 0.8.2 itself with 0-8 and
+#: 0-9): at least this many
+BROKER_TESTS_RUN = 45
+
+
+def _reactor_argument() -> list[str]:
+    """
+    Run the suite under the reactor this test runs under.
+    """
+    if os.environ.get("TXAMQP_NEXT_EXPECT_REACTOR") == "asyncio":
+        return ["--reactor=asyncio"]
+    return []
+
+
+class TxAMQPSuiteTests(TestCase):
+    """
+    txAMQP's suite, one spec at a time.
+    """
+
+    timeout = 300
+
+    def setUp(self) -> None:
+        for spec in (
+            txamqp_suite.SPEC_0_8,
+            txamqp_suite.SPEC_0_9,
+            txamqp_suite.SPEC_0_9_1,
+            txamqp_suite.SPEC_0_9_1_RABBIT,
+        ):
+            if not spec.exists():
+                self.fail(f"{spec} is missing: apt-get install amqp-specs (./scripts/dev does)")
+
+    async def run_suite(
+        self, spec: Path, modules: tuple[str, ...], expected: dict[str, str]
+    ) -> dict[str, str]:
+        done = await threads.deferToThread(
+            txamqp_suite.run,
+            str(spec),
+            "txamqp_next",
+            modules,
+            ["--reporter=bwverbose", *_reactor_argument()],
+        )
+        found = {
+            name.removeprefix("txamqp_suite."): result
+            for name, result in txamqp_suite.results(done.stdout).items()
+        }
+        if not found:
+            self.fail(f"the suite reported no results:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        different = {name: result for name, result in found.items() if result != "OK"}
+        wanted = {**expected, **{name: "SKIPPED" for name in SKIPPED if name in found}}
+        if different != wanted:
+            unexpected = {k: v for k, v in different.items() if wanted.get(k) != v}
+            missing = {k: v for k, v in wanted.items() if k not in different}
+            self.fail(
+                f"with {spec}, txAMQP's tests ended differently than expected:\n"
+                f"unexpected: {unexpected}\nexpected but not seen: {missing}\n"
+                f"{done.stdout[-6000:]}"
+            )
+        return found
+
+    async def check_broker_tests(self, spec: Path) -> None:
+        found = await self.run_suite(spec, txamqp_suite.BROKER_MODULES, DIFFERENT_BROKER_TESTS)
+        ran = [name for name, result in found.items() if result != "SKIPPED"]
+        # plus AMQEndpointIntegrationTest, run with the unit modules
+        self.assertGreaterEqual(len(ran) + 1, BROKER_TESTS_RUN)
+        passed = [name for name, result in found.items() if result == "OK"]
+        self.assertEqual(len(passed), len(ran) - len(DIFFERENT_BROKER_TESTS))
+
+    @async_test
+    async def test_0_9(self) -> None:
+        """
+        With 0-9, the spec txAMQP's test base loads for RabbitMQ, every
+        broker test passes but the two deliberate differences.
+        """
+        await self.check_broker_tests(txamqp_suite.SPEC_0_9)
+
+    @async_test
+    async def test_0_8(self) -> None:
+        """
+        With 0-8, the same.
+        """
+        await self.check_broker_tests(txamqp_suite.SPEC_0_8)
+
+    @async_test
+    async def test_0_9_1(self) -> None:
+        """
+        With the plain 0-9-1 file, the same (txAMQP itself fails two more
+        there: test_get and test_recover_requeue).
+        """
+        await self.check_broker_tests(txamqp_suite.SPEC_0_9_1)
+
+    @async_test
+    async def test_0_9_1_rabbit(self) -> None:
+        """
+        With RabbitMQ's 0-9-1 file, the same.
+        """
+        await self.check_broker_tests(txamqp_suite.SPEC_0_9_1_RABBIT)
+
+    @async_test
+    async def test_unit_modules(self) -> None:
+        """
+        txAMQP's unit tests (AMQPump, the factory, endpoints, events) and
+        its endpoint test against the broker pass but the deliberate
+        differences.
+        """
+        await self.run_suite(txamqp_suite.SPEC_0_9, txamqp_suite.UNIT_MODULES, DIFFERENT_UNIT_TESTS)
+
+    def test_differences_documented(self) -> None:
+        """
+        Every test of txAMQP's that does not pass is named, with its reason,
+        in the migration guide.
+        """
+        text = DOCS.read_text()
+        for name in (*DIFFERENT_BROKER_TESTS, *DIFFERENT_UNIT_TESTS):
+            self.assertIn(name.rsplit(".", 1)[-1], text, f"{name} is not in {DOCS}")
