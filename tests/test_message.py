@@ -137,6 +137,13 @@ class RecordingChannel:
 
         return call
 
+    def invoke(self, name: str, **fields: Any) -> Deferred[None]:
+        """
+        A call by the method's full name, recorded under its PEP 8 name.
+        """
+        self.calls.append((name.replace(".", "_"), fields))
+        return succeed(None)
+
 
 def deliver(channel: Any, body: bytes = b"hello", **properties: Any) -> Message:
     method = METHODS["basic.deliver"](

@@ -510,12 +510,19 @@ class OlderSpecTests(SynchronousTestCase):
     def test_09_content_classes(self) -> None:
         """
         0-8 and 0-9 have several content classes, each with its own
-        properties class.
+        properties class; 0-8's C{test} class has content methods but no
+        properties, and gets an empty properties class for its headers.
         """
-        for name in ("0-8/amqp0-8.stripped.xml", "0-9/amqp0-9.stripped.xml"):
+        for name, test_class in (
+            ("0-8/amqp0-8.stripped.xml", [120]),
+            ("0-9/amqp0-9.stripped.xml", []),
+        ):
             ms = methods_for(reference_spec(name))
-            self.assertEqual(sorted(ms.properties), [60, 70, 80, 110], name)
+            self.assertEqual(sorted(ms.properties), [60, 70, 80, 110, *test_class], name)
             self.assertIn("filename", ms.File.Properties.field_names)
+        ms = methods_for(reference_spec("0-8/amqp0-8.stripped.xml"))
+        self.assertEqual(ms.Test.Properties.field_names, ())
+        self.assertEqual(ms.Test.Properties().encode_header(3)[-2:], b"\x00\x00")
 
 
 SPEC_08 = "0-8/amqp0-8.stripped.xml"
@@ -863,8 +870,10 @@ class RoundTripTests(SynchronousTestCase):
             for class_id in ms.properties:
                 self.check_properties(name, ms, class_id)
                 checked += 1
-        # 0-8 and 0-9 (four files) have four content classes, 0-9-1 one
-        self.assertEqual(checked, 4 * 4 + 4 * 1)
+        # 0-8 and 0-9 (four files) have four content classes with
+        # properties, 0-9-1 one; the two 0-8 files add their test class,
+        # whose content has no properties
+        self.assertEqual(checked, 4 * 4 + 4 * 1 + 2)
 
     def test_typed_distinguishes(self) -> None:
         """

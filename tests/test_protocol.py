@@ -109,8 +109,8 @@ class Broker:
         self.clock = Clock()
         kwargs.setdefault("credentials", Credentials())
         self.client: Any = cls(clock=self.clock, **kwargs)
-        self.frames = FrameFactory()
-        self.parser = SentParser()
+        self.frames = FrameFactory(self.client.spec)
+        self.parser = SentParser(self.client.spec)
         self.transport = transport if transport is not None else RecordingTransport()
         self.client.makeConnection(self.transport)
 

@@ -13,9 +13,11 @@ L{tests.integration.test_txamqp_compat}.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.internet.error import ConnectionLost
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -26,8 +28,10 @@ from txamqp_next._txmessage import TxMessage
 from txamqp_next.channel import Channel, ConsumerCancelled
 from txamqp_next.client import Closed, TwistedDelegate
 from txamqp_next.content import Content
+from txamqp_next.factory import AMQFactory
 from txamqp_next.protocol import AMQChannel, AMQClient
 from txamqp_next.queue import Closed as QueueClosed
+from txamqp_next.spec import DEFAULT_SPEC, load
 
 
 class RecordingDelegate(TwistedDelegate):
@@ -787,3 +791,204 @@ class ContentTests(SynchronousTestCase):
         self.assertNotEqual(content.properties, {"delivery-mode": 1, "reply-to": "r"})
         self.assertNotEqual(content.properties, {"delivery-mode": 2})
         self.assertNotEqual(content.properties, [("delivery-mode", 2)])
+
+
+class NotifyingDelegate(RecordingDelegate):
+    """
+    A delegate that also records the handshake and C{channel.flow}, calling
+    C{super()} as txAMQP applications do.
+    """
+
+    def connection_start(self, ch: Any, msg: Any) -> None:
+        self.calls.append(("connection_start", ch, msg))
+        super().connection_start(ch, msg)
+
+    def connection_tune(self, ch: Any, msg: Any) -> None:
+        self.calls.append(("connection_tune", ch, msg))
+        super().connection_tune(ch, msg)
+
+    def channel_flow(self, ch: Any, msg: Any) -> None:
+        self.calls.append(("channel_flow", ch, msg))
+        super().channel_flow(ch, msg)
+
+
+class DelegateTests(SynchronousTestCase):
+    """
+    What the delegate hears of: the handshake, C{channel.flow}, and any
+    other method the broker sends on its own through C{dispatch}.
+    """
+
+    def test_handshake(self) -> None:
+        """
+        C{connection_start} gets the broker's start (its server properties)
+        on channel 0 and C{connection_tune} its tune; the client has
+        answered both itself.
+        """
+        delegate = NotifyingDelegate()
+        broker = connect(delegate=delegate)
+        [(ch0, start)] = delegate.handled("connection_start")
+        [(_, tune)] = delegate.handled("connection_tune")
+        self.assertEqual(ch0.id, 0)
+        self.assertEqual((start.method.klass.name, start.method.name), ("connection", "start"))
+        self.assertEqual(start.server_properties["product"], "RabbitMQ")
+        self.assertEqual(tune.frame_max, 131072)
+        self.assertIsNone(broker.client.closed)
+
+    def test_channel_flow(self) -> None:
+        """
+        C{channel_flow} hears of the broker pausing a channel, which the
+        client has answered with C{flow-ok}.
+        """
+        delegate = NotifyingDelegate()
+        broker = connect(delegate=delegate)
+        channel = open_channel(broker)
+        broker.reply("channel.flow", active=False)
+        [(on, flow)] = delegate.handled("channel_flow")
+        self.assertIs(on, channel)
+        self.assertIs(flow.active, False)
+        [flow_ok] = broker.sent()
+        self.assertEqual((flow_ok.NAME, flow_ok.active), ("channel.flow-ok", False))
+
+    def test_dispatch_other_methods(self) -> None:
+        """
+        A method the broker sends on its own goes to the handler named
+        after it (C{basic_cancel}); with no such handler it is ignored, and
+        the connection goes on (txAMQP ended it with an C{AttributeError}).
+        """
+        delegate = RecordingDelegate()
+        broker = connect(delegate=delegate)
+        open_channel(broker)
+        broker.reply("basic.cancel", consumer_tag="gone")
+        [(_, cancel)] = delegate.handled("basic_cancel")
+        self.assertEqual(cancel.consumer_tag, "gone")
+        plain = connect()
+        open_channel(plain)
+        plain.reply("basic.cancel", consumer_tag="gone")
+        self.assertIsNone(plain.client.closed)
+
+
+class SpyClient(AMQClient):
+    """
+    txAMQP's heartbeat test subclass: counts the heartbeat hooks it is
+    called through.
+    """
+
+    sent_heartbeats = 0
+    checks = 0
+
+    def send_heartbeat(self) -> None:
+        super().send_heartbeat()
+        self.sent_heartbeats += 1
+
+    def reschedule_check_heartbeat(self) -> None:
+        super().reschedule_check_heartbeat()
+        self.checks += 1
+
+
+class HeartbeatHookTests(SynchronousTestCase):
+    """
+    txAMQP's heartbeat hooks, for subclasses that override them.
+    """
+
+    def test_hooks_called(self) -> None:
+        """
+        Heartbeats go out through C{send_heartbeat} and each chunk received
+        goes through C{reschedule_check_heartbeat}, so a subclass that counts
+        them (as txAMQP's heartbeat test does) sees both.
+        """
+        broker = Broker(cls=SpyClient, credentials=None, heartbeat=1)
+        client = broker.client
+        assert isinstance(client, SpyClient)
+        d = client.authenticate("guest", "guest")
+        broker.handshake(heartbeat=1)
+        broker.successResult(d)
+        self.assertEqual(client.heartbeatInterval, 1)
+        checks = client.checks
+        self.assertGreater(checks, 0)
+        broker.clock.advance(1)
+        self.assertGreater(client.sent_heartbeats, 0)
+        self.assertIn(_frames.HEARTBEAT, broker.transport.value())
+        broker.send(_frames.HEARTBEAT)
+        self.assertEqual(client.checks, checks + 1)
+
+    def test_send_heartbeat_anytime(self) -> None:
+        """
+        C{send_heartbeat()} sends one heartbeat frame at once, even with
+        heartbeats off.
+        """
+        broker = connect()
+        broker.frames_sent()
+        broker.client.send_heartbeat()
+        self.assertEqual(broker.transport.value(), _frames.HEARTBEAT)
+
+
+class ClientMembersTests(SynchronousTestCase):
+    """
+    The rest of txAMQP's C{AMQClient}.
+    """
+
+    def test_check_0_8(self) -> None:
+        """
+        C{check_0_8()} says whether the spec is 0-8.
+        """
+        self.assertFalse(AMQClient().check_0_8())
+        path = "/usr/share/amqp/specs/0-8/amqp0-8.stripped.xml"
+        if not os.path.exists(path):
+            self.fail(f"{path} is missing: apt-get install amqp-specs")
+        self.assertTrue(AMQClient(spec=path).check_0_8())
+
+    def test_do_close(self) -> None:
+        """
+        C{do_close(reason)} ends the connection at once: calls fail with a
+        C{Closed} carrying the reason, queues close, the transport is
+        dropped.
+        """
+        broker = connect()
+        channel = open_channel(broker)
+        declare = channel.queue_declare(queue="q")
+        queue = self.successResultOf(broker.client.queue("t")).get()
+        broker.client.do_close("going away")
+        failure = self.failureResultOf(declare, Closed)
+        self.assertEqual(failure.value.args[0], "going away")
+        self.failureResultOf(queue, QueueClosed)
+        self.assertTrue(broker.transport.disconnecting)
+
+
+class FactoryTests(SynchronousTestCase):
+    """
+    txAMQP's C{AMQFactory} and C{DEFAULT_SPEC}.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        A client from a default factory has a new L{TwistedDelegate}, vhost
+        C{/}, no heartbeat asked for, and the spec at C{DEFAULT_SPEC}, the
+        packaged 0-9-1; nothing is scheduled.
+        """
+        clock = Clock()
+        factory = AMQFactory(clock=clock)
+        one, two = factory.buildProtocol(None), factory.buildProtocol(None)
+        self.assertIsInstance(one, AMQClient)
+        self.assertIsInstance(one.delegate, TwistedDelegate)
+        self.assertIsNot(one.delegate, two.delegate)
+        self.assertEqual((one.vhost, one.heartbeatInterval), ("/", 0))
+        self.assertEqual(one.spec.file, DEFAULT_SPEC)
+        self.assertIs(one.spec, load())
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_custom(self) -> None:
+        """
+        C{set_vhost} and C{set_heartbeat} reach the clients; asking for a
+        heartbeat schedules txAMQP's check for a silent peer.
+        """
+        clock = Clock()
+        path = "/usr/share/amqp/specs/0-9/amqp0-9.stripped.xml"
+        if not os.path.exists(path):
+            self.fail(f"{path} is missing: apt-get install amqp-specs")
+        factory = AMQFactory(spec=path, clock=clock)
+        factory.set_vhost("foo")
+        factory.set_heartbeat(1)
+        client = factory.buildProtocol(None)
+        self.assertEqual((client.vhost, client.heartbeatInterval), ("foo", 1))
+        self.assertEqual(client.spec.file, path)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)

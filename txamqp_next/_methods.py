@@ -401,7 +401,7 @@ class MethodSet:
     @ivar by_key: C{(class_id, method_id)} to method class.
     @ivar by_name: full name (C{"basic.publish"}) to method class.
     @ivar properties: class id to the properties class, for classes that
-        carry content.
+        carry content (an empty one for a class without properties).
     """
 
     def __init__(self, spec: Spec) -> None:
@@ -421,7 +421,9 @@ class MethodSet:
                 self.by_key[(mspec.class_id, mspec.id)] = cls
                 self._decoders[mspec.class_id << 16 | mspec.id] = cls._decode
                 self.by_name[mspec.full_name] = cls
-            if cspec.properties:
+            if cspec.properties or any(m.content for m in cspec.methods):
+                # a class with content methods has a header even when it
+                # defines no properties (0-8's test.content)
                 props = _properties_class(ns.__name__, cspec)
                 ns.methods["Properties"] = props  # type: ignore[assignment]
                 self.properties[cspec.id] = props

@@ -4,7 +4,8 @@ L{Channel}: an AMQP channel of an L{AMQPConnection}, with a L{Deferred} for
 every call.
 
 Every method of the loaded spec is a method of the channel, with PEP 8
-keyword arguments: C{ch.queue_declare(queue="q", durable=True)} returns a
+keyword arguments (and C{body} and C{properties} for a method that carries
+content): C{ch.queue_declare(queue="q", durable=True)} returns a
 L{Deferred} that fires with the reply (a C{Queue.DeclareOk}); methods that
 expect no reply (and synchronous ones sent with C{no_wait=True}) fire with
 C{None} once queued for the socket (written in the same reactor turn).
@@ -274,7 +275,15 @@ class Channel:
         """
         return self.methods.make(name, (), fields)
 
-    def _call(self, name: str, **fields: Any) -> Deferred[Any]:
+    def invoke(self, name: str, **fields: Any) -> Deferred[Any]:
+        """
+        Call a method of the loaded spec by its full name:
+        C{ch.invoke("basic.nack", delivery_tag=1)} is C{ch.basic_nack(...)}.
+
+        @return: as L{call}; it fails with L{LocalProtocolError} naming the
+            spec when the spec lacks the method.
+        @raise TypeError: a field the spec does not take, with a value.
+        """
         try:
             method = self.methods.make(name, (), fields)
         except LocalProtocolError as e:
@@ -292,7 +301,17 @@ class Channel:
             )
 
         def invoke(**fields: Any) -> Deferred[Any]:
-            return self.call(self.methods.make(cls, (), fields))
+            if not cls.CONTENT:
+                return self.call(self.methods.make(cls, (), fields))
+            # a content method (0-9's file.publish, say): body and properties
+            body = fields.pop("body", b"")
+            given = fields.pop("properties", None)
+            method = self.methods.make(cls, (), fields)
+            if isinstance(given, Properties):
+                properties = given
+            else:
+                properties = self.methods.properties_from(cls.CLASS_ID, given or {})
+            return self.call(method, properties, body.encode() if isinstance(body, str) else body)
 
         invoke.__name__ = name
         invoke.__doc__ = cls.__doc__
@@ -305,7 +324,7 @@ class Channel:
         @return: a L{Deferred} firing with this channel once the broker
             opened it.
         """
-        return self._call("channel.open").addCallback(lambda _: self)
+        return self.invoke("channel.open").addCallback(lambda _: self)
 
     def channel_close(
         self, reply_code: int = 200, reply_text: str = "", class_id: int = 0, method_id: int = 0
@@ -321,7 +340,7 @@ class Channel:
         """
         if self.closed is not None:
             return succeed(None)
-        return self._call(
+        return self.invoke(
             "channel.close",
             reply_code=reply_code,
             reply_text=truncate_shortstr(reply_text),
@@ -515,7 +534,7 @@ class Channel:
         """
         cls = self._ack_class
         if self.closed is not None or cls is None:
-            return self._call("basic.ack", delivery_tag=delivery_tag, multiple=multiple)
+            return self.invoke("basic.ack", delivery_tag=delivery_tag, multiple=multiple)
         try:
             self._link.send(self.id, cls(delivery_tag=delivery_tag, multiple=multiple))
         except LocalProtocolError as e:
@@ -585,7 +604,7 @@ class Channel:
         @return: a L{Deferred} firing with C{Basic.CancelOk} (C{None} with
             C{no_wait}).
         """
-        d = self._call("basic.cancel", consumer_tag=consumer_tag, no_wait=no_wait)
+        d = self.invoke("basic.cancel", consumer_tag=consumer_tag, no_wait=no_wait)
 
         def done(result: Any) -> Any:
             consumer = self.consumers.pop(consumer_tag, None)
@@ -602,7 +621,7 @@ class Channel:
         @return: a L{Deferred} firing with the L{Message}, or C{None} when the
             queue is empty.
         """
-        d = self._call("basic.get", queue=queue, no_ack=no_ack, **fields)
+        d = self.invoke("basic.get", queue=queue, no_ack=no_ack, **fields)
         return d.addCallback(lambda reply: reply if isinstance(reply, Message) else None)
 
     def set_unclaimed_handler(self, handler: DeliveryCallback | None) -> None:

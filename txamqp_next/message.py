@@ -61,25 +61,25 @@ class Message:
         @return: a L{Deferred} that fires once the ack is handed to the
             transport, or fails with the channel's error if it is closed.
         """
-        return self.channel.basic_ack(
-            delivery_tag=self.method.delivery_tag,
-            multiple=multiple,
-        )
+        return self.channel.basic_ack(delivery_tag=self.method.delivery_tag, multiple=multiple)
 
     def nack(self, requeue: bool = True, multiple: bool = False) -> Deferred[None]:
         """
         Reject this delivery (C{basic.nack}); the broker requeues it unless
         C{requeue} is false.
+
+        @return: as L{ack}; it fails with L{errors.LocalProtocolError} when
+            the spec has no C{basic.nack} (before RabbitMQ's 0-9-1).
         """
-        return self.channel.basic_nack(
-            delivery_tag=self.delivery_tag, multiple=multiple, requeue=requeue
+        return self.channel.invoke(
+            "basic.nack", delivery_tag=self.delivery_tag, multiple=multiple, requeue=requeue
         )
 
     def reject(self, requeue: bool = True) -> Deferred[None]:
         """
         Reject this delivery (C{basic.reject}).
         """
-        return self.channel.basic_reject(delivery_tag=self.delivery_tag, requeue=requeue)
+        return self.channel.invoke("basic.reject", delivery_tag=self.delivery_tag, requeue=requeue)
 
     def __repr__(self) -> str:
         return f"<Message {self.method!r} {self.properties!r} body={len(self.body)} bytes>"
