@@ -117,11 +117,15 @@ def rewrite(source: str, package: str) -> str:
     tree = ast.parse(source)
     transformer = _BodiesAsBytes()
     tree = transformer.visit(tree)
-    ast.fix_missing_locations(tree)
-    text = ast.unparse(tree)
     if transformer.changed:
-        text += "\n" + _HELPER
-    return text
+        # after the imports, before any code that may run at import time
+        imports = [
+            i for i, node in enumerate(tree.body) if isinstance(node, (ast.Import, ast.ImportFrom))
+        ]
+        at = imports[-1] + 1 if imports else 0
+        tree.body[at:at] = ast.parse(_HELPER).body
+    ast.fix_missing_locations(tree)
+    return ast.unparse(tree)
 
 
 @dataclass

@@ -543,7 +543,7 @@ class MethodSet:
         known = cls.field_names
         values: dict[str, Any] = {}
         for raw, value in given.items():
-            name = python_name(raw)
+            name = _cached_python_name(raw)
             if name in known:
                 values[name] = value
             elif value is not None:
@@ -670,6 +670,11 @@ def _decode_header_function(ms: MethodSet) -> Callable[..., tuple[int, int, Prop
 
     decode_header.__doc__ = MethodSet.decode_header.__doc__
     return decode_header
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_python_name(raw: str) -> str:
+    return python_name(raw)
 
 
 def is_empty(value: object) -> bool:

@@ -451,10 +451,12 @@ class Channel:
     def _publish_now(self, method: Method, props: Properties, body: bytes) -> Deferred[None]:
         if self.closed is not None:
             return fail(self.closed)
+        link = self._link
         try:
-            self._link.send(self.id, method, props, body, publish=True)
+            link.send_method(self.id, method, props, body)
         except LocalProtocolError as e:
             return fail(self.closed or e)
+        link.flush(size=len(body), publish=True)
         if self.confirms is not None:
             return self.confirms.add()
         return succeed(None)

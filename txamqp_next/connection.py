@@ -85,20 +85,31 @@ class ChannelLink:
     @ivar close_timeout: how long a close waits for the broker's close-ok.
     """
 
-    __slots__ = ("_connection", "clock", "close_timeout", "methods")
+    __slots__ = (
+        "_connection",
+        "clock",
+        "close_timeout",
+        "flush",
+        "methods",
+        "no_properties",
+        "send_method",
+    )
 
     def __init__(self, connection: AMQPConnection) -> None:
         self._connection = connection
-        self.methods: MethodSet = connection.core.methods
+        core = connection.core
+        self.methods: MethodSet = core.methods
         self.clock: IReactorTime = connection.clock
         self.close_timeout: float = connection.params.close_timeout
-
-    @property
-    def no_properties(self) -> Properties:
-        """
-        The empty C{basic} properties, the cheapest to send.
-        """
-        return self._connection.core.no_properties
+        #: the empty C{basic} properties, the cheapest to send
+        self.no_properties: Properties = core.no_properties
+        #: hand a method to the core: C{send_method(channel, method,
+        #: properties, body)}, raising L{LocalProtocolError} if refused
+        self.send_method = core.send_method
+        #: write what the core queued: C{flush(size=..., publish=...)} (see
+        #: L{AMQPConnection._flush}); the publish path calls these two
+        #: itself rather than L{send}
+        self.flush = connection._flush
 
     @property
     def paused(self) -> bool:
@@ -122,12 +133,11 @@ class ChannelLink:
             other publishes of the reactor turn).
         @raise LocalProtocolError: the core refused it; nothing was sent.
         """
-        connection = self._connection
-        connection.core.send_method(channel, method, properties, body)
+        self.send_method(channel, method, properties, body)
         if publish:
-            connection._flush(size=len(body), publish=True)
+            self.flush(size=len(body), publish=True)
         else:
-            connection._flush()
+            self.flush()
 
     def hold(self, size: int, force: bool = False) -> bool:
         """
