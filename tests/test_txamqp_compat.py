@@ -369,6 +369,17 @@ class ChannelTests(SynchronousTestCase):
         [declare] = self.broker.sent()
         self.assertEqual((declare.queue, declare.passive, declare.durable), ("q", False, True))
 
+    def test_bits_by_truth(self) -> None:
+        """
+        Bits given as txAMQP code gave them (C{exclusive="True"},
+        C{durable=1}, C{passive=""}) go out as their truth.
+        """
+        channel = open_channel(self.broker)
+        channel.queue_declare(queue="q", exclusive="True", durable=1, passive="")
+        [declare] = self.broker.sent()
+        self.assertEqual((declare.exclusive, declare.durable, declare.passive), (True, True, False))
+        self.assertIs(type(declare.exclusive), bool)
+
     def test_nowait(self) -> None:
         """
         txAMQP's C{nowait=True} is honoured: the call fires with C{None} at

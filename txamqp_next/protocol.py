@@ -51,7 +51,7 @@ from txamqp_next.errors import ConnectionClosed as ConnectionClosedError
 from txamqp_next.errors import LocalProtocolError
 from txamqp_next.message import Message
 from txamqp_next.queue import TimeoutDeferredQueue
-from txamqp_next.spec import Spec, load, python_name, spec_name
+from txamqp_next.spec import Spec, load, spec_name
 
 __all__ = ["AMQChannel", "AMQClient"]
 
@@ -176,7 +176,7 @@ class AMQChannel:
         if content is None:
             content = fields.pop("content", None)
         try:
-            built = methods.make(method, args, _txamqp_fields(fields))
+            built = _bits_by_truth(methods.make(method, args, fields))
         except LocalProtocolError as e:
             return fail(e)
         name = built.NAME
@@ -332,12 +332,17 @@ class AMQChannel:
         return self._channel.close(reason)
 
 
-def _txamqp_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+def _bits_by_truth(method: Method) -> Method:
     """
-    Keyword arguments as txAMQP code writes them: bits it passed as strings
-    (C{exclusive="True"}) are taken as txAMQP took them, by truth.
+    C{method} with its bit fields made C{bool}s: txAMQP code passes them as
+    it likes (C{exclusive="True"}, C{no_ack=1}) and txAMQP sent their truth.
     """
-    return {python_name(name): value for name, value in fields.items()}
+    changed = {
+        f.name: bool(getattr(method, f.name))
+        for f in method.SPEC.fields
+        if f.type == "bit" and not f.reserved and type(getattr(method, f.name)) is not bool
+    }
+    return method.replace(**changed) if changed else method
 
 
 class AMQClient(AMQPConnection):
@@ -425,12 +430,6 @@ class AMQClient(AMQPConnection):
         if ch is None:
             ch = self.channels[id] = self.channelClass(id, self)
         return succeed(ch)
-
-    def _modern_channel(self, id: int) -> Channel:
-        """
-        A new txamqp_next L{Channel} for an L{AMQChannel} about to open.
-        """
-        return self.new_channel(id)
 
     def queue(self, key: str) -> Deferred[TimeoutDeferredQueue[Any]]:
         """
