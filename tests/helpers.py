@@ -40,6 +40,23 @@ class FrameFactory:
         frames += _frames.content_frames(channel, props.encode_header(len(body)), body, frame_max)
         return b"".join(frames)
 
+    def get_ok(
+        self, channel: int, body: bytes, delivery_tag: int = 3, message_count: int = 4
+    ) -> bytes:
+        """
+        A C{basic.get-ok} from queue C{q}, redelivered, with its content.
+        """
+        return self.content(
+            channel,
+            "basic.get-ok",
+            body,
+            delivery_tag=delivery_tag,
+            redelivered=True,
+            exchange="",
+            routing_key="q",
+            message_count=message_count,
+        )
+
     def start(self, mechanisms: bytes = b"PLAIN AMQPLAIN", **extra: Any) -> bytes:
         return self.method(
             0,

@@ -37,6 +37,20 @@ from txamqp_next._params import ConnectionParameters
 from txamqp_next.errors import LocalProtocolError, RemoteProtocolError
 from txamqp_next.spec import load
 
+#: every capability the client may advertise (with RabbitMQ's 0-9-1)
+ALL_CAPABILITIES = frozenset(
+    {
+        "publisher_confirms",
+        "consumer_cancel_notify",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "connection.blocked",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    }
+)
+
 
 class HandshakeTests(SynchronousTestCase):
     """
@@ -75,16 +89,7 @@ class HandshakeTests(SynchronousTestCase):
         self.assertEqual(props["product"], "txamqp_next")
         self.assertEqual(props["connection_name"], "app")
         self.assertIn("platform", props)
-        for capability in (
-            "publisher_confirms",
-            "consumer_cancel_notify",
-            "exchange_exchange_bindings",
-            "basic.nack",
-            "connection.blocked",
-            "authentication_failure_close",
-            "per_consumer_qos",
-            "direct_reply_to",
-        ):
+        for capability in ALL_CAPABILITIES:
             self.assertIs(props["capabilities"][capability], True, capability)
         self.assertNotIn("s3cret", repr(start_ok))
         self.assertEqual(self.conn.state, ConnectionState.AWAIT_TUNE)
@@ -1256,16 +1261,7 @@ class CapabilitiesTests(SynchronousTestCase):
     use an extension whose methods the client cannot decode.
     """
 
-    ALL: ClassVar[set[str]] = {
-        "publisher_confirms",
-        "consumer_cancel_notify",
-        "exchange_exchange_bindings",
-        "basic.nack",
-        "connection.blocked",
-        "authentication_failure_close",
-        "per_consumer_qos",
-        "direct_reply_to",
-    }
+    ALL: ClassVar[frozenset[str]] = ALL_CAPABILITIES
     #: what a spec without RabbitMQ's extensions supports: broker-sent
     #: basic.cancel is accepted whatever its chassis says
     PLAIN: ClassVar[set[str]] = {

@@ -1138,18 +1138,7 @@ class DeliveryTests(SynchronousTestCase):
         C{get-empty}.
         """
         d = self.channel.basic_get(queue="q")
-        self.broker.send(
-            self.broker.frames.content(
-                1,
-                "basic.get-ok",
-                b"got",
-                delivery_tag=3,
-                redelivered=True,
-                exchange="",
-                routing_key="q",
-                message_count=4,
-            )
-        )
+        self.broker.send(self.broker.frames.get_ok(1, b"got"))
         message = self.successResultOf(d)
         self.assertIsInstance(message, Message)
         self.assertEqual((message.body, message.delivery_tag), (b"got", 3))

@@ -604,18 +604,7 @@ class DeliveryTests(SynchronousTestCase):
         broker = connect()
         channel = open_channel(broker)
         d = channel.basic_get(queue="q", no_ack=True)
-        broker.send(
-            broker.frames.content(
-                1,
-                "basic.get-ok",
-                b"got",
-                delivery_tag=3,
-                redelivered=True,
-                exchange="",
-                routing_key="q",
-                message_count=4,
-            )
-        )
+        broker.send(broker.frames.get_ok(1, b"got"))
         message = self.successResultOf(d)
         self.assertEqual(message.method.name, "get-ok")
         self.assertEqual((message.content.body, message.delivery_tag), (b"got", 3))

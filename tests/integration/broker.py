@@ -99,6 +99,21 @@ class BrokerTestCase(TestCase):
         return client
 
 
+async def get_when_there(channel: Channel, queue: str, timeout: float = 5) -> Any:
+    """
+    C{basic_get} (no ack) until a message is there, polling every 20 ms.
+
+    @return: the L{txamqp_next.message.Message}.
+    @raise AssertionError: nothing came within C{timeout} seconds.
+    """
+    for _ in range(int(timeout / 0.02)):
+        message = await channel.basic_get(queue=queue, no_ack=True)
+        if message is not None:
+            return message
+        await sleep(0.02)
+    raise AssertionError(f"nothing reached queue {queue} within {timeout}s")
+
+
 def sockets_to(port: int) -> list[Any]:
     """
     The reactor's readers and writers connected to C{port}: what a failed

@@ -15,6 +15,7 @@ from twisted.internet import defer, task
 from twisted.trial.unittest import TestCase
 
 import txamqp_next
+from tests.integration.broker import get_when_there
 from txamqp_next import errors
 from txamqp_next.channel import Channel, ConsumerCancelled
 from txamqp_next.confirms import PublishNacked, Unroutable
@@ -301,13 +302,7 @@ class NotificationTests(BrokerTestCase):
                 },
             )
             await ch.basic_publish(routing_key=source, body=b"expire")
-            message = None
-            for _ in range(50):
-                message = await ch.basic_get(queue=dead, no_ack=True)
-                if message is not None:
-                    break
-                await task.deferLater(_reactor(), 0.1, lambda: None)
-            assert message is not None, "nothing was dead-lettered"
+            message = await get_when_there(ch, dead)
             [death] = message.headers["x-death"]
             self.assertEqual(death["queue"], source)
             self.assertEqual(death["reason"], "expired")

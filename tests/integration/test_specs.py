@@ -20,7 +20,14 @@ from twisted.internet import defer
 from twisted.internet.protocol import ClientCreator
 
 import txamqp_next
-from tests.integration.broker import BROKER, BrokerTestCase, async_test, reactor, sleep, unique
+from tests.integration.broker import (
+    BROKER,
+    BrokerTestCase,
+    async_test,
+    get_when_there,
+    reactor,
+    unique,
+)
 from tests.thrift.support import Handler, calculator, processor, ttypes
 from txamqp_next import errors, parse_url
 from txamqp_next import spec as txspec
@@ -106,13 +113,7 @@ class SpecTestsMixin:
         await ch.basic_cancel(consumer.consumer_tag)
         self.assertIsInstance(consumer.cancelled, ConsumerCancelled)  # type: ignore[attr-defined]
         await ch.basic_publish(routing_key=queue, body=b"got")
-        got = None
-        for _ in range(50):
-            got = await ch.basic_get(queue=queue, no_ack=True)
-            if got is not None:
-                break
-            await sleep(0.02)
-        assert got is not None
+        got = await get_when_there(ch, queue)
         self.assertEqual(got.body, b"got")  # type: ignore[attr-defined]
         self.assertIsNone(await ch.basic_get(queue=queue))  # type: ignore[attr-defined]
         await ch.tx_select()
