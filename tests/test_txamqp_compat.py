@@ -392,9 +392,55 @@ class ChannelTests(SynchronousTestCase):
 
     def test_used_before_open(self) -> None:
         """
-        A channel used before C{channel_open} is opened first: C{channel.open}
-        goes out, and the call follows once the broker opened the channel.
+        A call on a channel never opened ends the connection with 504
+        (channel error), as the broker did when txAMQP sent such a call:
+        the call is not sent, C{connection.close} 504 is, and every call
+        fails with L{errors.ChannelError} (a C{ConnectionClosed}) whose
+        C{args[0]} is that close.
         """
+        other = open_channel(self.broker, 2)
+        waiting = other.queue_declare(queue="w")
+        self.broker.sent()
+        channel = self.successResultOf(self.client.channel(1))
+        failure = self.failureResultOf(channel.queue_declare(queue="q"), errors.ChannelError)
+        close = failure.value.args[0]
+        self.assertEqual((close.method.klass.name, close.method.name), ("connection", "close"))
+        self.assertEqual(close.reply_code, 504)
+        [sent] = self.broker.sent()
+        self.assertEqual((sent.NAME, sent.reply_code), ("connection.close", 504))
+        self.failureResultOf(waiting, Closed)
+        self.assertTrue(self.broker.transport.disconnecting)
+        self.failureResultOf(channel.queue_declare(queue="q"), errors.ChannelError)
+
+    def test_used_after_channel_close(self) -> None:
+        """
+        A call on a channel the application closed with C{channel_close()}
+        ends the connection with 504 too; C{channel_open()} before it opens
+        the channel again instead.
+        """
+        channel = open_channel(self.broker)
+        d = channel.channel_close()
+        self.broker.sent()
+        self.broker.reply("channel.close-ok")
+        self.successResultOf(d)
+        reopened = channel.channel_open()
+        self.assertEqual(self.broker.sent_names(), [(1, "channel.open")])
+        self.broker.reply("channel.open-ok")
+        self.successResultOf(reopened)
+        d = channel.channel_close()
+        self.broker.reply("channel.close-ok")
+        self.successResultOf(d)
+        self.broker.sent()
+        self.failureResultOf(channel.queue_declare(queue="q"), errors.ChannelError)
+        self.assertEqual([m.NAME for m in self.broker.sent()], ["connection.close"])
+
+    def test_opened_on_use(self) -> None:
+        """
+        With C{open_channels_on_use} (which L{AMQPump} sets), a channel used
+        before C{channel_open} is opened first: C{channel.open} goes out, and
+        the call follows once the broker opened the channel.
+        """
+        self.client.open_channels_on_use = True
         channel = self.successResultOf(self.client.channel(1))
         d = channel.queue_declare(queue="q")
         self.assertEqual(self.broker.sent_names(), [(1, "channel.open")])

@@ -47,8 +47,8 @@ from txamqp_next.channel import Channel, Consumer, ConsumerCancelled
 from txamqp_next.client import Closed, TwistedDelegate, TwistedEvent
 from txamqp_next.connection import AMQPConnection
 from txamqp_next.content import Content
+from txamqp_next.errors import CHANNEL_ERROR, ChannelError, LocalProtocolError
 from txamqp_next.errors import ConnectionClosed as ConnectionClosedError
-from txamqp_next.errors import LocalProtocolError
 from txamqp_next.message import Message
 from txamqp_next.queue import TimeoutDeferredQueue
 from txamqp_next.spec import Spec, load, spec_name
@@ -102,6 +102,8 @@ class AMQChannel:
         self._open_waiters: list[Deferred[Any]] = []
         # consumer tags the application cancelled: their queues stay open
         self._cancelling: set[str] = set()
+        # whether the application closed the channel with channel_close()
+        self._closed_with_channel_close = False
 
     def __repr__(self) -> str:
         return f"<AMQChannel {self.id} {'closed' if self.closed else 'open'}>"
@@ -186,11 +188,13 @@ class AMQChannel:
             return fail(self.client.closed)
         if name == "channel.open":
             return self._open(built)
-        if self._channel is None:
-            # txAMQP sent methods on a channel that was never opened (and
-            # the broker closed the connection): we open it first; the core
-            # sends the method once the broker has answered
+        if self._channel is None and self.client.open_channels_on_use:
+            # the core sends the method once the broker has answered
             self._open(methods["channel.open"]()).addErrback(lambda _: None)
+        elif self._channel is None or self._closed_with_channel_close:
+            # txAMQP sent the method, and the broker closed the connection
+            # with 504 (channel error); the client does so without sending it
+            return self.client.channel_error(self.id)
         return self._send(built, content)
 
     def _open(self, method: Method) -> Deferred[Any]:
@@ -204,6 +208,7 @@ class AMQChannel:
             except Exception as e:
                 return fail(e)
             self._channel = ch
+            self._closed_with_channel_close = False
             self._open_result = _PENDING
             self._open_waiters = []
             self._watch(ch)
@@ -239,6 +244,9 @@ class AMQChannel:
             )
         if name == "basic.consume":
             return self._consume(ch, method)
+        if name == "channel.close":
+            self._closed_with_channel_close = True
+            return ch.call(method).addCallback(_txmessage)
         if name == "basic.cancel":
             tag = fields["consumer_tag"]
             self._cancelling.add(tag)
@@ -409,6 +417,11 @@ class AMQClient(AMQPConnection):
         self.basic_return_queue: TimeoutDeferredQueue[Any] = TimeoutDeferredQueue(self.clock)
         self.started = TwistedEvent()
         self.disconnected = TwistedEvent()
+        #: open a channel on its first call when the application did not
+        #: call channel_open() (txAMQP's AMQPump let unit tests skip it, and
+        #: AMQPump sets this); otherwise such a call ends the connection
+        #: with 504, as the broker would have when txAMQP sent it
+        self.open_channels_on_use = False
         self.response: Any = None
         self.mechanism: str | None = None
         self.locale = "en_US"
@@ -512,6 +525,32 @@ class AMQClient(AMQPConnection):
             self._fail_everything(self.closed)
             self._lose_transport()
         return d
+
+    def channel_error(self, channel: int) -> Deferred[Any]:
+        """
+        A call on channel C{channel}, which the application never opened or
+        closed with C{channel_close()}: end the connection with 504 (channel
+        error), as the broker did when txAMQP sent such a call, without
+        sending the call.
+
+        @return: a L{Deferred} failing with L{errors.ChannelError}, a
+            C{ConnectionClosed} whose C{args[0]} is the C{connection.close}
+            sent.
+        """
+        if self.closed is None:
+            text = f"CHANNEL_ERROR - channel {channel} is not open (the client's call was not sent)"
+            close = self.core.methods.make(
+                "connection.close", (), {"reply_code": CHANNEL_ERROR, "reply_text": text}
+            )
+            error = ChannelError(CHANNEL_ERROR, text, method=close)
+            if self.transport is not None and not self._lost:
+                self.core.close(CHANNEL_ERROR, text)
+                self._flush(now=True)
+            self.log.warn("{error}", error=error)
+            self.closed = error
+            self._fail_everything(error)
+            self._lose_transport()
+        return fail(self.closed)
 
     def do_close(self, reason: Any) -> None:
         """

@@ -25,12 +25,13 @@ does itself, so that tests written for txAMQP keep working:
     tune, open-ok; a client without credentials is logged in as guest) and
     then forgets those frames: C{outgoing} and C{incoming} start empty,
     with the client open;
-  - each C{channel.open} the client sends is answered with C{open-ok} at
-    once (txAMQP's client sent methods on channels it had not opened; the
-    txAMQP names of txamqp_next open such a channel first).  A test that
-    pumps C{channel_open_ok} itself is not answered twice: the pump drops
-    an C{open-ok} it already sent, as it drops handshake methods pumped
-    after C{connect}.
+  - a channel a test uses without C{channel_open()} is opened by the
+    client first (txAMQP's pump let tests skip it; against a broker such a
+    call ends the connection), and each C{channel.open} the client sends
+    is answered with C{open-ok} at once.  A test that pumps
+    C{channel_open_ok} itself is not answered twice: the pump drops an
+    C{open-ok} it already sent, as it drops handshake methods pumped after
+    C{connect}.
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ class AMQPump:
         self.connected = True
         self.client = client
         self.clock = client.clock
+        if hasattr(client, "open_channels_on_use"):
+            client.open_channels_on_use = True
         client.makeConnection(self)
         methods = client.core.methods
         self._feed(

@@ -209,6 +209,7 @@ class SpecTestsMixin:
         get_empty = await chan.basic_get(queue=queue, no_ack=True)
         self.assertEqual(get_empty.method.name, "get-empty")  # type: ignore[attr-defined]
         other = await client.channel(2)
+        await other.channel_open()
         await other.queue_delete(queue=queue)
         with self.assertRaises(QueueClosed) as caught:  # type: ignore[attr-defined]
             await deliveries.get(timeout=5)

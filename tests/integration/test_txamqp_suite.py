@@ -6,8 +6,9 @@ RabbitMQ), 0-8, 0-9-1 and RabbitMQ's 0-9-1.
 
 The suite is txAMQP's sdist, with only its imports renamed and bodies
 compared as bytes (see L{tests.txamqp_suite}).  Every test must end as
-listed here: those that do not pass are deliberate differences, each
-explained in C{docs/migrating-from-txamqp.md}, which these tests also check.
+listed here: every broker test passes; the few unit tests that do not are
+deliberate differences, each explained in C{docs/migrating-from-txamqp.md},
+which these tests also check.
 """
 
 from __future__ import annotations
@@ -23,17 +24,9 @@ from tests.integration.broker import async_test
 
 DOCS = Path(__file__).parents[2] / "docs" / "migrating-from-txamqp.md"
 
-#: txAMQP's own tests that do not pass on txamqp_next, by design (the
-#: reasons are in docs/migrating-from-txamqp.md)
-DIFFERENT_BROKER_TESTS = {
-    # a call on a channel never opened: txAMQP sent it and the broker closed
-    # the connection (504); txamqp_next opens the channel first
-    "test_broker.BrokerTests.test_invalid_channel": "FAILURE",
-    # a call on a channel the client closed: txAMQP sent it and the broker
-    # closed the connection (504); txamqp_next fails the call at once with
-    # ChannelClosed and the connection lives on
-    "test_broker.BrokerTests.test_closed_channel": "ERROR",
-}
+#: txAMQP's own broker tests that do not pass on txamqp_next, by design:
+#: none
+DIFFERENT_BROKER_TESTS: dict[str, str] = {}
 
 DIFFERENT_UNIT_TESTS = {
     # basic.consume sent on channel 0: txAMQP sent it, txamqp_next refuses it
@@ -137,7 +130,7 @@ class TxAMQPSuiteTests(TestCase):
     async def test_0_9(self) -> None:
         """
         With 0-9, the spec txAMQP's test base loads for RabbitMQ, every
-        broker test passes but the two deliberate differences.
+        broker test passes.
         """
         await self.check_broker_tests(txamqp_suite.SPEC_0_9)
 
@@ -151,8 +144,8 @@ class TxAMQPSuiteTests(TestCase):
     @async_test
     async def test_0_9_1(self) -> None:
         """
-        With the plain 0-9-1 file, the same (txAMQP itself fails two more
-        there: test_get and test_recover_requeue).
+        With the plain 0-9-1 file, the same (txAMQP itself fails
+        test_get and test_recover_requeue there).
         """
         await self.check_broker_tests(txamqp_suite.SPEC_0_9_1)
 
