@@ -805,11 +805,20 @@ class FieldCodecGoldenTests(SynchronousTestCase):
             self.assertEqual(codec.encode([when, True]), expected)
         self.assertEqual(codec.decode(expected, 0), ([1_000_000_000, True], 9))
 
-    def test_bits_take_truth(self) -> None:
+    def test_bits_take_booleans(self) -> None:
         """
-        A bit is set by any true value.
+        A bit takes C{True} and C{False}, or 1 and 0; any other value (C{""},
+        C{None}, 2, C{"no"}) is a L{LocalProtocolError} naming the field,
+        rather than being taken by its truth.
         """
-        self.assertEqual(FieldCodec(("bit", "bit", "bit")).encode([1, "", None]), b"\x01")
+        self.assertEqual(FieldCodec(("bit", "bit", "bit")).encode([1, False, True]), b"\x05")
+        self.assertEqual(FieldCodec(("bit", "bit", "bit")).encode([0, True, 0]), b"\x02")
+        for value in ("", None, 2, "no", 1.0):
+            with self.subTest(value=value):
+                error = self.assertRaises(
+                    LocalProtocolError, FieldCodec(("bit", "bit")).encode, [True, value]
+                )
+                self.assertIn("field 1", str(error))
 
     def test_other_buffers_and_offsets(self) -> None:
         """

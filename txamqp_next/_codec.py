@@ -881,7 +881,7 @@ class _FixedRun:
             if not isinstance(field, int):
                 octet = 0
                 for index, mask in field:
-                    if values[index]:
+                    if bit_value(values[index], index):
                         octet |= mask
                 packed.append(octet)
             elif timestamp:
@@ -900,6 +900,21 @@ class _FixedRun:
                 if problem:
                     return _local(f"field {index}: {problem}")
         return _local(f"fields {self._start} to {self._stop - 1} cannot be encoded")
+
+
+def bit_value(value: object, index: int | None = None) -> int:
+    """
+    A bit field's value: C{True}, C{False}, or the integers 1 and 0.
+
+    @param index: the field's index, for the error message.
+    @raise LocalProtocolError: any other value (C{"no"} is not false).
+    """
+    if value is True or value is False:
+        return int(value)
+    if type(value) is int and value in (0, 1):
+        return value
+    problem = f"a bit takes True or False (or 1 or 0), not {type(value).__name__}"
+    raise _local(problem if index is None else f"field {index}: {problem}")
 
 
 def _check_types(types: Sequence[str]) -> None:
@@ -957,7 +972,8 @@ class FieldCodec:
         """
         Encode one value per field.
 
-        Integers must fit their unsigned type; bits take any value's truth;
+        Integers must fit their unsigned type; bits take C{True} and
+        C{False} (or 1 and 0);
         timestamps take an C{int} or a C{datetime}; short strings take
         C{str} or C{bytes}; long strings take C{bytes}, C{bytearray},
         C{memoryview} or C{str}; tables take a mapping or C{None}.

@@ -59,6 +59,7 @@ from txamqp_next._codec import (
     _encode_longstr,
     _table_at,
     _timestamp_seconds,
+    bit_value,
     encode_table,
 )
 
@@ -94,6 +95,7 @@ class Source:
             "_common_table": _common_table,
             "_table_at": _table_at,
             "_ts": _timestamp_seconds,
+            "_b": bit_value,
         }
         self._count = 0
 
@@ -195,7 +197,7 @@ def encoder_parts(
             for value in values:
                 if value[0][1] == "bit":
                     terms = [
-                        f"({mask} if {args[index]} else 0)"
+                        f"({mask} if _b({args[index]}) else 0)"
                         for index, _, mask in value
                         if args[index] is not None
                     ]

@@ -47,6 +47,7 @@ from txamqp_next.errors import (
     CONTENT_TOO_LARGE,
     FRAME_ERROR,
     REPLY_SUCCESS,
+    SYNTAX_ERROR,
     UNEXPECTED_FRAME,
     AuthenticationError,
     ContentTooLarge,
@@ -213,6 +214,12 @@ _BARE_CONTENT: Final = struct.Struct(">BHIHHQHBBHI")
 _END: Final = bytes([_frames.FRAME_END])
 #: the most method frames of content methods kept encoded
 _METHOD_FRAME_CACHE: Final = 256
+#: the smallest frame_max a broker may propose (0-9-1's frame-min-size,
+#: used when a spec does not name it)
+FRAME_MIN_SIZE: Final = 4096
+#: how many connection.secure challenges are answered before the client
+#: gives up on logging in
+MAX_SECURE_ROUNDS: Final = 8
 
 
 def truncate_shortstr(text: str) -> str:
@@ -224,6 +231,21 @@ def truncate_shortstr(text: str) -> str:
     if len(data) <= 255:
         return text
     return data[:255].decode("utf-8", "ignore")
+
+
+def _too_large(
+    method: Method, channel: int, what: str, size: int, frame_max: int
+) -> LocalProtocolError:
+    """
+    The error for a frame the broker would refuse (501): larger than the
+    negotiated C{frame_max}.
+    """
+    return LocalProtocolError(
+        FRAME_ERROR,
+        f"{method.NAME} not sent: {what} is {size} bytes, more than frame_max ({frame_max}); "
+        "make its tables or properties smaller",
+        channel,
+    )
 
 
 def negotiate(client: int | None, server: int) -> int:
@@ -310,6 +332,7 @@ class Connection:
         self._decode_header = self.methods.decode_header
         self.credentials = params.credentials
         self._start: Method | None = None
+        self._secure_rounds = 0
         self.vhost = params.vhost
         self.max_message_size = params.max_message_size
         self._wanted = (params.channel_max, params.frame_max, params.heartbeat)
@@ -750,30 +773,49 @@ class Connection:
 
         @raise LocalProtocolError: a value does not fit its field.
         """
+        frame_max = self.frame_max
         if not method.CONTENT:
-            return [method.encode_frame(channel)]
+            frame = method.encode_frame(channel)
+            if frame_max and len(frame) > frame_max:
+                raise _too_large(method, channel, "its frame", len(frame), frame_max)
+            return [frame]
         assert properties is not None
+        if type(body) is not bytes and not isinstance(body, (bytearray, memoryview)):
+            raise TypeError(
+                f"a message body is bytes, bytearray or memoryview, not {type(body).__name__}"
+            )
         cached = self._method_frames.get(id(method))
         if cached is not None and cached[0] is method and cached[1] == channel:
             frame = cached[2]
         else:
             frame = method.encode_frame(channel)
+            if frame_max and len(frame) > frame_max:
+                raise _too_large(method, channel, "its frame", len(frame), frame_max)
             if len(self._method_frames) >= _METHOD_FRAME_CACHE:
                 self._method_frames.clear()
             self._method_frames[id(method)] = (method, channel, frame)
         size = len(body)
-        frame_max = self.frame_max
         if frame_max and size > frame_max - _frames.FRAME_OVERHEAD:
             # several body frames: one buffer for the whole message
-            head = [frame, properties.header_frame(channel, size)]
-            return [_frames.joined_frames(head, channel, body, frame_max)]
+            header = properties.header_frame(channel, size)
+            if len(header) > frame_max:
+                raise _too_large(method, channel, "its content header", len(header), frame_max)
+            return [_frames.joined_frames([frame, header], channel, body, frame_max)]
         if properties is self.no_properties and size:
             bare = _BARE_CONTENT.pack(
                 FRAME_HEADER, channel, 14, properties.CLASS_ID, 0, size, 0,
                 _frames.FRAME_END, FRAME_BODY, channel, size,
             )  # fmt: skip
             return [frame, bare, body, _END]
-        return [frame, *properties.content_frames(channel, body, frame_max)]
+        content = properties.content_frames(channel, body, frame_max)
+        if frame_max:
+            # the header alone, or joined with the one body frame
+            header_size = len(content[0])
+            if size and len(content) == 1:
+                header_size -= size + _frames.FRAME_OVERHEAD
+            if header_size > frame_max:
+                raise _too_large(method, channel, "its content header", header_size, frame_max)
+        return [frame, *content]
 
     def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:
         self._outbox.extend(frames)
@@ -833,6 +875,19 @@ class Connection:
             self._on_start(method, events)
         elif name == "connection.secure":
             assert self.credentials is not None
+            self._secure_rounds += 1
+            if self._secure_rounds > MAX_SECURE_ROUNDS:
+                self.state = _CONN_CLOSED
+                self._drop_channels()
+                events.append(
+                    ConnectionClosed(
+                        AuthenticationError(
+                            reply_text=f"the broker sent connection.secure {self._secure_rounds} "
+                            f"times for {self.credentials.mechanism}; the client gave up"
+                        )
+                    )
+                )
+                return
             self._send_frame(
                 0, self.methods["connection.secure-ok"](response=self.credentials.response())
             )
@@ -910,8 +965,16 @@ class Connection:
 
     def _on_tune(self, tune: Method) -> None:
         channel_max, frame_max, heartbeat = self._wanted
+        proposed = getattr(tune, "frame_max", 0)
+        minimum = self.spec.constant("frame-min-size", FRAME_MIN_SIZE)
+        if 0 < proposed < minimum:
+            raise RemoteProtocolError(
+                SYNTAX_ERROR,
+                f"connection.tune proposes frame_max {proposed}, below the spec's minimum "
+                f"of {minimum}",
+            )
         self.channel_max = negotiate(channel_max, getattr(tune, "channel_max", 0)) or 65535
-        self.frame_max = negotiate(frame_max, getattr(tune, "frame_max", 0))
+        self.frame_max = negotiate(frame_max, proposed)
         self.heartbeat = negotiate(heartbeat, getattr(tune, "heartbeat", 0))
         self._reader.frame_max = self.frame_max or self.max_message_size + _frames.FRAME_OVERHEAD
         self._send_frame(

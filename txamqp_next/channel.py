@@ -62,6 +62,22 @@ MethodListener = Callable[[Method], object]
 _PUBLISH_METHOD_CACHE = 256
 
 
+def _body_bytes(body: object) -> bytes:
+    """
+    A message body as the core takes it: C{str} is encoded as UTF-8;
+    C{bytearray} and C{memoryview} are taken as they are (not copied).
+
+    @raise TypeError: any other type (a C{dict}, C{None}, ...).
+    """
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return body  # type: ignore[return-value]
+    raise TypeError(
+        f"a message body is bytes (or str, bytearray, memoryview), not {type(body).__name__}"
+    )
+
+
 class ConsumerCancelled(AMQPError, QueueClosed):
     """
     The consumer ended: the broker cancelled it (its queue was deleted, for
@@ -304,14 +320,14 @@ class Channel:
             if not cls.CONTENT:
                 return self.call(self.methods.make(cls, (), fields))
             # a content method (0-9's file.publish, say): body and properties
-            body = fields.pop("body", b"")
+            body = _body_bytes(fields.pop("body", b""))
             given = fields.pop("properties", None)
             method = self.methods.make(cls, (), fields)
             if isinstance(given, Properties):
                 properties = given
             else:
                 properties = self.methods.properties_from(cls.CLASS_ID, given or {})
-            return self.call(method, properties, body.encode() if isinstance(body, str) else body)
+            return self.call(method, properties, body)
 
         invoke.__name__ = name
         invoke.__doc__ = cls.__doc__
@@ -405,8 +421,8 @@ class Channel:
             channel's flow) the message is held and the L{Deferred} stays
             pending until it is written, in order.
         """
-        if isinstance(body, str):
-            body = body.encode("utf-8")
+        if type(body) is not bytes:
+            body = _body_bytes(body)
         link = self._link
         if properties is None:
             props = link.no_properties
