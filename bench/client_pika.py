@@ -75,9 +75,7 @@ async def confirm(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     await ch.confirm_delivery()
     payloads = common.bodies(args.count, args.size)
     count = args.count
-    start, done = common.confirm_window(
-        count, lambda i: ch.basic_publish("", queue, payloads[i])
-    )
+    start, done = common.confirm_window(count, lambda i: ch.basic_publish("", queue, payloads[i]))
     meter = Meter()
     meter.start()
     start()

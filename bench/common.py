@@ -147,9 +147,7 @@ class Meter:
         self.cpu = self._cpu() - self._c0
 
 
-def confirm_window(
-    count: int, publish: Callable[[int], Any]
-) -> tuple[Callable[[], None], Any]:
+def confirm_window(count: int, publish: Callable[[int], Any]) -> tuple[Callable[[], None], Any]:
     """
     Publish C{count} messages with at most L{CONFIRM_WINDOW} unconfirmed,
     for clients whose confirm-mode publish returns a Deferred that fires on

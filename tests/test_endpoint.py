@@ -12,6 +12,7 @@ from twisted.internet import endpoints
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -26,10 +27,15 @@ from txamqp_next._methods import Method
 from txamqp_next.connection import AMQPConnection
 from txamqp_next.endpoint import (
     AMQEndpoint,
+    Broker,
     ConnectionParameters,
     ConnectTimeout,
+    FailoverEndpoint,
+    NoBrokerAvailable,
+    brokers_for,
     connect,
     endpoint_for,
+    parse_brokers,
     parse_url,
 )
 from txamqp_next.factory import AMQFactory
@@ -643,3 +649,228 @@ class ParametersTests(SynchronousTestCase):
         self.assertEqual((changed.vhost, changed.heartbeat, changed.frame_max), ("w", 5, 4096))
         self.assertEqual((params.vhost, params.frame_max), ("v", 131072))
         self.assertIs(changed.credentials, params.credentials)
+
+
+class ParseBrokersTests(SynchronousTestCase):
+    """
+    L{parse_brokers} reads lists of brokers to fail over between.
+    """
+
+    def test_hosts_in_one_uri(self) -> None:
+        """
+        Hosts separated by commas share the URI's user, vhost and query.
+        """
+        brokers = parse_brokers(f"amqp://u:{SECRET}@h1:5705,h2:5706,h3/prod?heartbeat=7")
+        self.assertEqual(
+            [(b.host, b.port, b.vhost, b.heartbeat) for b in brokers],
+            [("h1", 5705, "prod", 7), ("h2", 5706, "prod", 7), ("h3", 5672, "prod", 7)],
+        )
+        for broker in brokers:
+            assert broker.credentials is not None
+            self.assertEqual(broker.credentials.password, SECRET)
+
+    def test_several_uris(self) -> None:
+        """
+        URIs separated by C{;} or white space are read one by one: each
+        keeps its own user, password, TLS and vhost.
+        """
+        brokers = parse_brokers(f"amqp://a:{SECRET}@h1/one; amqps://b:x@h2/two\namqp://h3")
+        self.assertEqual(
+            [(b.host, b.port, b.tls, b.vhost) for b in brokers],
+            [("h1", 5672, False, "one"), ("h2", 5671, True, "two"), ("h3", 5672, False, "/")],
+        )
+        assert brokers[1].credentials is not None
+        self.assertEqual(brokers[1].credentials.username, "b")
+
+    def test_one_broker(self) -> None:
+        """
+        A single URI is a list of one, as L{parse_url} reads it.
+        """
+        self.assertEqual(parse_brokers("amqp://h:1/v"), [parse_url("amqp://h:1/v")])
+
+    def test_ipv6_hosts(self) -> None:
+        """
+        IPv6 literals may be listed.
+        """
+        brokers = parse_brokers("amqp://[::1]:5701,[::2]")
+        self.assertEqual([(b.host, b.port) for b in brokers], [("::1", 5701), ("::2", 5672)])
+
+    def test_bad_lists(self) -> None:
+        """
+        An empty list, an empty host or a bad URI in the list is a
+        L{ValueError} that never shows a password.
+        """
+        for text in (
+            "",
+            " ; ",
+            f"amqp://u:{SECRET}@h1,,h2/",
+            f"amqp://u:{SECRET}@h1/; amqp://u:{SECRET}@h2:notaport/",
+            f"amqp://u:{SECRET}@h1/; ftp://u:{SECRET}@h2/",
+        ):
+            exc = self.assertRaises(ValueError, parse_brokers, text)
+            self.assertNotIn(SECRET, str(exc), text)
+
+    def test_parse_url_refuses_lists(self) -> None:
+        """
+        L{parse_url} takes one broker: a list of hosts or of URIs is a
+        L{ValueError} pointing to L{parse_brokers}, and the second URI's
+        password never shows (it was once read as part of the vhost).
+        """
+        for text in (
+            f"amqp://u:{SECRET}@h1:5705,h2:5706/",
+            f"amqp://u:{SECRET}@h1,h2/",
+            f"amqp://u:{SECRET}@h1/v;amqp://u:{SECRET}@h2/v",
+        ):
+            exc = self.assertRaises(ValueError, parse_url, text)
+            self.assertIn("parse_brokers", str(exc))
+            self.assertNotIn(SECRET, str(exc))
+
+
+class BrokersForTests(SynchronousTestCase):
+    """
+    L{brokers_for} turns what names brokers into L{Broker}s.
+    """
+
+    def test_mixed(self) -> None:
+        """
+        URIs, endpoint strings, endpoints and parameters may be mixed;
+        endpoints take the base parameters, and overrides apply to all.
+        """
+        reactor = MemoryReactorClock()
+        endpoint = FakeEndpoint()
+        base = ConnectionParameters(vhost="base", credentials=Credentials("u", SECRET))
+        brokers = brokers_for(
+            reactor,
+            [
+                f"amqp://x:{SECRET}@h1,h2/v",
+                "tls:h3:5671",
+                endpoint,
+                ConnectionParameters(host="h4"),
+            ],
+            base,
+            connection_name="svc",
+        )
+        self.assertEqual(len(brokers), 5)
+        self.assertEqual([b.params.connection_name for b in brokers], ["svc"] * 5)
+        self.assertEqual([b.params.vhost for b in brokers], ["v", "v", "base", "base", "/"])
+        self.assertIs(brokers[3].endpoint, endpoint)
+        self.assertEqual(brokers[4].params.host, "h4")
+        for broker in brokers:
+            self.assertNotIn(SECRET, broker.name)
+        self.assertEqual(brokers[0].name, "amqp://h1:5672 vhost 'v'")
+
+    def test_single_string(self) -> None:
+        """
+        One string may name one broker or several.
+        """
+        reactor = MemoryReactorClock()
+        self.assertEqual(len(brokers_for(reactor, "amqp://h1")), 1)
+        self.assertEqual(len(brokers_for(reactor, "amqp://h1,h2;amqp://h3")), 3)
+        self.assertEqual(len(brokers_for(reactor, "tcp:h1:5672")), 1)
+
+    def test_errors(self) -> None:
+        """
+        No broker, or a bad endpoint string, is a L{ValueError}.
+        """
+        reactor = MemoryReactorClock()
+        self.assertRaises(ValueError, brokers_for, reactor, [])
+        self.assertRaises(ValueError, brokers_for, reactor, "nosuchtransport:h1")
+
+
+class FakeFactory(Factory):
+    """
+    A protocol factory the fake endpoints never use.
+    """
+
+
+class FailoverEndpointTests(SynchronousTestCase):
+    """
+    L{FailoverEndpoint} tries its brokers in turn.
+    """
+
+    def setUp(self) -> None:
+        self.endpoints = [FakeEndpoint() for _ in range(3)]
+        params = ConnectionParameters()
+        self.failover = FailoverEndpoint(
+            [Broker(params, e, f"b{i}") for i, e in enumerate(self.endpoints)]
+        )
+
+    def refuse(self, index: int) -> None:
+        attempt = self.endpoints[index].attempt
+        assert attempt is not None
+        self.endpoints[index].attempt = None
+        attempt.errback(ConnectionRefusedError(f"b{index} refused"))
+
+    def test_next_broker_on_failure(self) -> None:
+        """
+        When a broker cannot be reached the next is tried; C{connecting}
+        names the broker tried.
+        """
+        d = self.failover.connect(FakeFactory())
+        self.assertEqual(self.failover.connecting.name, "b0")
+        self.refuse(0)
+        self.assertEqual(self.failover.connecting.name, "b1")
+        attempt = self.endpoints[1].attempt
+        assert attempt is not None
+        attempt.callback("protocol")
+        self.assertEqual(self.successResultOf(d), "protocol")
+        self.assertIsNone(self.endpoints[2].attempt)
+
+    def test_all_fail(self) -> None:
+        """
+        When none can be reached the attempt fails with
+        L{NoBrokerAvailable}, which says why for each.
+        """
+        d = self.failover.connect(FakeFactory())
+        for index in range(3):
+            self.refuse(index)
+        error = self.failureResultOf(d, NoBrokerAvailable).value
+        self.assertEqual([name for name, _ in error.errors], ["b0", "b1", "b2"])
+        self.assertIn("b2 refused", str(error))
+
+    def test_one_broker_fails_with_its_error(self) -> None:
+        """
+        With a single broker its own error comes through.
+        """
+        endpoint = FakeEndpoint()
+        failover = FailoverEndpoint([Broker(ConnectionParameters(), endpoint, "only")])
+        d = failover.connect(FakeFactory())
+        assert endpoint.attempt is not None
+        endpoint.attempt.errback(ConnectionRefusedError("nope"))
+        self.failureResultOf(d, ConnectionRefusedError)
+
+    def test_after_loss_start_with_the_next(self) -> None:
+        """
+        After the connection to a broker is lost the next attempt starts
+        with the broker after it; after a success it starts with the
+        broker that worked.
+        """
+        d = self.failover.connect(FakeFactory())
+        self.refuse(0)
+        assert self.endpoints[1].attempt is not None
+        self.endpoints[1].attempt.callback("p1")
+        self.successResultOf(d)
+        self.endpoints[1].attempt = None
+        self.failover.connect(FakeFactory())
+        self.assertIsNotNone(self.endpoints[1].attempt)
+        self.endpoints[1].attempt = None
+        self.failover.lost()
+        self.failover.connect(FakeFactory())
+        self.assertIsNone(self.endpoints[1].attempt)
+        self.assertIsNotNone(self.endpoints[2].attempt)
+
+    def test_cancel(self) -> None:
+        """
+        Cancelling the attempt cancels the broker being tried.
+        """
+        d = self.failover.connect(FakeFactory())
+        d.cancel()
+        self.assertTrue(self.endpoints[0].cancelled)
+        self.failureResultOf(d, CancelledError)
+        self.assertIsNone(self.endpoints[1].attempt)
+
+    def test_no_brokers(self) -> None:
+        """
+        A failover endpoint needs a broker.
+        """
+        self.assertRaises(ValueError, FailoverEndpoint, [])

@@ -1413,6 +1413,20 @@ class PublishTests(SynchronousTestCase):
         self.assertIn("colour", str(exc))
         self.assertEqual(self.broker.transport.value(), b"")
 
+    def test_confirm_mode_however_selected(self) -> None:
+        """
+        C{confirm.select} sent through C{invoke} (as wrappers such as the
+        recovering channel send it) puts the channel in confirm mode as
+        C{confirm_select} does: publishes fire on the broker's ack.
+        """
+        self.channel.invoke("confirm.select")
+        self.broker.reply("confirm.select-ok")
+        self.assertIsNotNone(self.channel.confirms)
+        d = self.channel.basic_publish(routing_key="q", body=b"x")
+        self.assertNoResult(d)
+        self.broker.reply("basic.ack", delivery_tag=1, multiple=False)
+        self.assertIsNone(self.successResultOf(d))
+
 
 class SecrecyTests(SynchronousTestCase):
     """

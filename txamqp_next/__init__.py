@@ -29,7 +29,13 @@ if TYPE_CHECKING:
     from txamqp_next.channel import Channel, Consumer, ConsumerCancelled
     from txamqp_next.connection import AMQPConnection
     from txamqp_next.content import Content
-    from txamqp_next.endpoint import ConnectTimeout, connect, parse_url
+    from txamqp_next.endpoint import (
+        ConnectTimeout,
+        NoBrokerAvailable,
+        connect,
+        parse_brokers,
+        parse_url,
+    )
     from txamqp_next.errors import (
         AMQPError,
         ChannelClosed,
@@ -42,6 +48,12 @@ if TYPE_CHECKING:
     )
     from txamqp_next.message import Message
     from txamqp_next.protocol import AMQClient
+    from txamqp_next.recovery import (
+        ConnectionEvent,
+        RecoveringChannel,
+        RecoveringConnection,
+        connect_recovering,
+    )
     from txamqp_next.service import ConsumerService
 
 __version__ = "0.1.0.dev0"
@@ -55,6 +67,7 @@ _EXPORTS = {
     "ChannelClosed": "txamqp_next.errors",
     "Closed": "txamqp_next.errors",
     "ConnectTimeout": "txamqp_next.endpoint",
+    "ConnectionEvent": "txamqp_next.recovery",
     "ConnectionClosed": "txamqp_next.errors",
     "ConnectionParameters": "txamqp_next._params",
     "Consumer": "txamqp_next.channel",
@@ -64,10 +77,15 @@ _EXPORTS = {
     "Credentials": "txamqp_next._params",
     "LocalProtocolError": "txamqp_next.errors",
     "Message": "txamqp_next.message",
+    "NoBrokerAvailable": "txamqp_next.endpoint",
     "ProtocolError": "txamqp_next.errors",
+    "RecoveringChannel": "txamqp_next.recovery",
+    "RecoveringConnection": "txamqp_next.recovery",
     "RemoteProtocolError": "txamqp_next.errors",
     "SpecError": "txamqp_next.errors",
     "connect": "txamqp_next.endpoint",
+    "connect_recovering": "txamqp_next.recovery",
+    "parse_brokers": "txamqp_next.endpoint",
     "parse_url": "txamqp_next.endpoint",
 }
 
@@ -80,6 +98,7 @@ __all__ = [
     "Closed",
     "ConnectTimeout",
     "ConnectionClosed",
+    "ConnectionEvent",
     "ConnectionParameters",
     "Consumer",
     "ConsumerCancelled",
@@ -88,11 +107,16 @@ __all__ = [
     "Credentials",
     "LocalProtocolError",
     "Message",
+    "NoBrokerAvailable",
     "ProtocolError",
+    "RecoveringChannel",
+    "RecoveringConnection",
     "RemoteProtocolError",
     "SpecError",
     "__version__",
     "connect",
+    "connect_recovering",
+    "parse_brokers",
     "parse_url",
 ]
 

@@ -17,6 +17,7 @@ Nothing here imports Twisted.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_URL",
     "ConnectionParameters",
     "Credentials",
+    "parse_brokers",
     "parse_url",
 ]
 
@@ -230,6 +232,46 @@ _NUMBER_RANGES = {
 }
 
 
+# where a list of URIs breaks: ";" or white space before a scheme
+_SEVERAL_URIS = re.compile(r"[;\s]+(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def parse_brokers(text: str) -> list[ConnectionParameters]:
+    """
+    Parse a list of brokers to fail over between, in the order to try them:
+    AMQP URIs separated by C{;} or white space, each of which may name
+    several hosts, separated by commas, that share its user, vhost and
+    parameters::
+
+        amqp://user:secret@h1:5672,h2:5673,h3/prod?heartbeat=30
+        amqp://user:secret@h1/prod; amqps://user:secret@h2/prod
+
+    @return: one L{ConnectionParameters} per broker.
+    @raise ValueError: as L{parse_url}, for any of them, or no broker at
+        all.  The password never appears in the message.
+    """
+    brokers: list[ConnectionParameters] = []
+    for uri in _SEVERAL_URIS.split(text.strip()):
+        uri = uri.strip().rstrip(";").strip()
+        if not uri:
+            continue
+        scheme, sep, rest = uri.partition("://")
+        authority, slash, tail = rest.partition("/")
+        if not slash:
+            authority, query_mark, query = authority.partition("?")
+            tail = ("?" + query) if query_mark else ""
+            slash = "/" if query_mark else ""
+        userinfo, at, hosts = authority.rpartition("@")
+        for host in hosts.split(","):
+            host = host.strip()
+            if not host and "," in hosts:
+                raise ValueError("an empty host in the AMQP URI's list of hosts")
+            brokers.append(parse_url(f"{scheme}{sep}{userinfo}{at}{host}{slash}{tail}"))
+    if not brokers:
+        raise ValueError("no broker given")
+    return brokers
+
+
 def parse_url(url: str) -> ConnectionParameters:
     """
     Parse an AMQP URI, as RabbitMQ's URI spec reads it: user, password and
@@ -244,6 +286,8 @@ def parse_url(url: str) -> ConnectionParameters:
         number, or an unknown query parameter.  The password never appears
         in the message.
     """
+    if _SEVERAL_URIS.search(url.strip()):
+        raise ValueError("several AMQP URIs given where one is expected; use parse_brokers()")
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -256,6 +300,10 @@ def parse_url(url: str) -> ConnectionParameters:
     tls = parts.scheme == "amqps"
     params = ConnectionParameters(tls=tls, port=5671 if tls else 5672)
     netloc = parts.netloc.rpartition("@")[2]
+    if "," in netloc:
+        raise ValueError(
+            "the AMQP URI names several hosts where one is expected; use parse_brokers()"
+        )
     if netloc:
         try:
             port = parts.port

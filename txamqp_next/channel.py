@@ -269,6 +269,7 @@ class Channel:
                 self._link.send(self.id, method, properties, body)
             except LocalProtocolError as e:
                 return fail(self.closed or e)
+            self._sent(method)
             return succeed(None)
         # registered before sending: the reply may come while we send (a
         # transport that answers at once, as a test double does)
@@ -279,7 +280,14 @@ class Channel:
         except LocalProtocolError as e:
             self._waiting.remove(d)
             return fail(self.closed or e)
+        self._sent(method)
         return d
+
+    def _sent(self, method: Method) -> None:
+        # confirm mode starts with the select, however it was called: the
+        # broker numbers publishes from there
+        if method.NAME == "confirm.select" and self.confirms is None and self.closed is None:
+            self.confirms = ConfirmTracker()
 
     def make(self, name: str, **fields: Any) -> Method:
         """
@@ -531,14 +539,7 @@ class Channel:
             C{no_wait}); it fails with L{LocalProtocolError} when the loaded
             spec has no C{confirm} class (0-8, 0-9 and the plain 0-9-1 file).
         """
-        try:
-            method = self.methods.make("confirm.select", (), {"no_wait": no_wait})
-        except LocalProtocolError as e:
-            return fail(e)
-        d = self.call(method)
-        if self.closed is None and self.confirms is None:
-            self.confirms = ConfirmTracker()
-        return d
+        return self.invoke("confirm.select", no_wait=no_wait)
 
     # -- consuming -----------------------------------------------------------
 

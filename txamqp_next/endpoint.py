@@ -20,8 +20,9 @@ L{AMQEndpoint} is txAMQP's endpoint, with its URI reading.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from twisted.internet import endpoints
@@ -30,12 +31,15 @@ from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.error import TimeoutError as TCPTimeoutError
 from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from txamqp_next._params import (
     DEFAULT_URL,
     ConnectionParameters,
     Credentials,
+    parse_brokers,
     parse_url,
 )
 from txamqp_next._tls import client_tls_options
@@ -46,11 +50,17 @@ from txamqp_next.spec import Spec
 __all__ = [
     "DEFAULT_URL",
     "AMQEndpoint",
+    "Broker",
+    "BrokerList",
     "ConnectTimeout",
     "ConnectionParameters",
+    "FailoverEndpoint",
+    "NoBrokerAvailable",
+    "brokers_for",
     "connect",
     "endpoint_and_factory",
     "endpoint_for",
+    "parse_brokers",
     "parse_url",
 ]
 
@@ -97,6 +107,155 @@ def endpoint_for(reactor: Any, params: ConnectionParameters) -> IStreamClientEnd
     return endpoints.HostnameEndpoint(
         reactor, params.host, params.port, timeout=params.connection_timeout + 1
     )
+
+
+@dataclass(frozen=True)
+class Broker:
+    """
+    One broker to connect to.
+
+    @ivar params: the connection parameters (credentials, vhost, ...).
+    @ivar endpoint: the Twisted endpoint that reaches it.
+    @ivar name: how logs name it (C{amqp://host:port vhost '/'}, never
+        with the password).
+    """
+
+    params: ConnectionParameters
+    endpoint: IStreamClientEndpoint
+    name: str
+
+
+#: what may name a broker: an AMQP URI (or several, see L{parse_brokers}),
+#: a Twisted client endpoint string or object, L{ConnectionParameters}, or
+#: a L{Broker}
+BrokerList: TypeAlias = str | Sequence[str | IStreamClientEndpoint | ConnectionParameters | Broker]
+
+
+def _describe(params: ConnectionParameters) -> str:
+    scheme = "amqps" if params.tls else "amqp"
+    return f"{scheme}://{params.host}:{params.port} vhost {params.vhost!r}"
+
+
+def brokers_for(
+    reactor: Any,
+    given: BrokerList,
+    base: ConnectionParameters | None = None,
+    **overrides: Any,
+) -> list[Broker]:
+    """
+    The brokers named by C{given}, in order.
+
+    @param given: AMQP URIs (a string may hold several, see
+        L{parse_brokers}), Twisted client endpoint strings or objects,
+        L{ConnectionParameters} or L{Broker}s, alone or in a list.
+    @param base: the parameters for brokers given as endpoints (their
+        credentials, vhost, ...); the defaults when omitted.
+    @param overrides: parameters to change for every broker (C{None}
+        values are ignored), such as C{connection_name}.
+    @raise ValueError: a bad URI or endpoint string, or no broker at all.
+        The password never appears in the message.
+    """
+    items: Sequence[Any] = [given] if isinstance(given, str) else list(given)
+    brokers: list[Broker] = []
+    for item in items:
+        if isinstance(item, Broker):
+            brokers.append(item)
+        elif isinstance(item, ConnectionParameters):
+            params = item.replace(**overrides)
+            brokers.append(Broker(params, endpoint_for(reactor, params), _describe(params)))
+        elif isinstance(item, str) and "://" in item:
+            for params in parse_brokers(item):
+                params = params.replace(**overrides)
+                brokers.append(Broker(params, endpoint_for(reactor, params), _describe(params)))
+        elif isinstance(item, str):
+            params = (base or ConnectionParameters()).replace(**overrides)
+            endpoint = endpoints.clientFromString(reactor, item)  # type: ignore[no-untyped-call]
+            brokers.append(Broker(params, endpoint, item))
+        else:
+            params = (base or ConnectionParameters()).replace(**overrides)
+            brokers.append(Broker(params, item, repr(item)))
+    if not brokers:
+        raise ValueError("no broker given")
+    return brokers
+
+
+class NoBrokerAvailable(AMQPError):
+    """
+    No broker of the list could be reached; C{errors} says why for each.
+
+    @ivar errors: C{(broker name, error)} for each broker tried.
+    """
+
+    def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
+        super().__init__(
+            "no broker could be reached: " + "; ".join(f"{name}: {error}" for name, error in errors)
+        )
+        self.errors = errors
+
+
+@implementer(IStreamClientEndpoint)
+class FailoverEndpoint:
+    """
+    An endpoint over a list of brokers: each connection attempt tries them
+    in turn, from the one that worked last, until one connects.  After a
+    connection is lost (L{lost}), the next attempt starts with the broker
+    after it, so a dead node is not waited for first.
+
+    @ivar brokers: the brokers, in order.
+    @ivar connecting: the broker being tried (a protocol factory may read
+        its parameters), or that was connected to last.
+    """
+
+    log = Logger()
+
+    def __init__(self, brokers: Sequence[Broker]) -> None:
+        if not brokers:
+            raise ValueError("no broker given")
+        self.brokers = list(brokers)
+        self.connecting: Broker = self.brokers[0]
+        self._start = 0
+
+    def __repr__(self) -> str:
+        return f"<FailoverEndpoint {', '.join(b.name for b in self.brokers)}>"
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
+        """
+        Try each broker in turn.
+
+        @return: a L{Deferred} firing with the protocol of the first broker
+            that connected, or failing with L{NoBrokerAvailable} (a single
+            broker's own error when there is one broker).
+        """
+        return Deferred.fromCoroutine(self._connect(protocolFactory))
+
+    async def _connect(self, factory: IProtocolFactory) -> Any:
+        errors: list[tuple[str, BaseException]] = []
+        count = len(self.brokers)
+        for step in range(count):
+            index = (self._start + step) % count
+            broker = self.brokers[index]
+            self.connecting = broker
+            try:
+                protocol = await broker.endpoint.connect(factory)
+            except CancelledError:
+                raise
+            except Exception as e:
+                if count > 1:
+                    self.log.info("cannot reach {broker}: {error}", broker=broker.name, error=e)
+                errors.append((broker.name, e))
+                continue
+            self._start = index
+            return protocol
+        if count == 1:
+            raise errors[0][1]
+        raise NoBrokerAvailable(errors)
+
+    def lost(self) -> None:
+        """
+        The connection made last was lost: start the next attempt with the
+        broker after it.
+        """
+        self._start = (self.brokers.index(self.connecting) + 1) % len(self.brokers)
 
 
 def connect(

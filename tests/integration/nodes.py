@@ -207,9 +207,22 @@ class PrivateNode:
                 self.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def shutdown(self) -> None:
+        """
+        Stop the node cleanly, keeping its data, so that L{start} brings it
+        back with its durable queues and messages (a broker restart).
+        """
+        if self.started:
+            self.started = False
+            try:
+                self.ctl("stop", str(self.pid_file), timeout=60)
+            except (NodeError, subprocess.TimeoutExpired):
+                self.kill()
+
     def kill(self) -> None:
         """
-        Kill the node's Erlang VM at once (a crashed node, for fault tests).
+        Kill the node's Erlang VM at once (a crashed node, for fault tests);
+        L{start} brings it back with what it had written to disk.
         """
         pid = self.pid()
         if pid is not None:
@@ -235,6 +248,12 @@ class PrivateNode:
         L{start} in a thread, so the reactor goes on meanwhile.
         """
         return threads.deferToThread(self.start)
+
+    def shutdown_in_thread(self) -> defer.Deferred[None]:
+        """
+        L{shutdown} in a thread, so the reactor goes on meanwhile.
+        """
+        return threads.deferToThread(self.shutdown)
 
     def stop_in_thread(self) -> defer.Deferred[None]:
         """
