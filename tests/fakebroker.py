@@ -54,6 +54,10 @@ class FakeConnection:
     confirming: set[int] = field(default_factory=set)
     sequence: dict[int, int] = field(default_factory=dict)
     pending: Published | None = None
+    unacked: dict[tuple[int, int], tuple[str, bytes, dict[str, Any] | None]] = field(
+        default_factory=dict
+    )
+    tags: dict[int, int] = field(default_factory=dict)
 
     def names(self) -> list[tuple[int, str]]:
         """
@@ -72,15 +76,24 @@ class FakeConnection:
     def reply(self, channel: int, name: str, **fields: Any) -> None:
         self.send(self.frames.method(channel, name, **fields))
 
-    def deliver(self, channel: int, consumer_tag: str, delivery_tag: int, body: bytes) -> None:
+    def deliver(
+        self,
+        channel: int,
+        consumer_tag: str,
+        delivery_tag: int,
+        body: bytes,
+        headers: dict[str, Any] | None = None,
+        redelivered: bool = False,
+    ) -> None:
         self.send(
             self.frames.content(
                 channel,
                 "basic.deliver",
                 body,
+                properties={"headers": headers} if headers else None,
                 consumer_tag=consumer_tag,
                 delivery_tag=delivery_tag,
-                redelivered=False,
+                redelivered=redelivered,
                 exchange="",
                 routing_key="q",
             )
@@ -153,6 +166,16 @@ class FakeConnection:
             self.pending = Published(self.number, channel, method, None)
         elif name == "queue.declare":
             queue = method.queue or f"amq.gen-{next(broker.names)}"
+            if method.passive and queue not in broker.queues:
+                self.reply(
+                    channel,
+                    "channel.close",
+                    reply_code=404,
+                    reply_text=f"NOT_FOUND - no queue '{queue}'",
+                    class_id=50,
+                    method_id=10,
+                )
+                return
             if queue in broker.inequivalent:
                 self.reply(
                     channel,
@@ -181,6 +204,7 @@ class FakeConnection:
                 )
                 return
             broker.consumers[tag] = (self, channel)
+            broker.consumed[tag] = method.queue
             self.reply(channel, "basic.consume-ok", consumer_tag=tag)
         elif name == "basic.cancel":
             broker.consumers.pop(method.consumer_tag, None)
@@ -192,8 +216,14 @@ class FakeConnection:
         elif name == "queue.delete":
             broker.queues.discard(method.queue)
             self.reply(channel, "queue.delete-ok", message_count=0)
-        elif name in ("basic.ack", "basic.nack", "basic.reject", "channel.close-ok"):
+        elif name in ("basic.ack", "basic.nack", "basic.reject"):
             broker.settled.append((self.number, name, method))
+            unacked = self.unacked.pop((channel, method.delivery_tag), None)
+            if unacked is not None and name != "basic.ack" and method.requeue:
+                broker.requeued += 1
+                if broker.redeliver:
+                    queue, body, headers = unacked
+                    broker.clock.callLater(0, broker.publish, queue, body, headers, True)
         elif method.expects_reply and method.RESPONSES:
             self.reply(channel, method.RESPONSES[0].NAME)
 
@@ -272,6 +302,9 @@ class FakeBroker:
         self.consumers: dict[str, tuple[FakeConnection, int]] = {}
         self.names = itertools.count(1)
         self.attempts = 0
+        self.consumed: dict[str, str] = {}
+        self.requeued = 0
+        self.redeliver = True
 
     @property
     def current(self) -> FakeConnection:
@@ -295,6 +328,37 @@ class FakeBroker:
         protocol.makeConnection(transport)
         connection.send(connection.frames.start())
         return succeed(protocol)
+
+    def publish(
+        self,
+        queue: str,
+        body: bytes,
+        headers: dict[str, Any] | None = None,
+        redelivered: bool = False,
+    ) -> int:
+        """
+        Deliver a message to the first live consumer of C{queue}.
+
+        @return: its delivery tag.
+        """
+        for tag, (connection, channel) in self.consumers.items():
+            if self.consumed.get(tag) == queue and not connection.closed:
+                number = connection.tags[channel] = connection.tags.get(channel, 0) + 1
+                connection.unacked[(channel, number)] = (queue, body, headers)
+                connection.deliver(channel, tag, number, body, headers, redelivered)
+                return number
+        raise AssertionError(f"no consumer of {queue}")
+
+    def cancel(self, queue: str) -> None:
+        """
+        Cancel the consumers of C{queue}, as the broker does when it is
+        deleted.
+        """
+        self.queues.discard(queue)
+        for tag, (connection, channel) in list(self.consumers.items()):
+            if self.consumed.get(tag) == queue:
+                del self.consumers[tag]
+                connection.reply(channel, "basic.cancel", consumer_tag=tag, no_wait=True)
 
     def flush(self, rounds: int = 100) -> None:
         """

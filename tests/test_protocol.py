@@ -1054,6 +1054,37 @@ class DeliveryTests(SynchronousTestCase):
         self.assertEqual((second.body, second.delivery_tag), (b"", 8))
         self.assertEqual(second.headers, {})
 
+    def test_ack_as_the_broker_closes(self) -> None:
+        """
+        An ack made for a delivery that came in the same read as the
+        broker's C{connection.close} fails with the broker's error
+        (L{errors.ConnectionForced}), not as a misuse of the connection.
+        """
+        acks: list[Deferred[Any]] = []
+        self.consume(callback=lambda message: acks.append(message.ack()))
+        self.broker.send(
+            self.broker.frames.content(
+                1,
+                "basic.deliver",
+                b"last",
+                consumer_tag="ctag",
+                delivery_tag=3,
+                redelivered=False,
+                exchange="",
+                routing_key="q",
+            )
+            + self.broker.frames.method(
+                0,
+                "connection.close",
+                reply_code=320,
+                reply_text="CONNECTION_FORCED - shutdown",
+                class_id=0,
+                method_id=0,
+            )
+        )
+        [ack] = acks
+        self.failureResultOf(ack, errors.ConnectionForced)
+
     def test_queue(self) -> None:
         """
         Without a callback deliveries go, as L{Message}s and in order, to

@@ -325,6 +325,7 @@ class TopologyTests(RecoveryCase):
         """
         connection = self.connection()
         channel = self.channel(connection)
+        self.broker.queues.add("q")
         self.result(channel.queue_declare(queue="q", passive=True))
         self.lose_and_recover()
         self.assertNotIn((0, "queue.declare"), self.broker.current.names())
@@ -405,6 +406,45 @@ class ConsumerTests(RecoveryCase):
         dropped = [t for t in log.texts() if "dropped" in t]
         self.assertEqual(len(dropped), 2, dropped)
         self.assertIn("delivery 1", dropped[0])
+
+    def test_ack_as_the_broker_closes(self) -> None:
+        """
+        A callback that acks a delivery that came in the same read as the
+        broker's C{connection.close} sees its ack dropped with a log line,
+        not a failure.
+        """
+        log = CapturedLog(self)
+        acks: list[Deferred[Any]] = []
+        self.consumer.callback = lambda message: acks.append(message.ack())
+        underneath = self.channel_.channel
+        assert underneath is not None
+        frames = self.broker.current.frames
+        self.broker.current.send(
+            frames.content(
+                underneath.id,
+                "basic.deliver",
+                b"last",
+                consumer_tag=self.consumer.consumer_tag,
+                delivery_tag=9,
+                redelivered=False,
+                exchange="",
+                routing_key="q",
+            )
+            + frames.method(
+                0,
+                "connection.close",
+                reply_code=320,
+                reply_text="CONNECTION_FORCED - shutdown",
+                class_id=0,
+                method_id=0,
+            )
+        )
+        self.flush()
+        [ack] = acks
+        self.assertIsNone(self.successResultOf(ack))
+        self.assertEqual(self.kinds(), ["connected", "lost"])
+        self.assertEqual(len([t for t in log.texts() if "dropped" in t]), 1)
+        self.assertEqual([t for t in log.texts() if "failed" in t], [])
 
     def test_iterate_without_callback(self) -> None:
         """

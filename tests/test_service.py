@@ -1,334 +1,300 @@
 # -*- test-case-name: tests.test_service -*-
 """
-Tests for L{txamqp_next.service.ConsumerService}, driven by a fake broker
-over a memory reactor, and for the twistd plugin (L{txamqp_next.tap}).
+Tests for L{txamqp_next.service.ConsumerService}, against fake brokers on
+a L{Clock} (L{tests.fakebroker}) and, for URIs, a memory reactor.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
-from twisted.application.service import IServiceMaker
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
-from twisted.plugin import getPlugins
-from twisted.python.failure import Failure
-from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers import FrameFactory, SentParser
-from txamqp_next import Message, tap
+from tests.fakebroker import FakeBroker
+from txamqp_next import Message
 from txamqp_next._methods import Method
+from txamqp_next._params import ConnectionParameters, Credentials
 from txamqp_next.connection import AMQPConnection
-from txamqp_next.service import ConsumerService
+from txamqp_next.endpoint import Broker
+from txamqp_next.errors import AuthenticationError, NotFound, PreconditionFailed
+from txamqp_next.service import RETRIES_HEADER, ConsumerService
 
 URL = "amqp://app:s3cret@127.0.0.1:5672/"
 QUEUE = "jobs"
-TAG = "ctag-1"
-
-NOT_CALLABLE = 42
+PARAMS = ConnectionParameters(credentials=Credentials(), heartbeat=0)
 
 
 def record(message: Message) -> None:
     """
-    A handler for the option tests; never called.
+    A handler that is never called.
     """
-
-
-class FakeBroker:
-    """
-    The broker side of the connections a service makes to a
-    L{MemoryReactorClock}.
-    """
-
-    def __init__(self, reactor: MemoryReactorClock) -> None:
-        self.reactor = reactor
-        self.frames = FrameFactory()
-        self.parser = SentParser()
-        self.transport = StringTransport()
-        self.protocol: Any = None
-
-    def accept(self) -> None:
-        """
-        Accept the connection attempt the service made last.
-        """
-        _, _, factory, _, _ = self.reactor.tcpClients.pop()
-        self.parser = SentParser()
-        self.transport = StringTransport()
-        self.protocol = factory.buildProtocol(None)
-        self.protocol.makeConnection(self.transport)
-
-    def send(self, data: bytes) -> None:
-        self.protocol.dataReceived(data)
-
-    def reply(self, name: str, channel: int = 1, **fields: Any) -> None:
-        self.send(self.frames.method(channel, name, **fields))
-
-    def sent(self) -> list[Method]:
-        """
-        The methods the client sent since the last call.
-        """
-        data = self.transport.value()
-        self.transport.clear()
-        return self.parser.methods_sent(data)
-
-    def sent_names(self) -> list[str]:
-        return [m.NAME for m in self.sent()]
-
-    def open(self) -> None:
-        """
-        Take the connection through the handshake.
-        """
-        self.send(self.frames.start())
-        self.send(self.frames.tune())
-        self.send(self.frames.open_ok())
-
-    def set_up(self) -> list[Method]:
-        """
-        Accept a connection and answer everything the service asks for up to
-        C{consume-ok}.
-
-        @return: the methods the client sent.
-        """
-        self.accept()
-        self.open()
-        self.reply("channel.open-ok")
-        self.reply("queue.declare-ok", queue=QUEUE, message_count=0, consumer_count=0)
-        self.reply("basic.qos-ok")
-        self.reply("basic.consume-ok", consumer_tag=TAG)
-        return self.sent()
-
-    def deliver(self, delivery_tag: int, body: bytes = b"body") -> None:
-        self.send(
-            self.frames.content(
-                1,
-                "basic.deliver",
-                body,
-                consumer_tag=TAG,
-                delivery_tag=delivery_tag,
-                redelivered=False,
-                exchange="",
-                routing_key=QUEUE,
-            )
-        )
-
-    def lose(self) -> None:
-        """
-        The TCP connection goes away.
-        """
-        self.protocol.connectionLost(Failure(ConnectionLost()))
-
-    def close_ok(self) -> None:
-        """
-        Answer the client's C{connection.close}, then drop the connection as
-        the client asks.
-        """
-        self.reply("connection.close-ok", channel=0)
-        assert self.transport.disconnecting
-        self.protocol.connectionLost(Failure(ConnectionDone()))
 
 
 class ServiceTestCase(SynchronousTestCase):
     """
-    A L{ConsumerService} on a memory reactor, with its log captured.
+    A L{ConsumerService} of fake brokers on a clock, with its log captured.
     """
 
     def setUp(self) -> None:
-        self.reactor = MemoryReactorClock()
-        self.broker = FakeBroker(self.reactor)
+        self.clock = Clock()
+        self.broker = FakeBroker(self.clock)
         self.events: list[LogEvent] = []
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
         self.handled: list[Message] = []
 
-    def make_service(self, handler: Any = None, **kwargs: Any) -> ConsumerService:
+    def make_service(
+        self, handler: Any = None, *brokers: FakeBroker, **kwargs: Any
+    ) -> ConsumerService:
         kwargs.setdefault("retry_policy", lambda attempt: 1.0)
+        fakes = brokers or (self.broker,)
         service = ConsumerService(
-            self.reactor, URL, QUEUE, handler or self.handled.append, **kwargs
+            self.clock,
+            [Broker(PARAMS, fake, f"fake{i}") for i, fake in enumerate(fakes)],
+            QUEUE,
+            handler or self.handled.append,
+            **kwargs,
         )
         service.startService()
+        self.flush()
         return service
+
+    def flush(self) -> None:
+        self.broker.flush()
+
+    def sent(self, name: str) -> list[Method]:
+        """
+        The methods called C{name} the client sent on the latest
+        connection.
+        """
+        return [method for _, method in self.broker.current.methods if name == method.NAME]
+
+    def settled(self) -> list[tuple[str, int, Any]]:
+        """
+        C{(method name, delivery tag, requeue)} for each ack, nack and
+        reject the client sent.
+        """
+        return [
+            (name, method.delivery_tag, getattr(method, "requeue", None))
+            for _, name, method in self.broker.settled
+        ]
+
+    def deliver(self, body: bytes = b"body", headers: dict[str, Any] | None = None) -> int:
+        tag = self.broker.publish(QUEUE, body, headers)
+        self.flush()
+        return tag
 
     def texts(self) -> list[str]:
         return [formatEvent(e) for e in self.events]
 
-    def assert_no_secrets_logged(self) -> None:
-        for event in self.events:
-            self.assertNotIn("s3cret", formatEvent(event))
-            self.assertNotIn("s3cret", repr(event))
+    def errors(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if e["log_level"].name in ("error", "critical")]
 
 
 class SetUpTests(ServiceTestCase):
     """
-    Each connection is prepared before it counts as connected.
+    The service declares its queue, sets QoS and consumes; errors that
+    retrying cannot mend stop it.
     """
 
-    def test_ready_only_when_consuming(self) -> None:
+    def test_consuming(self) -> None:
         """
-        L{ConsumerService.when_consuming} fires with the client only once
-        the handshake, channel, durable queue declaration, C{basic.qos} and
-        C{basic.consume} are done, in that order.
+        The queue is declared durable with its arguments, QoS set, and the
+        consumer started; C{when_consuming} fires with the connection.
         """
-        service = self.make_service(prefetch=7)
-        ready = service.when_consuming()
-        self.broker.accept()
-        self.broker.open()
-        self.broker.reply("channel.open-ok")
-        self.broker.reply("queue.declare-ok", queue=QUEUE, message_count=0, consumer_count=0)
-        self.broker.reply("basic.qos-ok")
-        self.assertNoResult(ready)
-        self.broker.reply("basic.consume-ok", consumer_tag=TAG)
-        self.assertNoResult(ready)
-        self.reactor.advance(0)
-        client = self.successResultOf(ready)
-        self.assertIs(self.successResultOf(service.when_consuming()), client)
-        self.assertIsInstance(client, AMQPConnection)
-        sent = self.broker.sent()
+        service = self.make_service(prefetch=7, queue_arguments={"x-max-length": 10})
+        connection = self.successResultOf(service.when_consuming())
+        self.assertIsInstance(connection, AMQPConnection)
+        [declare] = self.sent("queue.declare")
         self.assertEqual(
-            [m.NAME for m in sent],
-            [
-                "connection.start-ok",
-                "connection.tune-ok",
-                "connection.open",
-                "channel.open",
-                "queue.declare",
-                "basic.qos",
-                "basic.consume",
-            ],
+            (declare.queue, declare.durable, declare.passive, declare.arguments),
+            (QUEUE, True, False, {"x-max-length": 10}),
         )
-        declare, qos, consume = sent[4:]
-        self.assertEqual((declare.queue, declare.durable, declare.passive), (QUEUE, True, False))
+        [qos] = self.sent("basic.qos")
         self.assertEqual(qos.prefetch_count, 7)
+        [consume] = self.sent("basic.consume")
         self.assertEqual((consume.queue, consume.no_ack), (QUEUE, False))
-        self.assertIn("consuming from queue jobs at amqp://127.0.0.1:5672", " ".join(self.texts()))
-        self.assert_no_secrets_logged()
+        self.assertEqual(self.sent("confirm.select"), [])
+        self.assertIn("consuming from queue jobs at fake0 (prefetch 7)", " ".join(self.texts()))
 
-    def test_callbacks_may_use_service(self) -> None:
+    def test_waits_for_consuming(self) -> None:
         """
-        Callbacks on L{ConsumerService.when_consuming} may call the service
-        again (ClientService's own Deferred fires inside its state machine,
-        which refuses reentrant calls).
+        Until the consumer runs, C{when_consuming} waits; callbacks may ask
+        again.
         """
+        self.broker.up = False
         service = self.make_service()
         again: list[Deferred[AMQPConnection]] = []
-        service.when_consuming().addCallback(lambda client: again.append(service.when_consuming()))
-        self.broker.set_up()
-        self.reactor.advance(0)
+        ready = service.when_consuming()
+        ready.addCallback(lambda _: again.append(service.when_consuming()))
+        self.assertNoResult(ready)
+        self.broker.up = True
+        self.clock.advance(1)
+        self.flush()
+        self.successResultOf(ready)
         self.assertIsInstance(self.successResultOf(again[0]), AMQPConnection)
 
     def test_passive_declare(self) -> None:
         """
-        With C{declare=False} the queue is only checked, with a passive
-        declare.
+        With C{declare=False} the queue is only checked, so a queue with
+        any arguments (a quorum queue) can be consumed as it is.
         """
+        self.broker.queues.add(QUEUE)
         self.make_service(declare=False)
-        declare = self.broker.set_up()[4]
+        [declare] = self.sent("queue.declare")
         self.assertEqual((declare.queue, declare.passive), (QUEUE, True))
+
+    def test_quorum_delivery_limit(self) -> None:
+        """
+        A quorum queue with C{max_redeliveries} is declared with RabbitMQ's
+        C{x-delivery-limit}, which the broker enforces; no confirm mode is
+        needed.
+        """
+        self.make_service(queue_arguments={"x-queue-type": "quorum"}, max_redeliveries=3)
+        [declare] = self.sent("queue.declare")
+        self.assertEqual(declare.arguments, {"x-queue-type": "quorum", "x-delivery-limit": 3})
+        self.assertEqual(self.sent("confirm.select"), [])
+
+    def test_classic_retries_use_confirms(self) -> None:
+        """
+        On other queues, C{max_redeliveries} puts the channel in confirm
+        mode: failed messages go back as confirmed copies.
+        """
+        self.make_service(max_redeliveries=3)
+        self.assertEqual(len(self.sent("confirm.select")), 1)
+        [declare] = self.sent("queue.declare")
+        self.assertEqual(declare.arguments, {})
 
     def test_connection_name(self) -> None:
         """
         The connection is named after the queue unless told otherwise.
         """
         self.make_service()
-        start_ok = self.broker.set_up()[0]
+        [start_ok] = self.sent("connection.start-ok")
         self.assertEqual(
             start_ok.client_properties["connection_name"], "txamqp_next consumer of jobs"
         )
+        other = FakeBroker(self.clock)
+        self.make_service(None, other, connection_name="billing")
+        [start_ok] = [m for _, m in other.current.methods if m.NAME == "connection.start-ok"]
+        self.assertEqual(start_ok.client_properties["connection_name"], "billing")
+
+    def test_brokers_from_uris(self) -> None:
+        """
+        A URI may name several brokers; the service logs them without the
+        password.
+        """
+        service = ConsumerService(
+            MemoryReactorClock(), "amqp://app:s3cret@h1,h2:5673/v", QUEUE, record
+        )
+        self.assertEqual(
+            [b.name for b in service.brokers],
+            ["amqp://h1:5672 vhost 'v'", "amqp://h2:5673 vhost 'v'"],
+        )
+        self.assertNotIn("s3cret", repr(service))
 
     def test_bad_arguments(self) -> None:
         """
-        An invalid URI or prefetch count is refused at once.
+        An invalid URI or option is refused at once.
         """
-        with self.assertRaises(ValueError):
-            ConsumerService(self.reactor, "http://host/", QUEUE, record)
-        with self.assertRaises(ValueError):
-            ConsumerService(self.reactor, URL, QUEUE, record, prefetch=70000)
+        reactor = MemoryReactorClock()
+        for args, kwargs in [
+            (("http://host/",), {}),
+            ((URL,), {"prefetch": 70000}),
+            ((URL,), {"max_redeliveries": -1}),
+            ((URL,), {"redelivery_delay": -1.0}),
+        ]:
+            with self.assertRaises(ValueError):
+                ConsumerService(reactor, *args, QUEUE, record, **kwargs)
 
-    def test_setup_failure_closes_and_retries(self) -> None:
+    def assertStops(self, service: ConsumerService, error: type[Exception], *hints: str) -> None:
         """
-        When setting up fails (the queue is missing), the connection is
-        closed, the failure logged, and another attempt made after the retry
-        delay; losing the rejected connection raises nothing.
+        The service stopped for good with C{error}, in one error line that
+        holds C{hints}, and makes no further attempt.
+        """
+        self.assertIsInstance(service.failed, error)
+        self.assertFalse(service.running)
+        self.failureResultOf(service.when_consuming(), error)
+        [line] = self.errors()
+        for hint in hints:
+            self.assertIn(hint, line)
+        attempts = self.broker.attempts
+        self.clock.advance(120)
+        self.flush()
+        self.assertEqual(self.broker.attempts, attempts)
+
+    def test_missing_queue_stops(self) -> None:
+        """
+        With C{declare=False}, a missing queue stops the service with a
+        line that says what to do.
         """
         service = self.make_service(declare=False)
-        ready = service.when_consuming()
-        self.broker.accept()
-        self.broker.open()
-        self.broker.reply("channel.open-ok")
-        self.broker.reply(
-            "channel.close",
-            reply_code=404,
-            reply_text="NOT_FOUND - no queue 'jobs'",
-            class_id=50,
-            method_id=10,
-        )
-        self.assertIn("connection.close", self.broker.sent_names())
-        self.broker.close_ok()
+        self.assertStops(service, NotFound, "consumer of queue jobs", "NOT_FOUND", "declare")
+
+    def test_inequivalent_queue_stops(self) -> None:
+        """
+        A queue that exists with other arguments (PRECONDITION_FAILED)
+        stops the service, pointing to C{queue_arguments} and
+        C{declare=False}, instead of retrying for ever.
+        """
+        self.broker.inequivalent.add(QUEUE)
+        service = self.make_service()
+        self.assertStops(service, PreconditionFailed, "queue_arguments", "declare=False")
+
+    def test_refused_login_stops(self) -> None:
+        """
+        Refused credentials stop the service.
+        """
+        self.broker.refuse_login = True
+        service = self.make_service()
+        self.assertStops(service, AuthenticationError, "ACCESS_REFUSED")
+
+    def test_connect_failure_retried(self) -> None:
+        """
+        A broker that cannot be reached is logged and retried; with
+        C{fail_after_failures}, C{when_consuming} fails.
+        """
+        self.broker.up = False
+        service = self.make_service()
+        ready = service.when_consuming(fail_after_failures=2)
+        self.clock.advance(1)
+        self.flush()
         self.assertNoResult(ready)
-        self.assertIn("NOT_FOUND", " ".join(self.texts()))
-        self.assertEqual(self.reactor.tcpClients, [])
-        self.reactor.advance(1.0)
-        self.assertEqual(len(self.reactor.tcpClients), 1)
-        self.broker.set_up()
-        self.reactor.advance(0)
-        self.successResultOf(ready)
-
-    def test_connection_lost_in_handshake(self) -> None:
-        """
-        A connection lost during the handshake (refused credentials) counts
-        as a failed attempt, without ClientService raising from
-        C{connectionLost}.
-        """
-        service = self.make_service()
-        ready = service.when_consuming(fail_after_failures=1)
-        self.broker.accept()
-        self.broker.send(self.broker.frames.start())
-        self.broker.lose()
-        self.reactor.advance(0)
+        self.clock.advance(1)
+        self.flush()
         self.failureResultOf(ready)
-        self.assertIn("cannot consume from queue jobs", " ".join(self.texts()))
-        self.reactor.advance(1.0)
-        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.assertIn("cannot reach fake0", " ".join(self.texts()))
+        self.assertTrue(service.running)
+        self.broker.up = True
+        self.clock.advance(1)
+        self.flush()
+        self.successResultOf(service.when_consuming())
 
-    def test_setup_timeout(self) -> None:
+    def test_failover(self) -> None:
         """
-        A broker that accepts the connection but does not answer is given
-        up on after the connection timeout, and the attempt retried.
+        The service fails over to the next broker of its list when the one
+        it used goes away.
         """
-        service = self.make_service()
-        ready = service.when_consuming(fail_after_failures=1)
-        self.broker.accept()
-        self.reactor.advance(10)
-        self.assertTrue(self.broker.transport.disconnecting)
-        self.broker.lose()
-        self.reactor.advance(0)
-        self.failureResultOf(ready)
-        self.reactor.advance(1.0)
-        self.assertEqual(len(self.reactor.tcpClients), 1)
-
-    def test_connect_failure_logged(self) -> None:
-        """
-        A refused TCP connection is logged (ClientService does not say why
-        it retries) and retried.
-        """
-        from twisted.internet.error import ConnectionRefusedError
-
-        self.make_service()
-        _, _, factory, _, _ = self.reactor.tcpClients.pop()
-        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
-        self.assertIn("Connection was refused", " ".join(self.texts()))
-        self.reactor.advance(1.0)
-        self.assertEqual(len(self.reactor.tcpClients), 1)
+        other = FakeBroker(self.clock)
+        service = self.make_service(None, self.broker, other)
+        self.broker.stop()
+        self.clock.advance(1)
+        self.flush()
+        self.successResultOf(service.when_consuming())
+        other.publish(QUEUE, b"moved")
+        self.flush()
+        self.assertEqual([m.body for m in self.handled], [b"moved"])
+        self.assertIn("consuming from queue jobs at fake1", " ".join(self.texts()))
 
 
 class MessageTests(ServiceTestCase):
     """
-    Messages are acknowledged after their handler succeeds, rejected when
-    it fails.
+    Messages are acknowledged after their handler succeeds; a failed one is
+    rejected, or sent back to the queue after a delay, with one log line.
     """
 
     def test_ack_after_handler(self) -> None:
@@ -336,11 +302,9 @@ class MessageTests(ServiceTestCase):
         A handler that returns normally gets its message acknowledged.
         """
         self.make_service()
-        self.broker.set_up()
-        self.broker.deliver(1, b"one")
+        tag = self.deliver(b"one")
         self.assertEqual([m.body for m in self.handled], [b"one"])
-        [ack] = self.broker.sent()
-        self.assertEqual((ack.NAME, ack.delivery_tag), ("basic.ack", 1))
+        self.assertEqual(self.settled(), [("basic.ack", tag, None)])
 
     def test_ack_waits_for_deferred(self) -> None:
         """
@@ -348,11 +312,11 @@ class MessageTests(ServiceTestCase):
         """
         pending: Deferred[None] = Deferred()
         self.make_service(handler=lambda message: pending)
-        self.broker.set_up()
-        self.broker.deliver(1)
-        self.assertEqual(self.broker.sent(), [])
+        self.deliver()
+        self.assertEqual(self.settled(), [])
         pending.callback(None)
-        self.assertEqual(self.broker.sent_names(), ["basic.ack"])
+        self.flush()
+        self.assertEqual([name for name, _, _ in self.settled()], ["basic.ack"])
 
     def test_coroutine_handler(self) -> None:
         """
@@ -366,62 +330,127 @@ class MessageTests(ServiceTestCase):
             bodies.append(message.body)
 
         self.make_service(handler=handler)
-        self.broker.set_up()
-        self.broker.deliver(1, b"co")
-        self.assertEqual(self.broker.sent(), [])
+        self.deliver(b"co")
+        self.assertEqual(self.settled(), [])
         pending.callback(None)
+        self.flush()
         self.assertEqual(bodies, [b"co"])
-        self.assertEqual(self.broker.sent_names(), ["basic.ack"])
+        self.assertEqual([name for name, _, _ in self.settled()], ["basic.ack"])
+
+    def fail_always(self, message: Message) -> None:
+        self.handled.append(message)
+        raise ValueError("bad message")
+
+    def failure_lines(self) -> list[str]:
+        self.flushLoggedErrors(ValueError)
+        return [t for t in self.texts() if "handler failed" in t]
 
     def test_failure_rejects_and_logs(self) -> None:
         """
-        A handler that raises gets its message rejected without requeueing,
-        and the traceback logged with the queue and delivery tag (and no
-        credentials).
+        By default a handler that raises gets its message rejected without
+        requeueing, with one log line (and the traceback) that says so.
         """
+        self.make_service(handler=self.fail_always)
+        tag = self.deliver()
+        self.assertEqual(self.settled(), [("basic.reject", tag, False)])
+        [line] = self.failure_lines()
+        self.assertIn(f"message {tag} from queue jobs", line)
+        self.assertIn("rejected", line)
+        [event] = [e for e in self.events if "handler failed" in formatEvent(e)]
+        self.assertIsInstance(event["log_failure"].value, ValueError)
 
-        def handler(message: Message) -> None:
-            raise ValueError("bad message")
-
-        self.make_service(handler=handler)
-        self.broker.set_up()
-        self.broker.deliver(5)
-        [reject] = self.broker.sent()
-        self.assertEqual(
-            (reject.NAME, reject.delivery_tag, reject.requeue), ("basic.reject", 5, False)
+    def test_dead_letter_exchange_named(self) -> None:
+        """
+        When the queue's arguments name a dead-letter exchange, the log line
+        says the message goes there.
+        """
+        self.make_service(
+            handler=self.fail_always, queue_arguments={"x-dead-letter-exchange": "dlx"}
         )
-        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
-        [failure] = [e for e in self.events if "log_failure" in e]
-        self.assertEqual((failure["queue"], failure["delivery_tag"]), (QUEUE, 5))
-        self.assert_no_secrets_logged()
+        self.deliver()
+        [line] = self.failure_lines()
+        self.assertIn("dead-lettered to exchange 'dlx'", line)
 
-    def test_failed_deferred_requeued(self) -> None:
+    def test_requeue_after_delay(self) -> None:
         """
-        With C{requeue_on_failure}, a message whose handler's L{Deferred}
-        fails is rejected with requeueing, once the L{Deferred} fails.
+        With C{requeue_on_failure} a failed message goes back to the queue,
+        but only after C{redelivery_delay}: a handler that always fails is
+        called about once a second per prefetch slot, not in a hot loop.
         """
-        pending: Deferred[None] = Deferred()
-        self.make_service(handler=lambda message: pending, requeue_on_failure=True)
-        self.broker.set_up()
-        self.broker.deliver(2)
-        self.assertEqual(self.broker.sent(), [])
-        pending.errback(ValueError("later"))
-        [reject] = self.broker.sent()
-        self.assertEqual((reject.NAME, reject.requeue), ("basic.reject", True))
-        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.make_service(
+            handler=self.fail_always, requeue_on_failure=True, redelivery_delay=1.0, prefetch=1
+        )
+        self.deliver()
+        self.assertEqual(self.settled(), [])
+        for _ in range(10):
+            self.clock.advance(1.0)
+            self.flush()
+        self.assertEqual(len(self.handled), 11)
+        self.assertEqual(
+            {(name, requeue) for name, _, requeue in self.settled()}, {("basic.reject", True)}
+        )
+        lines = self.failure_lines()
+        self.assertEqual(len(lines), 11)
+        self.assertIn("goes back to the queue in 1.0s", lines[0])
+
+    def test_quorum_redelivery_limit(self) -> None:
+        """
+        On a quorum queue the broker's C{x-delivery-count} counts: below
+        C{max_redeliveries} the message is requeued after the delay; at the
+        limit it is rejected for good.
+        """
+        self.make_service(
+            handler=self.fail_always,
+            queue_arguments={"x-queue-type": "quorum"},
+            max_redeliveries=2,
+            redelivery_delay=0.5,
+        )
+        self.broker.redeliver = False
+        first = self.deliver(b"a", {"x-delivery-count": 1})
+        last = self.deliver(b"b", {"x-delivery-count": 2})
+        self.assertEqual(self.settled(), [("basic.reject", last, False)])
+        self.clock.advance(0.5)
+        self.flush()
+        self.assertEqual(self.settled()[1], ("basic.reject", first, True))
+        lines = self.failure_lines()
+        self.assertIn("retry 2 of 2", lines[0])
+        self.assertIn("failed 3 times and is rejected", lines[1])
+
+    def test_classic_redelivery_limit(self) -> None:
+        """
+        On other queues the service counts: a failed message goes back as a
+        copy carrying the count in its headers (published to the queue and
+        confirmed before the original is acknowledged); at the limit it is
+        rejected for good.
+        """
+        self.make_service(handler=self.fail_always, max_redeliveries=2, redelivery_delay=0.5)
+        tag = self.deliver(b"job", {"trace": "t1"})
+        self.assertEqual(self.broker.published, [])
+        self.clock.advance(0.5)
+        self.flush()
+        [copy] = self.broker.published
+        self.assertEqual((copy.method.exchange, copy.method.routing_key), ("", QUEUE))
+        self.assertEqual(copy.body, b"job")
+        self.assertEqual(copy.properties.headers, {"trace": "t1", RETRIES_HEADER: 1})
+        self.assertEqual(self.settled(), [("basic.ack", tag, None)])
+        last = self.deliver(b"job", {RETRIES_HEADER: 2})
+        self.assertEqual(self.settled()[1], ("basic.reject", last, False))
+        self.assertEqual(len(self.failure_lines()), 2)
 
     def test_ack_after_connection_lost(self) -> None:
         """
-        A handler that finishes after its connection was lost is logged,
-        not raised: the broker redelivers the message.
+        A handler that finishes after its connection was lost has its ack
+        dropped with a log line: the broker redelivers the message.
         """
         pending: Deferred[None] = Deferred()
         self.make_service(handler=lambda message: pending)
-        self.broker.set_up()
-        self.broker.deliver(1)
-        self.broker.lose()
+        self.deliver()
+        self.broker.current.lose()
+        self.flush()
         pending.callback(None)
-        self.assertIn("could not ack message 1", " ".join(self.texts()))
+        self.flush()
+        self.assertIn("ack of delivery 1 dropped", " ".join(self.texts()))
+        self.assertEqual(self.settled(), [])
 
 
 class ReconnectionTests(ServiceTestCase):
@@ -431,55 +460,38 @@ class ReconnectionTests(ServiceTestCase):
 
     def test_reconnects_after_connection_lost(self) -> None:
         """
-        After the connection is lost, a new one is made and set up again.
+        After the connection is lost, a new one declares the queue and
+        consumes with the same handler.
         """
-        self.make_service()
-        self.broker.set_up()
-        self.broker.lose()
-        self.assertIn("lost the connection", " ".join(self.texts()))
-        self.reactor.advance(1.0)
-        self.broker.set_up()
-        self.broker.deliver(1, b"again")
+        service = self.make_service()
+        self.broker.current.lose()
+        self.flush()
+        self.assertNoResult(service.when_consuming())
+        self.clock.advance(1.0)
+        self.flush()
+        self.successResultOf(service.when_consuming())
+        self.assertEqual(len(self.sent("queue.declare")), 1)
+        tag = self.deliver(b"again")
         self.assertEqual([m.body for m in self.handled], [b"again"])
-        self.assertEqual(self.broker.sent_names(), ["basic.ack"])
-
-    def test_broker_shutdown(self) -> None:
-        """
-        A broker shutting down (C{connection.close} 320) and refusing
-        connections for a while is waited out: every refused attempt is
-        logged, and consuming resumes once it is back.
-        """
-        from twisted.internet.error import ConnectionRefusedError
-
-        self.make_service()
-        self.broker.set_up()
-        self.broker.reply(
-            "connection.close", channel=0, reply_code=320, reply_text="CONNECTION_FORCED"
-        )
-        self.assertEqual(self.broker.sent_names(), ["connection.close-ok"])
-        self.broker.lose()
-        for _ in range(3):
-            self.reactor.advance(1.0)
-            _, _, factory, _, _ = self.reactor.tcpClients.pop()
-            factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
-        self.assertEqual(" ".join(self.texts()).count("Connection was refused"), 3)
-        self.reactor.advance(1.0)
-        self.broker.set_up()
-        self.broker.deliver(1, b"back")
-        self.assertEqual([m.body for m in self.handled], [b"back"])
+        self.assertEqual(self.settled(), [("basic.ack", tag, None)])
+        self.assertEqual(" ".join(self.texts()).count("consuming from queue jobs"), 2)
 
     def test_consumer_cancelled_by_broker(self) -> None:
         """
         When the broker cancels the consumer (its queue was deleted), the
-        connection is closed so that a new one declares the queue again.
+        service declares the queue again and consumes on a new channel.
         """
-        self.make_service()
-        self.broker.set_up()
-        self.broker.reply("basic.cancel", consumer_tag=TAG, no_wait=True)
-        self.assertEqual(self.broker.sent_names(), ["connection.close"])
-        self.broker.close_ok()
-        self.reactor.advance(1.0)
-        self.assertEqual(self.broker.set_up()[4].NAME, "queue.declare")
+        service = self.make_service()
+        self.broker.cancel(QUEUE)
+        self.flush()
+        self.assertNoResult(service.when_consuming())
+        self.clock.advance(1.0)
+        self.flush()
+        self.successResultOf(service.when_consuming())
+        self.assertEqual(len(self.sent("basic.consume")), 2)
+        self.assertIn(QUEUE, self.broker.queues)
+        self.deliver(b"after")
+        self.assertEqual([m.body for m in self.handled], [b"after"])
 
 
 class StopTests(ServiceTestCase):
@@ -494,20 +506,19 @@ class StopTests(ServiceTestCase):
         """
         pending: Deferred[None] = Deferred()
         service = self.make_service(handler=lambda message: pending)
-        self.broker.set_up()
-        self.broker.deliver(1)
+        self.deliver()
         stopped = service.stopService()
-        [cancel] = self.broker.sent()
-        self.assertEqual((cancel.NAME, cancel.consumer_tag), ("basic.cancel", TAG))
-        self.broker.reply("basic.cancel-ok", consumer_tag=TAG)
-        self.assertEqual(self.broker.sent(), [])
+        self.flush()
+        self.assertEqual(len(self.sent("basic.cancel")), 1)
+        self.assertEqual(self.sent("connection.close"), [])
         pending.callback(None)
-        self.assertEqual(self.broker.sent_names(), ["basic.ack", "connection.close"])
-        self.assertNoResult(stopped)
-        self.broker.close_ok()
+        self.flush()
+        self.assertEqual([name for name, _, _ in self.settled()], ["basic.ack"])
+        self.assertEqual(len(self.sent("connection.close")), 1)
         self.assertIsNone(self.successResultOf(stopped))
-        self.reactor.advance(60)
-        self.assertEqual(self.reactor.tcpClients, [])
+        attempts = self.broker.attempts
+        self.clock.advance(60)
+        self.assertEqual(self.broker.attempts, attempts)
 
     def test_stop_timeout(self) -> None:
         """
@@ -515,18 +526,35 @@ class StopTests(ServiceTestCase):
         connection is closed and the broker will redeliver its message.
         """
         service = self.make_service(handler=lambda message: Deferred(), stop_timeout=5)
-        self.broker.set_up()
-        self.broker.deliver(1)
+        self.deliver()
         stopped = service.stopService()
-        self.broker.reply("basic.cancel-ok", consumer_tag=TAG)
-        self.broker.sent()
-        self.reactor.advance(4.9)
-        self.assertEqual(self.broker.sent(), [])
-        self.reactor.advance(0.1)
-        self.assertEqual(self.broker.sent_names(), ["connection.close"])
-        self.broker.close_ok()
+        self.flush()
+        self.clock.advance(4.9)
+        self.flush()
+        self.assertEqual(self.sent("connection.close"), [])
+        self.clock.advance(0.1)
+        self.flush()
+        self.assertEqual(len(self.sent("connection.close")), 1)
         self.successResultOf(stopped)
         self.assertIn("1 handlers still running", " ".join(self.texts()))
+
+    def test_stop_cancels_waiting_retries(self) -> None:
+        """
+        A failed message waiting to go back to the queue is left
+        unacknowledged at a stop (the broker redelivers it), without
+        waiting for its delay.
+        """
+
+        def fail(message: Message) -> None:
+            raise ValueError("no")
+
+        service = self.make_service(handler=fail, requeue_on_failure=True, redelivery_delay=30)
+        self.deliver()
+        stopped = service.stopService()
+        self.flush()
+        self.successResultOf(stopped)
+        self.assertEqual(self.settled(), [])
+        self.flushLoggedErrors(ValueError)
 
     def test_no_new_handlers_while_stopping(self) -> None:
         """
@@ -534,200 +562,47 @@ class StopTests(ServiceTestCase):
         the broker confirmed) is not handled nor acknowledged.
         """
         service = self.make_service()
-        self.broker.set_up()
+        channel = self.broker.current.methods[-1][0]
+        tag = self.sent("basic.consume")[0].consumer_tag or "amq.ctag-2"
         stopped = service.stopService()
-        self.broker.deliver(1)
-        self.broker.reply("basic.cancel-ok", consumer_tag=TAG)
+        self.broker.current.deliver(channel, tag, 1, b"late")
+        self.flush()
         self.assertEqual(self.handled, [])
-        self.assertEqual(self.broker.sent_names(), ["basic.cancel", "connection.close"])
-        self.broker.close_ok()
+        self.assertEqual(self.settled(), [])
         self.successResultOf(stopped)
 
     def test_stop_while_connecting(self) -> None:
         """
-        Stopping during the handshake closes the connection quietly.
+        Stopping while the broker is unreachable stops the retries quietly.
         """
+        self.broker.up = False
         service = self.make_service()
-        self.broker.accept()
-        self.broker.send(self.broker.frames.start())
-        stopped = service.stopService()
-        self.assertTrue(self.broker.transport.disconnecting)
-        self.broker.lose()
-        self.successResultOf(stopped)
-        self.assertNotIn("cannot consume", " ".join(self.texts()))
+        self.successResultOf(service.stopService())
+        attempts = self.broker.attempts
+        self.clock.advance(60)
+        self.assertEqual(self.broker.attempts, attempts)
+        self.assertEqual(self.errors(), [])
 
     def test_stop_while_disconnected(self) -> None:
         """
         Stopping while waiting to reconnect cancels the reconnection.
         """
         service = self.make_service()
-        self.broker.set_up()
-        self.broker.lose()
+        self.broker.current.lose()
+        self.flush()
         self.successResultOf(service.stopService())
-        self.reactor.advance(60)
-        self.assertEqual(self.reactor.tcpClients, [])
+        attempts = self.broker.attempts
+        self.clock.advance(60)
+        self.assertEqual(self.broker.attempts, attempts)
 
-
-class OptionsTests(SynchronousTestCase):
-    """
-    The plugin's command line.
-    """
-
-    def parse(self, *args: str) -> tap.Options:
-        options = tap.Options()
-        options.parseOptions(list(args))
-        return options
-
-    def test_defaults(self) -> None:
+    def test_restart(self) -> None:
         """
-        Only the queue and handler are needed; the handler is resolved.
+        A stopped service can be started again.
         """
-        options = self.parse("--queue", "q", "--handler", "tests.test_service.record")
-        self.assertEqual(options["url"], "amqp://guest:guest@127.0.0.1:5672/")
-        self.assertEqual(options["queue"], "q")
-        self.assertIs(options["handler"], record)
-        self.assertEqual(options["prefetch"], 10)
-        self.assertFalse(options["requeue-on-failure"])
-        self.assertFalse(options["no-declare"])
-
-    def test_everything(self) -> None:
-        """
-        Every option is read.
-        """
-        options = self.parse(
-            "--url=amqp://u:p@broker:5673/v",
-            "-q",
-            "q",
-            "--handler=examples.handler.show",
-            "--prefetch=3",
-            "--requeue-on-failure",
-            "--no-declare",
-        )
-        from examples.handler import show
-
-        self.assertEqual(options["url"], "amqp://u:p@broker:5673/v")
-        self.assertIs(options["handler"], show)
-        self.assertEqual(options["prefetch"], 3)
-        self.assertTrue(options["requeue-on-failure"])
-        self.assertTrue(options["no-declare"])
-
-    def test_required(self) -> None:
-        """
-        Without C{--queue} or C{--handler} parsing fails, naming the option.
-        """
-        with self.assertRaises(UsageError) as queue:
-            self.parse("--handler", "tests.test_service.record")
-        self.assertIn("--queue", str(queue.exception))
-        with self.assertRaises(UsageError) as handler:
-            self.parse("--queue", "q")
-        self.assertIn("--handler", str(handler.exception))
-
-    def test_bad_values(self) -> None:
-        """
-        A URI that is not AMQP, or a prefetch count that is not a short
-        number, is a usage error.
-        """
-        base = ["--queue", "q", "--handler", "tests.test_service.record"]
-        with self.assertRaises(UsageError) as url:
-            self.parse(*base, "--url", "http://u:hidden@host/")
-        self.assertIn("--url", str(url.exception))
-        self.assertNotIn("hidden", str(url.exception))
-        for prefetch in ("many", "-1", "65536"):
-            with self.assertRaises(UsageError):
-                self.parse(*base, "--prefetch", prefetch)
-
-    def test_make_service(self) -> None:
-        """
-        C{makeService} builds a L{ConsumerService} from the options.
-        """
-        options = self.parse(
-            "--queue",
-            "q",
-            "--handler",
-            "tests.test_service.record",
-            "-p",
-            "4",
-            "--requeue-on-failure",
-        )
-        service = tap.makeService(options)
-        self.assertIsInstance(service, ConsumerService)
-        self.assertEqual((service.queue, service.prefetch), ("q", 4))
-        self.assertTrue(service.requeue_on_failure)
-        self.assertFalse(service.running)
-
-
-class HandlerResolutionTests(SynchronousTestCase):
-    """
-    C{--handler} names a callable by its dotted name.
-    """
-
-    def assert_refused(self, name: str, *fragments: str) -> None:
-        with self.assertRaises(UsageError) as caught:
-            tap.resolve_handler(name)
-        for fragment in fragments:
-            self.assertIn(fragment, str(caught.exception))
-
-    def test_resolves(self) -> None:
-        """
-        A dotted name resolves to the callable it names.
-        """
-        self.assertIs(tap.resolve_handler("tests.test_service.record"), record)
-
-    def test_not_dotted(self) -> None:
-        """
-        A name without a module, or with empty or odd parts, is refused.
-        """
-        for name in ("record", "", "tests..record", ".tests.record", "tests.test-service.x"):
-            self.assert_refused(name, "dotted name")
-
-    def test_missing(self) -> None:
-        """
-        A missing module or attribute is named in the error.
-        """
-        self.assert_refused("no_such_module_txn.handler", "cannot be found")
-        self.assert_refused("tests.test_service.no_such_handler", "cannot be found")
-
-    def test_not_callable(self) -> None:
-        """
-        A name that resolves to something not callable is refused.
-        """
-        self.assert_refused("tests.test_service.NOT_CALLABLE", "not a callable", "int")
-
-    def test_import_error(self) -> None:
-        """
-        A module that fails to import gives a usage error with the cause.
-        """
-        directory = Path(self.mktemp())
-        directory.mkdir()
-        (directory / "txn_broken_handler.py").write_text("raise RuntimeError('boom')\n")
-        sys.path.insert(0, str(directory))
-        self.addCleanup(sys.path.remove, str(directory))
-        self.addCleanup(sys.modules.pop, "txn_broken_handler", None)
-        self.assert_refused("txn_broken_handler.handle", "RuntimeError", "boom")
-
-
-class PluginTests(SynchronousTestCase):
-    """
-    twistd finds the plugin.
-    """
-
-    def test_plugin(self) -> None:
-        """
-        The C{txamqp_next} service maker is found and names
-        L{txamqp_next.tap}.
-        """
-        import twisted.plugins
-
-        makers = {m.tapname: m for m in getPlugins(IServiceMaker, twisted.plugins)}
-        maker = makers["txamqp_next"]
-        self.assertEqual(maker.module, "txamqp_next.tap")
-        self.assertIs(maker.options, tap.Options)
-        self.assertIs(maker.makeService, tap.makeService)
-
-    def test_no_package_init(self) -> None:
-        """
-        The repository's C{twisted/} holds no C{__init__.py} that would
-        shadow Twisted's package.
-        """
-        root = Path(__file__).resolve().parent.parent / "twisted"
-        self.assertEqual(sorted(p.name for p in root.rglob("__init__.py")), [])
+        service = self.make_service()
+        stopped = service.stopService()
+        self.flush()
+        self.successResultOf(stopped)
+        service.startService()
+        self.flush()
+        self.successResultOf(service.when_consuming())

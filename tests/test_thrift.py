@@ -625,19 +625,22 @@ class ContribTests(SynchronousTestCase):
 
 class ServiceTests(SynchronousTestCase):
     """
-    L{ThriftServerService} on a memory reactor with a fake broker.
+    L{ThriftServerService} against a fake broker on a clock.
     """
 
     def setUp(self) -> None:
-        from twisted.internet.testing import MemoryReactorClock
+        from twisted.internet.task import Clock
 
-        from tests.test_service import FakeBroker
+        from tests.fakebroker import FakeBroker
+        from txamqp_next._params import ConnectionParameters, Credentials
+        from txamqp_next.endpoint import Broker as BrokerEntry
 
-        self.reactor = MemoryReactorClock()
-        self.broker = FakeBroker(self.reactor)
+        self.clock = Clock()
+        self.broker = FakeBroker(self.clock)
+        params = ConnectionParameters(credentials=Credentials(), heartbeat=0)
         self.service = ThriftServerService(
-            self.reactor,
-            "amqp://app:s3cret@127.0.0.1:5672/",
+            self.clock,
+            [BrokerEntry(params, self.broker, "fake")],
             "calc",
             processor(Handler()),
             exchange="ex",
@@ -645,88 +648,79 @@ class ServiceTests(SynchronousTestCase):
             retry_policy=lambda attempt: 1.0,
         )
 
-    def set_up(self) -> list[str]:
-        """
-        Accept a connection and answer the service's set-up.
-
-        @return: the names of the methods it sent.
-        """
-        broker = self.broker
-        broker.accept()
-        broker.open()
-        for name, fields in [
-            ("channel.open-ok", {}),
-            ("exchange.declare-ok", {}),
-            ("queue.declare-ok", {"queue": "calc", "message_count": 0, "consumer_count": 0}),
-            ("queue.bind-ok", {}),
-            ("exchange.declare-ok", {}),
-            ("basic.qos-ok", {}),
-            ("confirm.select-ok", {}),
-            ("basic.consume-ok", {"consumer_tag": "stag"}),
-        ]:
-            broker.reply(name, **fields)
-        return [name for name in broker.sent_names() if not name.startswith("connection.")]
+    def names(self) -> list[str]:
+        return [
+            name for _, name in self.broker.current.names() if not name.startswith("connection.")
+        ]
 
     def test_serves_and_reconnects(self) -> None:
         """
-        The service declares the exchanges, the queue and its binding, sets
-        prefetch and confirm mode, and consumes; after a lost connection it
-        reconnects and does it again; stopping cancels, closes and stops
-        reconnecting.
+        The service declares the exchanges, the durable queue and its
+        binding, sets prefetch and confirm mode, and consumes; after a lost
+        connection the same server serves again on the next one; stopping
+        cancels, closes and stops reconnecting.
         """
         self.service.startService()
-        expected = [
-            "channel.open",
-            "exchange.declare",
-            "queue.declare",
-            "queue.bind",
-            "exchange.declare",
-            "basic.qos",
-            "confirm.select",
-            "basic.consume",
-        ]
-        self.assertEqual(self.set_up(), expected)
-        first = self.service.server
-        self.assertIsNotNone(first)
-        self.broker.lose()
-        self.assertIsNone(self.service.server)
-        self.reactor.advance(1.0)
-        self.assertEqual(self.set_up(), expected)
-        self.assertIsNotNone(self.service.server)
-        self.assertIsNot(self.service.server, first)
+        self.broker.flush()
+        self.assertEqual(
+            self.names(),
+            [
+                "channel.open",
+                "exchange.declare",
+                "queue.declare",
+                "queue.bind",
+                "exchange.declare",
+                "basic.qos",
+                "confirm.select",
+                "basic.consume",
+            ],
+        )
+        [declare] = [m for _, m in self.broker.current.methods if m.NAME == "queue.declare"]
+        self.assertEqual((declare.durable, declare.auto_delete), (True, False))
+        server = self.service.server
+        self.assertIsNotNone(server)
+        self.successResultOf(self.service.when_serving())
+        self.broker.current.lose()
+        self.broker.flush()
+        self.clock.advance(1.0)
+        self.broker.flush()
+        self.assertIn("basic.consume", self.names())
+        self.assertIs(self.service.server, server)
+        self.successResultOf(self.service.when_serving())
 
         stopping = self.service.stopService()
-        self.assertEqual(self.broker.sent_names(), ["basic.cancel"])
-        self.broker.reply("basic.cancel-ok", consumer_tag="stag")
-        self.assertEqual(self.broker.sent_names(), ["channel.close"])
-        self.broker.reply("channel.close-ok")
-        self.assertEqual(self.broker.sent_names(), ["connection.close"])
-        self.broker.close_ok()
+        self.broker.flush()
+        self.assertEqual(self.names()[-2:], ["basic.cancel", "channel.close"])
+        self.assertIn((0, "connection.close"), self.broker.current.names())
         self.assertIsNone(outcome(stopping))
-        self.reactor.advance(60)
-        self.assertEqual(self.reactor.tcpClients, [])
+        attempts = self.broker.attempts
+        self.clock.advance(60)
+        self.assertEqual(self.broker.attempts, attempts)
 
-    def test_refused_setup_retries(self) -> None:
+    def test_transient_queue(self) -> None:
         """
-        A broker error during set-up (the queue exists with other settings)
-        closes that connection and retries later.
+        With C{durable=False} the queue is auto-deleted, as txAMQP's servers
+        declare it.
         """
+        self.service.durable = False
         self.service.startService()
-        broker = self.broker
-        broker.accept()
-        broker.open()
-        broker.reply("channel.open-ok")
-        broker.reply("exchange.declare-ok")
-        broker.reply(
-            "channel.close",
-            reply_code=406,
-            reply_text="PRECONDITION_FAILED",
-            class_id=50,
-            method_id=10,
-        )
-        self.assertIn("connection.close", broker.sent_names())
-        broker.close_ok()
-        self.assertIsNone(self.service.server)
-        self.reactor.advance(1.0)
-        self.assertEqual(len(self.reactor.tcpClients), 1)
-        self.service.stopService()
+        self.broker.flush()
+        [declare] = [m for _, m in self.broker.current.methods if m.NAME == "queue.declare"]
+        self.assertEqual((declare.durable, declare.auto_delete), (False, True))
+
+    def test_refused_setup_stops(self) -> None:
+        """
+        A queue that exists with other settings stops the service with one
+        log line instead of retrying for ever.
+        """
+        from txamqp_next.errors import PreconditionFailed
+
+        self.broker.inequivalent.add("calc")
+        self.service.startService()
+        self.broker.flush()
+        self.assertIsInstance(self.service.failed, PreconditionFailed)
+        self.assertFalse(self.service.running)
+        self.failureResultOf(self.service.when_serving(), PreconditionFailed)
+        attempts = self.broker.attempts
+        self.clock.advance(60)
+        self.assertEqual(self.broker.attempts, attempts)

@@ -59,6 +59,7 @@ from txamqp_next.errors import (
     connection_error_for,
 )
 from txamqp_next.errors import ChannelClosed as ChannelClosedError
+from txamqp_next.errors import ConnectionClosed as ConnectionClosedError
 from txamqp_next.spec import Spec, load
 
 __all__ = [
@@ -344,7 +345,8 @@ class Connection:
         self.channel_max = 0
         self.frame_max = 0
         self.heartbeat = 0
-        self.error: ProtocolError | None = None
+        #: why the connection closed, once a fault or the broker closed it
+        self.error: ProtocolError | ConnectionClosedError | None = None
         frame_max = params.frame_max
         self._reader = _frames.FrameReader(max(frame_max, 131072) if frame_max else 131072)
         self._outbox: list[bytes] = [self.spec.protocol_header]
@@ -912,6 +914,7 @@ class Connection:
                 args["method_id"],
                 method=method,
             )
+            self.error = error
             self._drop_channels()
             events.append(ConnectionClosed(error))
         elif name == "connection.close-ok":

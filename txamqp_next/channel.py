@@ -268,7 +268,7 @@ class Channel:
             try:
                 self._link.send(self.id, method, properties, body)
             except LocalProtocolError as e:
-                return fail(self.closed or e)
+                return fail(self.closed or self._link.refused(e))
             self._sent(method)
             return succeed(None)
         # registered before sending: the reply may come while we send (a
@@ -279,7 +279,7 @@ class Channel:
             self._link.send(self.id, method, properties, body)
         except LocalProtocolError as e:
             self._waiting.remove(d)
-            return fail(self.closed or e)
+            return fail(self.closed or self._link.refused(e))
         self._sent(method)
         return d
 
@@ -391,6 +391,13 @@ class Channel:
         self._closed_waiters.append(d)
         return d
 
+    @property
+    def confirm_mode(self) -> bool:
+        """
+        Whether the channel is in confirm mode (L{confirm_select}).
+        """
+        return self.confirms is not None
+
     def add_listener(self, listener: MethodListener) -> None:
         """
         Call C{listener(method)} with each method the broker sends on this
@@ -479,7 +486,7 @@ class Channel:
         try:
             link.send_method(self.id, method, props, body)
         except LocalProtocolError as e:
-            return fail(self.closed or e)
+            return fail(self.closed or self._link.refused(e))
         link.flush(size=len(body), publish=True)
         if self.confirms is not None:
             return self.confirms.add()
@@ -518,7 +525,7 @@ class Channel:
                 # transport may pause us again after any write
                 link.send(self.id, method, props, body, publish=True)
             except LocalProtocolError as e:
-                d.errback(self.closed or e)
+                d.errback(self.closed or link.refused(e))
                 continue
             if self.confirms is not None:
                 # the held Deferred itself waits for the broker's ack
@@ -557,7 +564,7 @@ class Channel:
         try:
             self._link.send(self.id, cls(delivery_tag=delivery_tag, multiple=multiple))
         except LocalProtocolError as e:
-            return fail(self.closed or e)
+            return fail(self.closed or self._link.refused(e))
         return succeed(None)
 
     def basic_consume(
@@ -747,7 +754,7 @@ class Channel:
             self._link.send(self.id, method)
         except LocalProtocolError as e:
             self._close_waiters.remove(d)
-            return fail(e)
+            return fail(self._link.refused(e))
         for waiting in dropped:
             if waiting in self._waiting:
                 self._waiting.remove(waiting)

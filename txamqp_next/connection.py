@@ -139,6 +139,16 @@ class ChannelLink:
         else:
             self.flush()
 
+    def refused(self, error: LocalProtocolError) -> BaseException:
+        """
+        Why the core refused a send: the connection's error once it is
+        closed by the broker or a fault (the close may still be on its way
+        to the channels, while the frames that came with it are handled),
+        else C{error}.
+        """
+        connection = self._connection
+        return connection.closed or connection.core.error or error
+
     def hold(self, size: int, force: bool = False) -> bool:
         """
         Count C{size} body bytes as held while publishing is paused.

@@ -240,8 +240,7 @@ class FailoverEndpoint:
             except CancelledError:
                 raise
             except Exception as e:
-                if count > 1:
-                    self.log.info("cannot reach {broker}: {error}", broker=broker.name, error=e)
+                self.log.warn("cannot reach {broker}: {error}", broker=broker.name, error=e)
                 errors.append((broker.name, e))
                 continue
             self._start = index

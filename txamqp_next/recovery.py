@@ -52,11 +52,12 @@ from typing import Any, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, fail, succeed
-from twisted.internet.interfaces import IProtocol
+from twisted.internet.interfaces import IProtocol, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txamqp_next._methods import MethodSet, methods_for
 from txamqp_next._params import ConnectionParameters
 from txamqp_next.channel import Channel, Consumer, ConsumerCancelled, _body_bytes
 from txamqp_next.connection import AMQPConnection
@@ -73,7 +74,7 @@ from txamqp_next.errors import (
 from txamqp_next.message import Message
 from txamqp_next.queue import Closed as QueueClosed
 from txamqp_next.queue import TimeoutDeferredQueue
-from txamqp_next.spec import python_name
+from txamqp_next.spec import Spec, load, python_name
 
 __all__ = [
     "PERMANENT_ERRORS",
@@ -205,6 +206,8 @@ class RecoveringConnection:
         **overrides: Any,
     ) -> None:
         self._reactor = reactor
+        #: the reactor's clock, which the channels and consumers time by
+        self.clock: IReactorTime = reactor
         self.brokers = brokers_for(reactor, brokers, params, **overrides)
         self._failover = FailoverEndpoint(self.brokers)
         self._service = ClientService(
@@ -225,6 +228,10 @@ class RecoveringConnection:
         self._listeners: list[Listener] = []
         self._waiters: list[Deferred[AMQPConnection]] = []
         self._held_bytes = 0
+        self._methods: MethodSet | None = None
+        name = self.brokers[0].params.connection_name
+        # what log lines start with: the connection's name
+        self._who = f"{name}: " if name else ""
         self._started = False
         self._closing = False
         self.failed: BaseException | None = None
@@ -248,6 +255,17 @@ class RecoveringConnection:
         The broker connected to now, or C{None}.
         """
         return self._broker if self._current is not None else None
+
+    @property
+    def methods(self) -> MethodSet:
+        """
+        The method classes of the spec the connection speaks (that of the
+        first broker's parameters).
+        """
+        if self._methods is None:
+            spec = self.brokers[0].params.spec
+            self._methods = methods_for(spec if isinstance(spec, Spec) else load(spec or "0-9-1"))
+        return self._methods
 
     @property
     def max_held_bytes(self) -> int:
@@ -277,12 +295,26 @@ class RecoveringConnection:
             self._service.startService()
         return self.when_connected().addCallback(lambda _: self)
 
-    def when_connected(self) -> Deferred[AMQPConnection]:
+    def when_connected(self, fail_after_failures: int | None = None) -> Deferred[AMQPConnection]:
         """
+        @param fail_after_failures: fail after this many failed connection
+            attempts in a row (see L{ClientService.whenConnected}); never
+            when C{None}.
         @return: a L{Deferred} firing with the connection set up now, or
             with the next one; failing with the error that ended the
-            connection for good, or L{ConnectionClosed} once it is closed.
+            connection for good, L{ConnectionClosed} once it is closed, or
+            the last attempt's error after C{fail_after_failures} failed
+            attempts.
         """
+        if fail_after_failures is not None and self.failed is None and not self._closing:
+            if self._current is not None and self._current.closed is None:
+                return succeed(self._current)
+            # ClientService fires inside its state machine: go on a turn later
+            result: Deferred[AMQPConnection] = Deferred()
+            self._service.whenConnected(failAfterFailures=fail_after_failures).addBoth(
+                lambda outcome: self._reactor.callLater(0, self._relay, result, outcome)
+            )
+            return result
         if self.failed is not None:
             return fail(self.failed)
         if self._closing:
@@ -292,6 +324,14 @@ class RecoveringConnection:
         d: Deferred[AMQPConnection] = Deferred()
         self._waiters.append(d)
         return d
+
+    def _relay(self, result: Deferred[AMQPConnection], outcome: object) -> None:
+        if isinstance(outcome, Failure):
+            result.errback(self.failed or outcome)
+        elif self._current is not None:
+            result.callback(self._current)
+        else:
+            self.when_connected().chainDeferred(result)
 
     def add_listener(self, listener: Listener) -> None:
         """
@@ -362,7 +402,9 @@ class RecoveringConnection:
         await self._service.stopService()
         self._fail_waiters(error)
         self._emit(ConnectionEvent("closed"))
-        self.log.info("closed the connection to {brokers}", brokers=self._names())
+        self.log.info(
+            "{who}closed the connection to {brokers}", who=self._who, brokers=self._names()
+        )
 
     # -- recording what the channels declare -------------------------------------
 
@@ -406,7 +448,9 @@ class RecoveringConnection:
             if method == "queue.declare":
                 fields["queue"] = getattr(reply, "queue", fields.get("queue", ""))
                 fields["_server_named"] = not fields.get("_given_name")
-            self._topology.append(_Declaration(method, fields))
+            declaration = _Declaration(method, fields)
+            if declaration not in self._topology:
+                self._topology.append(declaration)
 
     async def _declare_again(self, connection: AMQPConnection) -> dict[str, str]:
         """
@@ -447,8 +491,8 @@ class RecoveringConnection:
         return Deferred.fromCoroutine(self._prepare_or_close(protocol))
 
     async def _prepare_or_close(self, protocol: IProtocol) -> None:
-        # ClientService hands us its proxy; attribute access goes through
-        connection = cast(AMQPConnection, protocol)
+        # ClientService hands us its proxy: keep the connection itself
+        connection = cast(AMQPConnection, getattr(protocol, "_protocol", protocol))
         broker = self._failover.connecting
         try:
             await connection.when_open().addTimeout(broker.params.connection_timeout, self._reactor)
@@ -459,15 +503,27 @@ class RecoveringConnection:
             _detach(protocol)
             if connection.closed is None:
                 await connection.close().addErrback(lambda _: None)
-            if isinstance(e, self._permanent) and not self._closing:
+            if self._is_permanent(e) and not self._closing:
                 self._give_up(e)
             elif not self._closing:
                 self.log.warn(
-                    "cannot set up a connection to {broker}: {error}; will retry",
+                    "{who}cannot set up a connection to {broker}: {error}; will retry",
+                    who=self._who,
                     broker=broker.name,
                     error=e,
                 )
             raise
+
+    def _is_permanent(self, error: BaseException) -> bool:
+        if not isinstance(error, self._permanent):
+            return False
+        # a connection dropped after start-ok reads as refused credentials,
+        # but a broker that died then drops it too: only a close is sure
+        return not (
+            isinstance(error, AuthenticationError)
+            and error.method is None
+            and isinstance(error.args[0], Failure)
+        )
 
     async def _set_up(self, connection: AMQPConnection, broker: Broker) -> None:
         first = self._generation == 0
@@ -488,12 +544,13 @@ class RecoveringConnection:
         for d in waiters:
             d.callback(connection)
         if first:
-            self.log.info("connected to {broker}", broker=broker.name)
+            self.log.info("{who}connected to {broker}", who=self._who, broker=broker.name)
             self._emit(ConnectionEvent("connected", broker.name))
         else:
             self.log.info(
-                "recovered the connection to {broker}: {channels} channels, "
+                "{who}recovered the connection to {broker}: {channels} channels, "
                 "{republished} publishes sent again, {renamed} queues renamed",
+                who=self._who,
                 broker=broker.name,
                 channels=len(self._channels),
                 republished=republished,
@@ -511,7 +568,8 @@ class RecoveringConnection:
         broker = self._broker.name if self._broker is not None else ""
         reason = connection.closed
         self.log.warn(
-            "lost the connection to {broker} ({reason}); reconnecting",
+            "{who}lost the connection to {broker} ({reason}); reconnecting",
+            who=self._who,
             broker=broker,
             reason=reason,
         )
@@ -524,7 +582,12 @@ class RecoveringConnection:
         if self.failed is not None:
             return
         self.failed = error
-        self.log.error("giving up on {brokers}: {error}", brokers=self._names(), error=error)
+        self.log.error(
+            "{who}giving up on {brokers}: {error}",
+            who=self._who,
+            brokers=self._names(),
+            error=error,
+        )
         for channel in list(self._channels):
             channel._end(error)
         self._fail_waiters(error)
@@ -591,34 +654,35 @@ class _Delivered:
     def id(self) -> int:
         return self._underneath.id
 
-    def _stale(self, what: str, delivery_tag: int) -> bool:
-        underneath = self._underneath
-        if underneath.closed is None:
-            return False
-        current = self._generation == self._recovering._generation
-        if underneath.connection.closed is None and current:
-            # the broker closed the channel, not the connection: the call
-            # fails with its error, as on a Channel
-            return False
-        self._recovering.log.warn(
-            "{what} of delivery {delivery_tag} dropped: it came on a connection since lost, "
-            "and the broker redelivers the message",
-            what=what,
-            delivery_tag=delivery_tag,
-        )
-        return True
+    def _gone(self) -> bool:
+        """
+        Whether the delivery's connection is closed or closing.
+        """
+        connection = self._underneath.connection
+        return connection.closed is not None or connection.core.error is not None
+
+    def _settle(self, what: str, delivery_tag: int, sending: Deferred[Any]) -> Deferred[Any]:
+        def dropped(failure: Failure) -> None:
+            if not self._gone():
+                failure.raiseException()
+            self._recovering.log.warn(
+                "{what} of delivery {delivery_tag} dropped: it came on a connection since "
+                "lost, and the broker delivers the message again",
+                what=what,
+                delivery_tag=delivery_tag,
+            )
+
+        return sending.addErrback(dropped)
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> Deferred[None]:
-        if self._stale("ack", delivery_tag):
-            return succeed(None)
-        return self._underneath.basic_ack(delivery_tag=delivery_tag, multiple=multiple)
+        sending = self._underneath.basic_ack(delivery_tag=delivery_tag, multiple=multiple)
+        return self._settle("ack", delivery_tag, sending)
 
     def invoke(self, name: str, **fields: Any) -> Deferred[Any]:
-        if name in ("basic.nack", "basic.reject") and self._stale(
-            name.split(".")[1], fields.get("delivery_tag", 0)
-        ):
-            return succeed(None)
-        return self._underneath.invoke(name, **fields)
+        sending = self._underneath.invoke(name, **fields)
+        if name in ("basic.nack", "basic.reject"):
+            return self._settle(name.split(".")[1], fields.get("delivery_tag", 0), sending)
+        return sending
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._recovering, name)
@@ -775,10 +839,55 @@ class RecoveringChannel:
         self._held: deque[_Publish] = deque()
         self._unconfirmed: list[_Publish] = []
         self._attach_waiters: list[Deferred[Channel]] = []
+        self._return_handlers: list[Callable[[Message], object]] = []
+        self._listeners: list[Callable[[Any], object]] = []
         self.closed: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"<RecoveringChannel on {self._channel!r}>"
+
+    @property
+    def connection(self) -> RecoveringConnection:
+        """
+        The L{RecoveringConnection} the channel belongs to.
+        """
+        return self._connection
+
+    @property
+    def methods(self) -> MethodSet:
+        """
+        The method classes of the connection's spec.
+        """
+        return self._connection.methods
+
+    @property
+    def is_open(self) -> bool:
+        """
+        Whether the channel is open now (false while the connection is
+        down, and once closed for good).
+        """
+        channel = self._channel
+        return self.closed is None and channel is not None and channel.is_open
+
+    def add_return_handler(self, handler: Callable[[Message], object]) -> None:
+        """
+        Call C{handler} with each message the broker returns (see
+        L{Channel.add_return_handler}), on every connection.
+        """
+        self._return_handlers.append(handler)
+        for channel in (self._channel, self._restoring):
+            if channel is not None:
+                channel.add_return_handler(handler)
+
+    def add_listener(self, listener: Callable[[Any], object]) -> None:
+        """
+        Call C{listener} with each method the broker sends on the channel on
+        its own (see L{Channel.add_listener}), on every connection.
+        """
+        self._listeners.append(listener)
+        for channel in (self._channel, self._restoring):
+            if channel is not None:
+                channel.add_listener(listener)
 
     @property
     def channel(self) -> Channel | None:
@@ -818,6 +927,10 @@ class RecoveringChannel:
         self._generation = generation
         self._restoring = channel
         channel.when_closed().addCallback(self._underneath_closed, channel, connection)
+        for handler in self._return_handlers:
+            channel.add_return_handler(handler)
+        for listener in self._listeners:
+            channel.add_listener(listener)
         for name, fields in self._modes.items():
             await channel.invoke(name, **fields)
         for consumer in list(self._consumers.values()):

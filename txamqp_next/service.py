@@ -1,126 +1,149 @@
 # -*- test-case-name: tests.test_service -*-
 """
-L{ConsumerService}: a long-running consumer that survives broker restarts.
+L{ConsumerService}: a long-running consumer that survives broker restarts
+and fails over between brokers.
 
 It is a L{Service}, so it runs under C{twistd} (see L{txamqp_next.tap}) or in
 any L{twisted.application.service.MultiService}::
 
-    service = ConsumerService(reactor, "amqp://guest:guest@127.0.0.1/", "jobs", handle)
+    service = ConsumerService(
+        reactor, "amqp://app:secret@rabbit1,rabbit2/prod", "jobs", handle,
+        queue_arguments={"x-queue-type": "quorum"}, max_redeliveries=5,
+    )
     service.startService()
 
-Connections come from a L{ClientService} with an exponential back-off.  Each
-new connection is prepared (its C{prepareConnection}) before it counts as
-connected: the AMQP handshake, a channel, the queue declared, C{basic.qos}
-and C{basic.consume}.  A connection that fails any of these is closed and
-the attempt retried.
+It consumes through a L{RecoveringConnection}: after a connection is lost
+it reconnects (to the next broker of the list when there are several),
+declares the queue again and consumes again, with the same handler.
 
 For each message the handler is called with the L{Message}; it may return a
 value, a L{Deferred} or a coroutine (one that awaits L{Deferred}s).  The
-message is acknowledged once the handler has succeeded; if it fails, the
-traceback is logged and the message rejected (dead-lettered, or dropped when
-the queue has no dead-letter exchange), or requeued when the service was
-made with C{requeue_on_failure=True}.
+message is acknowledged once the handler has succeeded.  When it fails, one
+log line (with the traceback) says what becomes of the message:
+
+  - by default it is rejected: the broker dead-letters it when the queue has
+    a dead-letter exchange, and drops it otherwise;
+  - with C{max_redeliveries=n}, it goes back to the queue after
+    C{redelivery_delay} seconds, at most C{n} times, and is then rejected
+    (dead-lettered).  On a quorum queue the broker counts the deliveries (its
+    C{x-delivery-count} header; the service declares the queue with
+    C{x-delivery-limit}, so the broker dead-letters the message even if the
+    consumer dies on it).  On other queues the service counts: it publishes
+    a copy carrying the count in the C{x-txamqp-next-retries} header back to
+    the queue and, once the broker confirmed the copy, acknowledges the
+    message;
+  - with C{requeue_on_failure=True} and no limit, it goes back to the queue
+    after C{redelivery_delay} seconds, for ever.
+
+Errors that retrying cannot mend stop the service with one log line:
+refused credentials, a missing virtual host, a queue that exists with other
+arguments (give the same C{queue_arguments}, or C{declare=False}), a missing
+queue with C{declare=False}, refused permissions.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
-from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.task import deferLater
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
-from txamqp_next.channel import Consumer
+from txamqp_next._params import ConnectionParameters
 from txamqp_next.connection import AMQPConnection
-from txamqp_next.endpoint import endpoint_and_factory, parse_url
+from txamqp_next.endpoint import Broker, BrokerList, brokers_for
+from txamqp_next.errors import AccessRefused, NotFound, PreconditionFailed
 from txamqp_next.message import Message
+from txamqp_next.recovery import (
+    PERMANENT_ERRORS,
+    ConnectionEvent,
+    RecoveringChannel,
+    RecoveringConnection,
+    RecoveringConsumer,
+)
 
-__all__ = ["ConsumerService", "Handler"]
+__all__ = ["RETRIES_HEADER", "ConsumerService", "Handler"]
 
 Handler = Callable[[Message], object]
 """
 A message handler: called with each L{Message}; it may return a value, a
-L{Deferred} or a coroutine (awaiting L{Deferred}s).  It succeeds when it returns (or its result
-fires) without an exception.
+L{Deferred} or a coroutine (awaiting L{Deferred}s).  It succeeds when it
+returns (or its result fires) without an exception.
 """
 
+#: the header in which the service counts the failures of a message on
+#: queues that do not count deliveries themselves
+RETRIES_HEADER = "x-txamqp-next-retries"
 
-class _Rejected(Exception):
+#: errors of a service's own set-up that retrying cannot mend
+SETUP_ERRORS: tuple[type[BaseException], ...] = (
+    *PERMANENT_ERRORS,
+    PreconditionFailed,
+    NotFound,
+    AccessRefused,
+)
+
+
+class _RecoveringService(Service):
     """
-    A connection came up while the service was stopping.
-    """
+    What L{ConsumerService} and L{txamqp_next.thrift.ThriftServerService}
+    share: a L{RecoveringConnection} made at each start, the service's own
+    set-up once it is connected (L{_set_up}), one log line and a stop when
+    an error cannot be mended, and a stop that winds the work down
+    (L{_wind_down}) before closing the connection.
 
-
-class _ReconnectingService(Service):
-    """
-    The mechanism L{ConsumerService} and
-    L{txamqp_next.thrift.ThriftServerService} share: a L{ClientService}
-    connecting with back-off, each connection set up (L{_set_up}) before it
-    counts as connected and closed when that fails or times out, and a stop
-    that winds the work down (L{_wind_down}) before closing the connection.
-
-    A subclass gives L{_set_up}, L{_wind_down} and L{_log_fields}, and the
-    messages L{_cannot_format} and L{_stopped_format}, formatted with
-    L{_log_fields} (and C{broker} and C{error} for L{_cannot_format}).
-
-    @ivar _client: the connection set up last, until the service stops.
-    @ivar _stopping: whether the service is stopping.
+    @ivar connection: the L{RecoveringConnection} while the service runs.
+    @ivar failed: the error that stopped the service, or C{None}.
     """
 
     log = Logger()
 
-    _cannot_format = ""
-    _stopped_format = ""
+    #: what the service does, for log lines ("consumer of queue jobs")
+    description = ""
 
     def __init__(
         self,
         reactor: Any,
-        url: str,
+        brokers: BrokerList,
         *,
         default_name: str,
         stop_timeout: float,
         retry_policy: Callable[[int], float] | None,
         connection_name: str | None,
+        params: ConnectionParameters | None,
     ) -> None:
         """
-        @param reactor: the reactor to connect with and time things by.
-        @param url: the broker's AMQP URI (C{amqp://} or C{amqps://}).
+        @param brokers: the brokers, tried in turn (see L{brokers_for}).
         @param default_name: the connection's name when neither
-            C{connection_name} nor the URI gives one.
-        @param stop_timeout: how long L{stopService} waits for the work
-            being done.
-        @param retry_policy: seconds to wait before reconnection attempt
-            C{n}; L{backoffPolicy} by default.
-        @param connection_name: the name the broker shows for the
-            connection, over the URI's.
-        @raise ValueError: C{url} is not an AMQP URI.
+            C{connection_name} nor a broker's URI gives one.
+        @raise ValueError: a bad URI or endpoint string.
         """
-        params = parse_url(url)
         self._reactor = reactor
         self._stop_timeout = stop_timeout
-        self._setup_timeout = params.connection_timeout
-        scheme = "amqps" if params.tls else "amqp"
-        self._broker = f"{scheme}://{params.host}:{params.port} vhost {params.vhost!r}"
-        if params.connection_name is None:
-            params.connection_name = connection_name or default_name
-        elif connection_name is not None:
-            params.connection_name = connection_name
-        endpoint, factory = endpoint_and_factory(reactor, params)
-        self._client_service = ClientService(
-            _ReportingEndpoint(endpoint, self._broker, self._attempt_failed),
-            factory,
-            retryPolicy=retry_policy if retry_policy is not None else backoffPolicy(),
-            clock=reactor,
-            prepareConnection=self._prepare,
-        )
+        self._retry_policy = retry_policy
+        self.brokers: Sequence[Broker] = [
+            Broker(
+                broker.params.replace(
+                    connection_name=connection_name or broker.params.connection_name or default_name
+                ),
+                broker.endpoint,
+                broker.name,
+            )
+            for broker in brokers_for(reactor, brokers, params)
+        ]
+        self.connection: RecoveringConnection | None = None
+        self.failed: BaseException | None = None
         self._stopping = False
-        self._client: AMQPConnection | None = None
+        self._ready_waiters: list[Deferred[AMQPConnection]] = []
+        self._ready = False
+
+    @property
+    def _broker(self) -> str:
+        return ", ".join(broker.name for broker in self.brokers)
 
     # -- the Service interface -------------------------------------------------
 
@@ -131,7 +154,13 @@ class _ReconnectingService(Service):
         """
         super().startService()  # type: ignore[no-untyped-call]
         self._stopping = False
-        self._client_service.startService()
+        self.failed = None
+        self._ready = False
+        connection = self.connection = RecoveringConnection(
+            self._reactor, list(self.brokers), retry_policy=self._retry_policy
+        )
+        connection.add_listener(self._event)
+        Deferred.fromCoroutine(self._start(connection))
 
     def stopService(self) -> Deferred[None]:
         """
@@ -144,97 +173,108 @@ class _ReconnectingService(Service):
         super().stopService()  # type: ignore[no-untyped-call]
         return Deferred.fromCoroutine(self._stop())
 
-    def _when_ready(
-        self, fail_after_failures: int | None, *, at_once: bool
-    ) -> Deferred[AMQPConnection]:
+    def _when_ready(self, fail_after_failures: int | None) -> Deferred[AMQPConnection]:
         """
-        Wait for a connection that is set up (L{ClientService.whenConnected}).
-
-        @param fail_after_failures: fail after this many failed connection
-            attempts in a row; never when C{None}.
-        @param at_once: fire at once when a connection is set up already;
-            otherwise always in a later reactor turn.
-        @return: a L{Deferred} firing with the connected L{AMQPConnection}, in
-            the reactor turn after it was set up; failing with
-            C{CancelledError} when the service stops first, or with the
-            last attempt's error after C{fail_after_failures} failed
-            attempts.
+        @return: a L{Deferred} firing with the L{AMQPConnection} the service
+            works on, once its set-up is done (at once if it is); failing
+            with C{CancelledError} when the service stops first, with the
+            error that stopped it, or with the last attempt's error after
+            C{fail_after_failures} failed attempts.
         """
-        connected = self._client_service.whenConnected(failAfterFailures=fail_after_failures)
-        if at_once and connected.called:
-            return connected.addCallback(lambda protocol: cast(AMQPConnection, protocol))
-        # ClientService fires it from inside its state machine, which
-        # cannot take another input (whenConnected, stopService) until the
-        # transition is over: hand the result on in a later turn.
-        result: Deferred[AMQPConnection] = Deferred()
-        connected.addBoth(lambda outcome: self._reactor.callLater(0, _fire, result, outcome))
-        return result
+        connection = self.connection
+        if self.failed is not None:
+            return _failed(self.failed)
+        if connection is None or self._stopping:
+            return _failed(CancelledError())
+        current = connection.connection
+        if self._ready and current is not None and current.closed is None:
+            return succeed(current)
+        d: Deferred[AMQPConnection] = Deferred()
+        self._ready_waiters.append(d)
+        if fail_after_failures is not None:
+            connection.when_connected(fail_after_failures).addErrback(self._attempts_failed, d)
+        return d
 
-    # -- preparing connections -------------------------------------------------
+    def _attempts_failed(self, failure: Failure, waiter: Deferred[AMQPConnection]) -> None:
+        if waiter in self._ready_waiters:
+            self._ready_waiters.remove(waiter)
+            waiter.errback(failure)
 
-    def _prepare(self, protocol: IProtocol) -> Deferred[None]:
-        """
-        C{ClientService}'s C{prepareConnection}: set the new connection up.
+    def _fire_ready(self) -> None:
+        connection = self.connection
+        current = connection.connection if connection is not None else None
+        if current is None:
+            return
+        self._ready = True
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.callback(current)
 
-        @return: a L{Deferred} that fires with C{None} once it is set up, or
-            fails with why it could not be, once the connection is closed.
-        """
-        return Deferred.fromCoroutine(self._prepare_or_close(protocol))
+    def _fail_ready(self, error: BaseException) -> None:
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.errback(error)
 
-    async def _prepare_or_close(self, protocol: IProtocol) -> None:
-        # ClientService hands us its proxy for the AMQPConnection; attribute
-        # access goes through to the client.
-        client = cast(AMQPConnection, protocol)
+    # -- the connection ----------------------------------------------------------
+
+    async def _start(self, connection: RecoveringConnection) -> None:
         try:
-            setting_up = Deferred.fromCoroutine(self._set_up(client))
-            await setting_up.addTimeout(self._setup_timeout, self._reactor)
+            await connection.start()
+            await self._set_up(connection)
         except Exception as e:
-            _detach(protocol)
-            self._attempt_failed(e)
-            await _close(client)
-            raise
-
-    async def _set_up(self, client: AMQPConnection) -> None:
-        """
-        Set a new connection up for the service's work, keeping it as
-        C{_client} once done.  Raise C{CancelledError} or L{_Rejected} when
-        the service started stopping meanwhile.
-
-        @param client: the new connection, not yet open.
-        """
-        raise NotImplementedError()
-
-    def _log_fields(self) -> dict[str, object]:
-        """
-        @return: the fields the service's messages are formatted with.
-        """
-        raise NotImplementedError()
-
-    def _attempt_failed(self, error: BaseException) -> None:
-        if self._stopping and isinstance(error, (CancelledError, _Rejected)):
+            if self._stopping or connection is not self.connection:
+                return
+            # the connection logged the errors that ended it
+            self._give_up(e, logged=connection.failed is e)
             return
-        self.log.warn(self._cannot_format, broker=self._broker, error=error, **self._log_fields())
+        if not self._stopping:
+            self._fire_ready()
 
-    def _reconnect(self, client: AMQPConnection, ended: str, **fields: object) -> None:
+    def _event(self, event: ConnectionEvent) -> None:
+        if event.kind == "lost":
+            self._ready = False
+        elif event.kind == "recovered" and not self._stopping:
+            self._recovered()
+        elif event.kind == "failed" and not self._stopping:
+            self._give_up(event.reason or Exception("failed"), logged=True)
+
+    def _recovered(self) -> None:
         """
-        The work on C{client} ended.  Unless we are stopping: when the
-        connection was lost, C{ClientService} reconnects by itself;
-        otherwise log C{ended} (a format string, with C{fields}) and close
-        the connection to start afresh.
+        The connection was set up again, with the service's channels,
+        declarations and consumers.
         """
-        if self._stopping:
+        self._fire_ready()
+
+    def _give_up(self, error: BaseException, logged: bool = False) -> None:
+        """
+        An error that retrying cannot mend: log it once and stop.
+        """
+        if self.failed is not None:
             return
-        if client.closed is not None:
-            self.log.warn(
-                "lost the connection to {broker} ({reason}); reconnecting",
-                broker=self._broker,
-                reason=client.closed,
+        self.failed = error
+        if not logged:
+            self.log.error(
+                "{description}: {error}; {hint}the service stops",
+                description=self.description,
+                error=error,
+                hint=self._hint(error),
             )
-            return
-        self.log.warn(ended, **fields)
-        _close(client)
+        self._fail_ready(error)
+        if self.running:
+            self.stopService()
 
-    # -- stopping -----------------------------------------------------------------
+    def _hint(self, error: BaseException) -> str:
+        """
+        Advice for the log line of an error that stops the service.
+        """
+        return ""
+
+    async def _set_up(self, connection: RecoveringConnection) -> None:
+        """
+        Set the service's work up on its connection (the first time; the
+        connection restores it on the next ones).
+        """
+        raise NotImplementedError()
 
     async def _wind_down(self) -> None:
         """
@@ -244,86 +284,134 @@ class _ReconnectingService(Service):
         raise NotImplementedError()
 
     async def _stop(self) -> None:
+        if self._stopping:
+            return
         self._stopping = True
-        client, self._client = self._client, None
+        self._fail_ready(self.failed or CancelledError())
+        connection = self.connection
         await self._wind_down()
-        if client is not None:
-            await _close(client)
-        await self._client_service.stopService()
-        self.log.info(self._stopped_format, **self._log_fields())
+        if connection is not None:
+            await connection.close()
+        self._log_stopped()
+
+    def _log_stopped(self) -> None:
+        self.log.info("{description}: stopped", description=self.description)
 
 
-class ConsumerService(_ReconnectingService):
+class ConsumerService(_RecoveringService):
     """
-    Consume one queue, calling a handler with each message, reconnecting
-    whenever the connection is lost.
+    Consume one queue, calling a handler with each message, through a
+    connection that heals itself: see the module's description.
 
     @ivar queue: the queue consumed.
     @ivar prefetch: how many unacknowledged messages the broker may send.
-    @ivar requeue_on_failure: whether a message whose handler failed goes
-        back to the queue (rather than being dead-lettered or dropped).
+    @ivar queue_arguments: the queue's arguments, as declared.
+    @ivar max_redeliveries: how often a message whose handler failed goes
+        back to the queue before it is dead-lettered, or C{None}.
+    @ivar redelivery_delay: seconds a failed message waits before it goes
+        back to the queue.
+    @ivar requeue_on_failure: whether a failed message goes back to the
+        queue when there is no C{max_redeliveries}.
     """
-
-    _cannot_format = "cannot consume from queue {queue} at {broker}: {error}; will retry"
-    _stopped_format = "stopped consuming from queue {queue}"
 
     def __init__(
         self,
         reactor: Any,
-        url: str,
+        brokers: BrokerList,
         queue: str,
         handler: Handler,
         prefetch: int = 10,
         *,
         declare: bool = True,
+        queue_arguments: Mapping[str, Any] | None = None,
+        max_redeliveries: int | None = None,
+        redelivery_delay: float = 1.0,
         requeue_on_failure: bool = False,
         stop_timeout: float = 30.0,
         retry_policy: Callable[[int], float] | None = None,
         connection_name: str | None = None,
+        params: ConnectionParameters | None = None,
     ) -> None:
         """
         @param reactor: the reactor to connect with and time things by.
-        @param url: the broker's AMQP URI (C{amqp://} or C{amqps://}).
+        @param brokers: the brokers, tried in turn: AMQP URIs (C{amqp://} or
+            C{amqps://}, several hosts or URIs in one string if need be),
+            Twisted endpoint strings or endpoints (see L{brokers_for}).
         @param queue: the queue to consume.
         @param handler: called with each L{Message} (see L{Handler}).
         @param prefetch: the C{basic.qos} prefetch count: how many messages
-            may be unacknowledged (handled concurrently) at once; C{0} means
-            no limit.
-        @param declare: declare the queue (durable) before consuming; when
-            false, only check that it exists (a passive declare).
-        @param requeue_on_failure: requeue a message whose handler failed
-            instead of rejecting it for good.
+            may be unacknowledged (handled concurrently, or waiting to go
+            back to the queue) at once; C{0} means no limit.
+        @param declare: declare the queue (durable, with
+            C{queue_arguments}) before consuming; when false, only check
+            that it exists (a passive declare).
+        @param queue_arguments: the queue's arguments
+            (C{{"x-queue-type": "quorum"}}, C{{"x-dead-letter-exchange":
+            "dlx"}}, ...), as it was or is to be declared.
+        @param max_redeliveries: send a message whose handler failed back to
+            the queue at most this many times, then reject it for good
+            (dead-lettered, if the queue has a dead-letter exchange).
+        @param redelivery_delay: seconds a failed message waits before going
+            back to the queue (it holds a prefetch slot meanwhile).
+        @param requeue_on_failure: without C{max_redeliveries}, send failed
+            messages back to the queue for ever instead of rejecting them.
         @param stop_timeout: how long L{stopService} waits, in seconds, for
             the consumer to be cancelled and the handlers running to finish.
         @param retry_policy: seconds to wait before reconnection attempt
             C{n}; exponential back-off from one second up to a minute by
             default.
         @param connection_name: the name the broker shows for the
-            connection; the URI's C{connection_name}, or C{txamqp_next
+            connection; a URI's C{connection_name}, or C{txamqp_next
             consumer of <queue>} by default.
-        @raise ValueError: C{url} is not an AMQP URI, or C{prefetch} is out
-            of range.
+        @param params: the connection parameters for brokers given as
+            endpoints (credentials, vhost, heartbeat, ...).
+        @raise ValueError: a bad URI or endpoint string, or an option out of
+            range.
         """
         if not 0 <= prefetch <= 0xFFFF:
             raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
+        if max_redeliveries is not None and max_redeliveries < 0:
+            raise ValueError(f"max_redeliveries must be 0 or more, not {max_redeliveries}")
+        if redelivery_delay < 0:
+            raise ValueError(f"redelivery_delay must be 0 or more, not {redelivery_delay}")
         super().__init__(
             reactor,
-            url,
+            brokers,
             default_name=f"txamqp_next consumer of {queue}",
             stop_timeout=stop_timeout,
             retry_policy=retry_policy,
             connection_name=connection_name,
+            params=params,
         )
         self.queue = queue
         self.prefetch = prefetch
+        self.queue_arguments: dict[str, Any] = dict(queue_arguments or {})
+        self.max_redeliveries = max_redeliveries
+        self.redelivery_delay = redelivery_delay
         self.requeue_on_failure = requeue_on_failure
+        self.description = f"consumer of queue {queue}"
         self._handler = handler
         self._declare = declare
-        self._consumer: Consumer | None = None
+        self._channel: RecoveringChannel | None = None
+        self._consumer: RecoveringConsumer | None = None
         self._handlers = _InFlight()
+        self._delays: set[Deferred[None]] = set()
 
     def __repr__(self) -> str:
         return f"<ConsumerService queue={self.queue!r} at {self._broker}>"
+
+    @property
+    def quorum(self) -> bool:
+        """
+        Whether the queue is a quorum queue (by its C{queue_arguments}).
+        """
+        return self.queue_arguments.get("x-queue-type") == "quorum"
+
+    def _declared_arguments(self) -> dict[str, Any]:
+        arguments = dict(self.queue_arguments)
+        if self.quorum and self.max_redeliveries is not None:
+            arguments.setdefault("x-delivery-limit", self.max_redeliveries)
+        return arguments
 
     # -- the Service interface -------------------------------------------------
 
@@ -332,9 +420,9 @@ class ConsumerService(_ReconnectingService):
         Stop consuming (cancel the consumer), wait for the handlers still
         running to finish and their messages to be acknowledged or rejected
         (together at most C{stop_timeout} seconds), then close the
-        connection (waiting at most the client's C{close_timeout} for the
-        broker to agree).  Messages whose handler has not finished by then
-        are left unacknowledged: the broker redelivers them.
+        connection.  Messages whose handler has not finished by then, or
+        that wait to go back to the queue, are left unacknowledged: the
+        broker redelivers them.
 
         @return: a L{Deferred} that fires with C{None} once the connection is
             closed and no reconnection is pending.  It does not fail.
@@ -343,61 +431,100 @@ class ConsumerService(_ReconnectingService):
 
     def when_consuming(self, fail_after_failures: int | None = None) -> Deferred[AMQPConnection]:
         """
-        Wait for a connection that is consuming (L{ClientService.whenConnected}).
+        Wait for the service to consume.
 
         @param fail_after_failures: fail after this many failed connection
             attempts in a row; never when C{None}.
-        @return: a L{Deferred} that fires with the connected L{AMQPConnection} at
-            once if the service is consuming, else in the reactor turn after
-            the consumer has started.  It fails with C{CancelledError} when
-            the service stops first, or with the last attempt's error after
-            C{fail_after_failures} failed attempts.
+        @return: a L{Deferred} that fires with the L{AMQPConnection}
+            consuming now (at once if there is one), or the next one.  It
+            fails with C{CancelledError} when the service stops first, with
+            the error that stopped the service, or with the last attempt's
+            error after C{fail_after_failures} failed attempts.
         """
-        return self._when_ready(fail_after_failures, at_once=True)
+        return self._when_ready(fail_after_failures)
 
-    # -- preparing connections -------------------------------------------------
+    # -- setting up ----------------------------------------------------------------
 
-    async def _set_up(self, client: AMQPConnection) -> None:
-        opened = await client.when_open()
-        channel = await client.open_channel()
+    async def _set_up(self, connection: RecoveringConnection) -> None:
+        channel = self._channel = await connection.open_channel()
         if self._declare:
-            await channel.queue_declare(queue=self.queue, durable=True)
+            await channel.queue_declare(
+                queue=self.queue, durable=True, arguments=self._declared_arguments()
+            )
         else:
             await channel.queue_declare(queue=self.queue, passive=True)
         await channel.basic_qos(prefetch_count=self.prefetch)
+        if self.max_redeliveries is not None and not self.quorum:
+            # failed messages go back as copies, acknowledged once confirmed
+            await channel.confirm_select()
         if self._stopping:
-            raise _Rejected()
+            raise CancelledError()
         consumer = await channel.basic_consume(queue=self.queue, callback=self._deliver)
-        if self._stopping:
-            raise _Rejected()
-        self._client = opened
         self._consumer = consumer
-        consumer.when_ended().addCallback(self._consumer_ended, opened, consumer)
+        consumer.when_ended().addCallback(self._consumer_ended, consumer)
+        self._log_consuming(connection)
+
+    def _log_consuming(self, connection: RecoveringConnection) -> None:
+        broker = connection.broker
         self.log.info(
             "consuming from queue {queue} at {broker} (prefetch {prefetch})",
             queue=self.queue,
-            broker=self._broker,
+            broker=broker.name if broker is not None else self._broker,
             prefetch=self.prefetch,
         )
 
-    def _log_fields(self) -> dict[str, object]:
-        return {"queue": self.queue}
+    def _recovered(self) -> None:
+        if self.connection is not None:
+            self._log_consuming(self.connection)
+        super()._recovered()
 
-    def _consumer_ended(self, _: object, client: AMQPConnection, consumer: Consumer) -> None:
+    def _log_stopped(self) -> None:
+        self.log.info("stopped consuming from queue {queue}", queue=self.queue)
+
+    def _hint(self, error: BaseException) -> str:
+        if isinstance(error, PreconditionFailed):
+            return (
+                "declare it with the same queue_arguments (or a policy), or use "
+                "declare=False to consume it as it is; "
+            )
+        if isinstance(error, NotFound) and not self._declare:
+            return "declare the queue first, or let the service declare it; "
+        return ""
+
+    def _consumer_ended(self, reason: BaseException, consumer: RecoveringConsumer) -> None:
         """
-        The consumer ended.  Unless we are stopping: when the connection was
-        lost, C{ClientService} reconnects by itself; when only the channel
-        closed or the broker cancelled the consumer (its queue was deleted,
-        say), close the connection to start afresh.
+        The consumer ended for good: the broker cancelled it (its queue was
+        deleted) or closed its channel.  Unless stopping, declare the queue
+        and consume again on a new channel.
         """
-        if self._consumer is consumer:
-            self._consumer = None
-        self._reconnect(
-            client,
-            "consumer of queue {queue} ended ({reason}); reconnecting",
+        if self._stopping or consumer is not self._consumer or self.failed is not None:
+            return
+        self._consumer = None
+        self._ready = False
+        self.log.warn(
+            "the consumer of queue {queue} ended ({reason}); consuming again",
             queue=self.queue,
-            reason=consumer.cancelled,
+            reason=reason,
         )
+        Deferred.fromCoroutine(self._consume_again())
+
+    async def _consume_again(self) -> None:
+        connection = self.connection
+        if connection is None:
+            return
+        old, self._channel = self._channel, None
+        if old is not None and old.closed is None:
+            await old.close()
+        await deferLater(self._reactor, min(self.redelivery_delay, 1.0) or 0.1, lambda: None)
+        if self._stopping:
+            return
+        try:
+            await self._set_up(connection)
+        except Exception as e:
+            if not self._stopping:
+                self._give_up(e)
+            return
+        self._fire_ready()
 
     # -- messages ---------------------------------------------------------------
 
@@ -425,17 +552,110 @@ class ConsumerService(_ReconnectingService):
             if isinstance(result, Deferred) or inspect.iscoroutine(result):
                 await result
         except Exception:
-            self.log.failure(
-                "handler failed on message {delivery_tag} from queue {queue}",
-                level=LogLevel.error,
-                queue=self.queue,
-                delivery_tag=message.delivery_tag,
-            )
-            await self._settle(message, "reject", message.reject(requeue=self.requeue_on_failure))
+            await self._failed(message, Failure())  # type: ignore[no-untyped-call]
         else:
             await self._settle(message, "ack", message.ack())
 
-    async def _settle(self, message: Message, action: str, sent: Deferred[None]) -> None:
+    def _retries(self, message: Message) -> int:
+        """
+        How often C{message} went back to the queue after a failure: the
+        broker's count on a quorum queue, else the service's own.
+        """
+        headers = message.headers
+        count = headers.get("x-delivery-count") if self.quorum else headers.get(RETRIES_HEADER)
+        if count is None:
+            count = headers.get("x-delivery-count", headers.get(RETRIES_HEADER, 0))
+        try:
+            return max(int(count), 0)
+        except (TypeError, ValueError):
+            return 0
+
+    async def _failed(self, message: Message, failure: Failure) -> None:
+        retries = self._retries(message)
+        limit = self.max_redeliveries
+        again = (limit is None and self.requeue_on_failure) or (
+            limit is not None and retries < limit
+        )
+        if again:
+            if limit is None:
+                outcome = "it goes back to the queue in {delay}s"
+            else:
+                outcome = "it goes back to the queue in {delay}s (retry {retry} of {limit})"
+        elif limit is not None:
+            outcome = "it failed {tries} times and is rejected: {fate}"
+        else:
+            outcome = "it is rejected: {fate}"
+        self.log.failure(
+            "handler failed on message {delivery_tag} from queue {queue}; " + outcome,
+            failure,
+            level=LogLevel.error,
+            queue=self.queue,
+            delivery_tag=message.delivery_tag,
+            delay=self.redelivery_delay,
+            retry=retries + 1,
+            limit=limit,
+            tries=retries + 1,
+            fate=self._fate(),
+        )
+        if not again:
+            await self._settle(message, "reject", message.reject(requeue=False))
+            return
+        if self.redelivery_delay:
+            delay = deferLater(self._reactor, self.redelivery_delay, lambda: None)
+            self._delays.add(delay)
+            try:
+                await delay
+            except CancelledError:
+                # stopping: the message stays unacknowledged, for the broker
+                # to redeliver
+                return
+            finally:
+                self._delays.discard(delay)
+        if limit is None or self.quorum:
+            await self._settle(message, "requeue", message.reject(requeue=True))
+        else:
+            await self._send_back(message, retries + 1)
+
+    def _fate(self) -> str:
+        exchange = self.queue_arguments.get("x-dead-letter-exchange")
+        if exchange is not None:
+            return f"dead-lettered to exchange {exchange!r}"
+        if self.queue_arguments or self._declare:
+            return "dropped (the queue has no dead-letter exchange unless a policy gives one)"
+        return "dead-lettered if the queue has a dead-letter exchange, else dropped"
+
+    async def _send_back(self, message: Message, retries: int) -> None:
+        """
+        Publish a copy of C{message} to the queue with its count of
+        retries, then acknowledge the message once the broker confirmed the
+        copy.
+        """
+        channel = self._channel
+        if channel is None:
+            return
+        properties = message.properties
+        fields = {
+            name: getattr(properties, name)
+            for name in properties.field_names
+            if getattr(properties, name) is not None
+        }
+        fields["headers"] = {**message.headers, RETRIES_HEADER: retries}
+        try:
+            await channel.basic_publish(
+                routing_key=self.queue, body=message.body, properties=fields
+            )
+        except Exception as e:
+            self.log.warn(
+                "could not send message {delivery_tag} back to queue {queue} ({error}); "
+                "the broker will redeliver it",
+                delivery_tag=message.delivery_tag,
+                queue=self.queue,
+                error=e,
+            )
+            return
+        await self._settle(message, "ack", message.ack())
+
+    async def _settle(self, message: Message, action: str, sent: Deferred[Any]) -> None:
         try:
             await sent
         except Exception as e:
@@ -452,6 +672,8 @@ class ConsumerService(_ReconnectingService):
 
     async def _wind_down(self) -> None:
         deadline = self._reactor.seconds() + self._stop_timeout
+        for delay in list(self._delays):
+            delay.cancel()
         consumer, self._consumer = self._consumer, None
         if consumer is not None and consumer.cancelled is None:
             try:
@@ -520,68 +742,7 @@ class _InFlight:
         return d
 
 
-def _close(client: AMQPConnection) -> Deferred[None]:
-    """
-    Close a connection unless it is already closed or closing.
-
-    @return: a L{Deferred} that fires with C{None} once the connection is
-        closed, or at once if it already was.  It does not fail.
-    """
-    if client.closed is not None:
-        return succeed(None)
-    return client.close().addErrback(lambda _: None)
-
-
-def _fire(d: Deferred[Any], outcome: object) -> None:
-    if isinstance(outcome, Failure):
-        d.errback(outcome)
-    else:
-        d.callback(outcome)
-
-
-def _ignore(reason: Failure) -> None:
-    pass
-
-
-def _detach(protocol: IProtocol) -> None:
-    """
-    Keep C{ClientService} from hearing that a rejected connection closed.
-
-    C{ClientService} counts a failed C{prepareConnection} as a failed attempt
-    but has no transition for that connection being lost afterwards (or
-    while C{prepareConnection} runs): its state machine raises
-    C{NoTransition} from C{connectionLost}, which is logged as an unhandled
-    error.  The proxy it wraps protocols in reports the loss through
-    C{_lostNotification}; replace that for connections we reject.
-    """
-    if "_lostNotification" in vars(protocol):
-        vars(protocol)["_lostNotification"] = _ignore
-
-
-@implementer(IStreamClientEndpoint)
-class _ReportingEndpoint:
-    """
-    An endpoint that reports failed connection attempts (C{ClientService}
-    retries them without saying why).
-    """
-
-    def __init__(
-        self,
-        endpoint: IStreamClientEndpoint,
-        broker: str,
-        report: Callable[[BaseException], None],
-    ) -> None:
-        self._endpoint = endpoint
-        self._broker = broker
-        self._report = report
-
-    def __repr__(self) -> str:
-        return f"<{self._broker}>"
-
-    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
-        return self._endpoint.connect(protocolFactory).addErrback(self._failed)
-
-    def _failed(self, failure: Failure) -> Failure:
-        if failure.value is not None:
-            self._report(failure.value)
-        return failure
+def _failed(error: BaseException) -> Deferred[Any]:
+    d: Deferred[Any] = Deferred()
+    d.errback(error)
+    return d

@@ -228,6 +228,9 @@ class PrivateNode:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+            # a stale pid file would make the next start's wait fail
+            with contextlib.suppress(OSError):
+                self.pid_file.unlink()
         self.started = False
 
     def log_tail(self, lines: int = 30) -> str:

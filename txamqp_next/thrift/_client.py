@@ -15,10 +15,11 @@ libraries' clients.
 
 from __future__ import annotations
 
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
 from thrift.Thrift import TMessageType
@@ -33,6 +34,7 @@ from txamqp_next.confirms import PublishNacked, Unroutable
 from txamqp_next.connection import AMQPConnection
 from txamqp_next.errors import Closed
 from txamqp_next.message import Message
+from txamqp_next.recovery import RecoveringChannel, RecoveringConnection, RecoveringConsumer
 from txamqp_next.thrift._errors import (
     CallTimeout,
     ServiceUnavailable,
@@ -54,6 +56,16 @@ __all__ = [
 
 ClientT = TypeVar("ClientT")
 
+#: what Thrift clients and servers run on: a connection (they open a
+#: channel of their own) or a channel to share, recovering or not
+Amqp: TypeAlias = "AMQPConnection | Channel | RecoveringConnection | RecoveringChannel"
+#: the channels they use
+AnyChannel: TypeAlias = "Channel | RecoveringChannel"
+
+#: seconds the reply queue of a client on a recovering connection outlives
+#: the client's last connection (its replies wait there meanwhile)
+REPLY_QUEUE_EXPIRES = 300.0
+
 DEFAULT_EXCHANGE = "thrift"
 """
 The exchange services are reached through unless told otherwise (a direct
@@ -67,7 +79,7 @@ predeclared direct exchange.
 """
 
 
-def declare_exchange(channel: Channel, exchange: str) -> Deferred[Any]:
+def declare_exchange(channel: AnyChannel, exchange: str) -> Deferred[Any]:
     """
     Declare a direct exchange as txAMQP's Thrift code does (not durable, not
     auto-deleted), unless it is the default exchange or one of the broker's
@@ -83,10 +95,10 @@ def declare_exchange(channel: Channel, exchange: str) -> Deferred[Any]:
 
 
 @asynccontextmanager
-async def set_up_channel(amqp: AMQPConnection | Channel) -> AsyncIterator[tuple[Channel, bool]]:
+async def set_up_channel(amqp: Amqp) -> AsyncIterator[tuple[AnyChannel, bool]]:
     """
     The channel a client or server is set up on: C{amqp} itself when it is
-    a L{Channel}, else a new channel of the connection, which is closed
+    a channel, else a new channel of the connection, which is closed
     again if the set-up fails::
 
         async with set_up_channel(amqp) as (channel, owns):
@@ -95,8 +107,12 @@ async def set_up_channel(amqp: AMQPConnection | Channel) -> AsyncIterator[tuple[
     @return: an async context manager giving the channel and whether it was
         opened here (and is so the client's or server's to close).
     """
-    owns = not isinstance(amqp, Channel)
-    channel = await amqp.open_channel() if isinstance(amqp, AMQPConnection) else amqp
+    channel: AnyChannel
+    if isinstance(amqp, (AMQPConnection, RecoveringConnection)):
+        channel = await amqp.open_channel()
+        owns = True
+    else:
+        channel, owns = amqp, False
     try:
         yield channel, owns
     except BaseException:
@@ -180,7 +196,7 @@ class _ReturnRouter:
 
     log = Logger()
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: AnyChannel) -> None:
         self.channel = channel
         self.clients: dict[str, ThriftClient[Any]] = {}
         self.reply_exchanges: set[str] = set()
@@ -203,10 +219,10 @@ class _ReturnRouter:
             )
 
 
-_routers: weakref.WeakKeyDictionary[Channel, _ReturnRouter] = weakref.WeakKeyDictionary()
+_routers: weakref.WeakKeyDictionary[AnyChannel, _ReturnRouter] = weakref.WeakKeyDictionary()
 
 
-def return_router(channel: Channel) -> _ReturnRouter:
+def return_router(channel: AnyChannel) -> _ReturnRouter:
     """
     The channel's L{_ReturnRouter}, made on first use.
     """
@@ -245,7 +261,7 @@ class ThriftClient(Generic[ClientT]):
 
     def __init__(
         self,
-        channel: Channel,
+        channel: AnyChannel,
         service_name: str,
         client_class: Callable[[Any, Any], ClientT],
         reply_queue: str,
@@ -272,7 +288,7 @@ class ThriftClient(Generic[ClientT]):
         self._oprot_factory = oprot_factory or self._iprot_factory
         self._owns_channel = owns_channel
         self._calls: dict[int, _Call] = {}
-        self._consumer: Consumer | None = None
+        self._consumer: Consumer | RecoveringConsumer | None = None
         self._sending = False
         self._send_error: BaseException | None = None
         self._properties = channel.methods.properties[60](
@@ -312,7 +328,7 @@ class ThriftClient(Generic[ClientT]):
             queue=self.reply_queue, no_ack=True, callback=self._reply
         )
 
-        def started(consumer: Consumer) -> ThriftClient[ClientT]:
+        def started(consumer: Consumer | RecoveringConsumer) -> ThriftClient[ClientT]:
             self._consumer = consumer
             consumer.when_ended().addCallback(self._consumer_ended)
             return self
@@ -510,7 +526,7 @@ class ThriftClient(Generic[ClientT]):
 
 
 def open_client(
-    amqp: AMQPConnection | Channel,
+    amqp: Amqp,
     service_name: str,
     client_class: Callable[[Any, Any], ClientT],
     *,
@@ -527,9 +543,15 @@ def open_client(
     """
     Make a L{ThriftClient} for a service.
 
-    @param amqp: an open L{AMQPConnection} (the client then opens a channel of
-        its own and closes it with L{ThriftClient.close}) or an open
-        L{Channel} to share.
+    @param amqp: an open L{AMQPConnection} or L{RecoveringConnection} (the
+        client then opens a channel of its own and closes it with
+        L{ThriftClient.close}) or an open L{Channel} or L{RecoveringChannel}
+        to share.  On a recovering connection the client lasts across
+        reconnections: calls made while the connection is down wait for
+        the next one, and its reply queue (named by the client, not
+        exclusive, deleted by the broker once unused for
+        L{REPLY_QUEUE_EXPIRES} seconds) keeps the replies that come
+        meanwhile.
     @param service_name: the service's routing key (the servers bind their
         queue to C{exchange} with it).
     @param client_class: the generated client class (C{Service.Client}).
@@ -570,7 +592,7 @@ def open_client(
 
 
 async def _open_client(
-    amqp: AMQPConnection | Channel,
+    amqp: Amqp,
     service_name: str,
     client_class: Callable[[Any, Any], ClientT],
     *,
@@ -589,7 +611,18 @@ async def _open_client(
         if declare:
             await declare_exchange(channel, exchange)
             await declare_exchange(channel, responses_exchange)
-        if reply_queue is None:
+        if reply_queue is None and isinstance(channel, RecoveringChannel):
+            # a name of our own, and a queue that outlives a lost connection
+            reply_queue = f"thrift.reply.{uuid.uuid4().hex}"
+            await channel.queue_declare(
+                queue=reply_queue,
+                arguments={"x-expires": int(REPLY_QUEUE_EXPIRES * 1000)},
+            )
+            if responses_exchange:
+                await channel.queue_bind(
+                    queue=reply_queue, exchange=responses_exchange, routing_key=reply_queue
+                )
+        elif reply_queue is None:
             ok = await channel.queue_declare(queue="", exclusive=True, auto_delete=True)
             reply_queue = str(ok.queue)
             if responses_exchange:
@@ -612,7 +645,7 @@ async def _open_client(
 
 
 def connect_client(
-    amqp: AMQPConnection | Channel,
+    amqp: Amqp,
     service_name: str,
     client_class: Callable[[Any, Any], ClientT],
     **kwargs: Any,

@@ -16,14 +16,16 @@ from thrift.transport.TTransport import TMemoryBuffer
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 
-from txamqp_next.channel import Channel, Consumer
+from txamqp_next.channel import Consumer
 from txamqp_next.confirms import Unroutable
-from txamqp_next.connection import AMQPConnection
 from txamqp_next.message import Message
+from txamqp_next.recovery import RecoveringConsumer
 from txamqp_next.service import _InFlight
 from txamqp_next.thrift._client import (
     DEFAULT_EXCHANGE,
     DEFAULT_RESPONSES_EXCHANGE,
+    Amqp,
+    AnyChannel,
     declare_exchange,
     read_header,
     return_router,
@@ -95,7 +97,7 @@ class ThriftServer:
 
     def __init__(
         self,
-        channel: Channel,
+        channel: AnyChannel,
         service_name: str,
         processor: Any,
         queue: str,
@@ -114,7 +116,7 @@ class ThriftServer:
         self._iprot_factory = iprot_factory or TBinaryProtocolFactory()
         self._oprot_factory = oprot_factory or self._iprot_factory
         self._owns_channel = owns_channel
-        self._consumer: Consumer | None = None
+        self._consumer: Consumer | RecoveringConsumer | None = None
         self._stopping = False
 
     def __repr__(self) -> str:
@@ -134,12 +136,12 @@ class ThriftServer:
         @return: a L{Deferred} firing with this server once consuming, or
             failing with the channel's error.
         """
-        if self.channel.confirms is None:
+        if not self.channel.confirm_mode:
             # not in confirm mode: returned replies come to return handlers
             return_router(self.channel).reply_exchanges.add(self.responses_exchange)
         consuming = self.channel.basic_consume(queue=self.queue, callback=self._request)
 
-        def started(consumer: Consumer) -> ThriftServer:
+        def started(consumer: Consumer | RecoveringConsumer) -> ThriftServer:
             self._consumer = consumer
             return self
 
@@ -268,7 +270,7 @@ class ThriftServer:
 
 
 def serve(
-    amqp: AMQPConnection | Channel,
+    amqp: Amqp,
     service_name: str,
     processor: Any,
     *,
@@ -277,6 +279,7 @@ def serve(
     queue: str | None = None,
     prefetch: int = 100,
     declare: bool = True,
+    durable: bool = False,
     declare_responses_exchange: bool = True,
     confirm: bool | None = None,
     protocol_factory: Any = None,
@@ -290,9 +293,12 @@ def serve(
         ...
         await server.stop()
 
-    @param amqp: an open L{AMQPConnection} (the server opens a channel of its
-        own and closes it in L{ThriftServer.stop}) or an open L{Channel}
-        (which the server puts in confirm mode, see C{confirm}).
+    @param amqp: an open L{AMQPConnection} or L{RecoveringConnection} (the
+        server opens a channel of its own and closes it in
+        L{ThriftServer.stop}) or an open L{Channel} or L{RecoveringChannel}
+        (which the server puts in confirm mode, see C{confirm}).  On a
+        recovering connection the server serves again after each
+        reconnection.
     @param service_name: the routing key clients call the service by.
     @param processor: a Thrift processor (C{Service.Processor(handler)}
         from C{thrift --gen py:twisted}): its C{process(iprot, oprot)} may
@@ -304,8 +310,12 @@ def serve(
         Servers sharing a queue share the calls.
     @param prefetch: how many calls may be processed at once (C{basic.qos}).
     @param declare: declare C{exchange} (direct, not durable), the queue
-        (not durable, auto-deleted with its last consumer) and its binding,
-        as txAMQP's servers do.
+        and its binding.
+    @param durable: declare the queue durable, so that calls wait in it
+        while no server runs and a call whose server died goes to the next
+        server; by default it is auto-deleted with its last consumer, as
+        txAMQP's servers declare it (and a call in flight when the last
+        server dies is lost).
     @param declare_responses_exchange: also declare C{responses_exchange}
         (direct, not durable), so a reply cannot be published to a missing
         exchange.
@@ -335,6 +345,7 @@ def serve(
             queue=queue or service_name,
             prefetch=prefetch,
             declare=declare,
+            durable=durable,
             declare_responses_exchange=declare_responses_exchange,
             confirm=confirm,
             iprot_factory=iprot_factory or protocol_factory,
@@ -344,7 +355,7 @@ def serve(
 
 
 async def _serve(
-    amqp: AMQPConnection | Channel,
+    amqp: Amqp,
     service_name: str,
     processor: Any,
     *,
@@ -353,6 +364,7 @@ async def _serve(
     queue: str,
     prefetch: int,
     declare: bool,
+    durable: bool,
     declare_responses_exchange: bool,
     confirm: bool | None,
     iprot_factory: Any,
@@ -361,14 +373,17 @@ async def _serve(
     async with set_up_channel(amqp) as (channel, owns):
         if declare:
             await declare_exchange(channel, exchange)
-            await channel.queue_declare(queue=queue, auto_delete=True)
+            if durable:
+                await channel.queue_declare(queue=queue, durable=True)
+            else:
+                await channel.queue_declare(queue=queue, auto_delete=True)
             await channel.queue_bind(queue=queue, exchange=exchange, routing_key=service_name)
         if declare_responses_exchange:
             await declare_exchange(channel, responses_exchange)
         await channel.basic_qos(prefetch_count=prefetch)
         if confirm is None:
             confirm = channel.methods.get("confirm.select") is not None
-        if confirm and channel.confirms is None:
+        if confirm and not channel.confirm_mode:
             await channel.confirm_select()
         server = ThriftServer(
             channel,
