@@ -7,6 +7,7 @@ tests.
     await proxy.start()
     client = await txamqp_next.connect(reactor, proxy.url, heartbeat=1)
     proxy.freeze()      # nothing passes either way; bytes wait in the proxy
+    proxy.freeze_links()  # the same, for good, on the connections open now
     proxy.thaw()        # what waited goes on, in order
     proxy.delay = 0.3   # every chunk is held back 0.3 s on its way
     proxy.cut()         # both sockets are dropped
@@ -60,13 +61,14 @@ class _Pipe:
         self.destination: Any = None
         self.queue: deque[tuple[float, bytes]] = deque()
         self.timer: IDelayedCall | None = None
+        self.frozen = False
 
     def push(self, data: bytes) -> None:
         self.queue.append((self.proxy.reactor.seconds() + self.proxy.delay, data))
         self.pump()
 
     def pump(self) -> None:
-        if self.proxy.frozen or self.destination is None:
+        if self.proxy.frozen or self.frozen or self.destination is None:
             return
         now = self.proxy.reactor.seconds()
         while self.queue and self.queue[0][0] <= now:
@@ -188,6 +190,14 @@ class Proxy(protocol.ServerFactory):
         Stop forwarding; received bytes wait in the proxy.
         """
         self.frozen = True
+
+    def freeze_links(self) -> None:
+        """
+        Stop forwarding on the connections open now, for good (a peer that
+        hangs); new connections pass.
+        """
+        for link in self.links:
+            link.to_broker.frozen = link.to_client.frozen = True
 
     def thaw(self) -> None:
         """

@@ -7,19 +7,30 @@ recovery code of their own.  Each test logs a line of figures
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from tests.integration.broker import BrokerTestCase, async_test, reactor, sleep, unique
+from tests.integration.broker import BROKER, BrokerTestCase, async_test, reactor, sleep, unique
 from tests.integration.nodes import PrivateNode
+from tests.integration.proxy import Proxy
+from tests.thrift.support import Handler, calculator, generate, processor
 from txamqp_next.message import Message
 from txamqp_next.recovery import ConnectionEvent, RecoveringConnection, connect_recovering
+from txamqp_next.service import ConsumerService
+from txamqp_next.thrift import ThriftServerService, connect_client
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 log = Logger()
 
@@ -231,3 +242,309 @@ class RestartTests(BrokerTestCase):
             deliveries=consumed.total,
             outages=", ".join(f"{s:.1f}s" for s in publisher_events.outages()),
         )
+
+
+class ClusterTests(BrokerTestCase):
+    """
+    A three-node cluster with a quorum queue: the node a publisher and a
+    L{ConsumerService} use is killed.
+    """
+
+    timeout = 300
+
+    async def cluster(self, size: int = 3) -> list[PrivateNode]:
+        """
+        Start C{size} private nodes and join them into one cluster.
+        """
+        nodes = [PrivateNode() for _ in range(size)]
+        for node in nodes:
+            self.addCleanup(node.stop_in_thread)
+        results = await defer.DeferredList(
+            [node.start_in_thread() for node in nodes], consumeErrors=True
+        )
+        for ok, result in results:
+            if not ok:
+                result.raiseException()
+
+        def join(node: PrivateNode) -> None:
+            node.ctl("stop_app")
+            node.ctl("reset")
+            node.ctl("join_cluster", nodes[0].name, timeout=60)
+            node.ctl("start_app", timeout=60)
+
+        for node in nodes[1:]:
+            await threads.deferToThread(join, node)
+        return nodes
+
+    @async_test
+    async def test_node_killed(self) -> None:
+        """
+        The publisher and the consumer service, given the three nodes, use
+        the first; when it is killed both move to another node and the run
+        completes: every confirmed message is consumed.
+        """
+        total, batch = 3_000, 100
+        nodes = await self.cluster()
+        urls = [node.url for node in nodes]
+        queue = unique("quorum")
+        arguments = {"x-queue-type": "quorum"}
+        events = EventLog()
+        publisher = await connect_recovering(
+            reactor(), urls, on_event=events, retry_policy=FAST_RETRY, heartbeat=5
+        )
+        self.addCleanup(publisher.close)
+        pub = await publisher.open_channel()
+        await pub.confirm_select()
+        await pub.queue_declare(queue=queue, durable=True, arguments=arguments)
+        bodies: Counter[bytes] = Counter()
+
+        def handle(message: Message) -> None:
+            bodies[message.body] += 1
+
+        service = ConsumerService(
+            reactor(),
+            urls,
+            queue,
+            handle,
+            prefetch=50,
+            queue_arguments=arguments,
+            retry_policy=FAST_RETRY,
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        await service.when_consuming().addTimeout(60, reactor())
+        assert publisher.broker is not None and service.connection is not None
+        first = publisher.broker.name
+        self.assertEqual(service.connection.broker.name, first)  # type: ignore[union-attr]
+        self.assertIn(str(nodes[0].port), first)
+
+        started = time.monotonic()
+        killed_at = 0.0
+        for start in range(0, total, batch):
+            if start == total // 3:
+                nodes[0].kill()
+                killed_at = time.monotonic()
+                log.info("fault: killed the first node of the cluster")
+            await defer.gatherResults(
+                [
+                    pub.basic_publish(
+                        routing_key=queue, body=b"%d" % n, properties={"delivery_mode": 2}
+                    )
+                    for n in range(start, start + batch)
+                ],
+                consumeErrors=True,
+            )
+            await sleep(0.02)
+        await wait_until(lambda: len(bodies) >= total, 120, "every message consumed")
+        elapsed = time.monotonic() - started
+
+        self.assertEqual(set(bodies), {b"%d" % n for n in range(total)})
+        self.assertEqual(events.kinds(), ["connected", "lost", "recovered"])
+        moved_to = events.events[-1][1].broker
+        self.assertNotEqual(moved_to, first)
+        self.assertNotEqual(service.connection.broker.name, first)  # type: ignore[union-attr]
+        log.info(
+            "recovery figures: cluster: {total} messages through a quorum queue, first node "
+            "killed after {third}; lost 0; publisher back on {moved} {failover:.1f}s after the "
+            "kill; run {elapsed:.1f}s; consumer deliveries {deliveries}",
+            total=total,
+            third=total // 3,
+            moved=moved_to,
+            failover=events.events[-1][0] - killed_at,
+            elapsed=elapsed,
+            deliveries=sum(bodies.values()),
+        )
+
+
+class ProxyFaultTests(BrokerTestCase):
+    """
+    The loopback fault proxy cuts, freezes and delays the traffic of a
+    recovering connection with a one-second heartbeat; each time it
+    recovers within the heartbeat timeout (two intervals) plus its
+    back-off.
+    """
+
+    timeout = 60
+    heartbeat = 1
+    #: the most the back-off may wait (FAST_RETRY: 1 s, plus up to 1 s of
+    #: jitter) and the time to connect and set up again
+    allowance = 2.0 + 1.5
+
+    async def recover_from(self, fault: str) -> None:
+        proxy = Proxy(reactor())
+        await proxy.start()
+        self.addCleanup(proxy.stop)
+        events = EventLog()
+        connection = await connect_recovering(
+            reactor(),
+            proxy.url,
+            on_event=events,
+            retry_policy=FAST_RETRY,
+            heartbeat=self.heartbeat,
+        )
+        self.addCleanup(connection.close)
+        channel = await connection.open_channel()
+        await channel.confirm_select()
+        queue = unique(f"proxy-{fault}")
+        await channel.queue_declare(queue=queue, arguments={"x-expires": 60_000})
+        got: list[bytes] = []
+
+        def handle(message: Message) -> Awaitable[None]:
+            got.append(message.body)
+            return message.ack()
+
+        await channel.basic_consume(queue=queue, callback=handle)
+        await channel.basic_publish(routing_key=queue, body=b"before")
+        await wait_until(lambda: b"before" in got, 10, "the first message")
+
+        started = time.monotonic()
+        if fault == "cut":
+            proxy.cut()
+        elif fault == "freeze":
+            proxy.freeze_links()
+        else:
+            proxy.delay = 4 * self.heartbeat
+        await wait_until(lambda: "lost" in events.kinds(), 10, "the loss to be noticed")
+        proxy.delay = 0.0
+        # published while down: it waits, then goes out
+        waiting = channel.basic_publish(routing_key=queue, body=b"after")
+        await wait_until(lambda: "recovered" in events.kinds(), 20, "recovery")
+        took = time.monotonic() - started
+        await waiting
+        await wait_until(lambda: b"after" in got, 10, "the message published while down")
+        bound = (0 if fault == "cut" else 2 * self.heartbeat) + self.allowance
+        self.assertLessEqual(took, bound)
+        log.info(
+            "recovery figures: proxy {fault}: recovered in {took:.2f}s (bound {bound:.1f}s)",
+            fault=fault,
+            took=took,
+            bound=bound,
+        )
+
+    @async_test
+    async def test_cut(self) -> None:
+        """
+        Both sockets dropped: the loss is seen at once.
+        """
+        await self.recover_from("cut")
+
+    @async_test
+    async def test_freeze(self) -> None:
+        """
+        A connection on which nothing passes any more: the heartbeat timeout
+        notices it.
+        """
+        await self.recover_from("freeze")
+
+    @async_test
+    async def test_delay(self) -> None:
+        """
+        Traffic delayed well past the heartbeat timeout, then back to
+        normal.
+        """
+        await self.recover_from("delay")
+
+
+class ThriftFaultTests(BrokerTestCase):
+    """
+    Thrift calls that outlive their server, and clients that outlive
+    their connection.
+    """
+
+    timeout = 120
+
+    def twistd(self, service: str, exchange: str, delay: float) -> tuple[Any, Path]:
+        """
+        Start C{twistd txamqp_next} serving C{service} with a handler whose
+        C{add} answers after C{delay} seconds.
+
+        @return: the process and its log file.
+        """
+        gen = generate()
+        logfile = Path(self.mktemp()).resolve()
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+        argv += ["-n", "--pidfile=", f"--logfile={logfile}", "txamqp_next"]
+        argv += ["--thrift-service", service, "--thrift-exchange", exchange]
+        argv += ["--thrift-processor", "tests.thrift.support.make_slow_processor"]
+        env = dict(os.environ, TXN_THRIFT_GEN=gen, TXN_THRIFT_ADD_DELAY=str(delay))
+        env["TXAMQP_NEXT_URL"] = BROKER
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), gen])
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        return process, logfile
+
+    async def wait_for_log(self, process: Any, logfile: Path, text: str) -> None:
+        def logged() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"twistd exited with {process.returncode}")
+            return logfile.exists() and text in logfile.read_text()
+
+        await wait_until(logged, 60, repr(text))
+
+    @async_test
+    async def test_server_killed_mid_call(self) -> None:
+        """
+        A server killed (SIGKILL) while it handles a call, with no other
+        server running: the call waits in the service's durable queue and
+        the next server that starts answers it, within the client's
+        timeout.
+        """
+        service, exchange = unique("thrift-kill"), unique("thrift-kill-x")
+        self.addCleanup(self.delete, service, exchange)
+        first, first_log = self.twistd(service, exchange, delay=60)
+        await self.wait_for_log(first, first_log, f"serving Thrift service {service}")
+        connection = await connect_recovering(reactor(), BROKER, retry_policy=FAST_RETRY)
+        self.addCleanup(connection.close)
+        calc = await connect_client(
+            connection, service, calculator().Client, exchange=exchange, timeout=30
+        )
+        started = time.monotonic()
+        call = calc.add(20, 22)
+        await self.wait_for_log(first, first_log, "add(20, 22) called")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        await sleep(2)
+        self.assertNoResult(call)
+        second, second_log = self.twistd(service, exchange, delay=0)
+        self.assertEqual(await call, 42)
+        took = time.monotonic() - started
+        self.assertIn("add(20, 22) called", second_log.read_text())
+        second.send_signal(signal.SIGTERM)
+        log.info(
+            "recovery figures: thrift: a call whose only server was killed answered by the next "
+            "server {took:.1f}s after it was made (client timeout 30s)",
+            took=took,
+        )
+
+    async def delete(self, queue: str, exchange: str) -> None:
+        amqp = await self.connect()
+        channel = await amqp.open_channel()
+        await channel.queue_delete(queue=queue)
+        await channel.exchange_delete(exchange=exchange)
+
+    @async_test
+    async def test_client_outlives_restart(self) -> None:
+        """
+        A Thrift client and a L{ThriftServerService} on a broker that is
+        stopped and started: calls made while the broker is down wait and
+        are answered once both sides have recovered, by the same client.
+        """
+        node = PrivateNode()
+        self.addCleanup(node.stop_in_thread)
+        await node.start_in_thread()
+        service = ThriftServerService(
+            reactor(), node.url, "calc", processor(Handler()), retry_policy=FAST_RETRY
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        await service.when_serving().addTimeout(30, reactor())
+        connection = await connect_recovering(reactor(), node.url, retry_policy=FAST_RETRY)
+        self.addCleanup(connection.close)
+        calc = await connect_client(connection, "calc", calculator().Client, timeout=60)
+        self.assertEqual(await calc.add(1, 2), 3)
+        await node.shutdown_in_thread()
+        during = calc.add(2, 3)
+        await node.start_in_thread()
+        self.assertEqual(await during, 5)
+        self.assertEqual(await calc.add(3, 4), 7)

@@ -144,6 +144,33 @@ def make_processor() -> Any:
     return processor(Handler())
 
 
+class SlowHandler(Handler):
+    """
+    A handler whose C{add} answers after C{TXN_THRIFT_ADD_DELAY} seconds
+    (read when it is made), and logs each call it takes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delay = float(os.environ.get("TXN_THRIFT_ADD_DELAY", "0"))
+
+    def add(self, a: int, b: int) -> Any:
+        from twisted.internet import reactor, task
+        from twisted.logger import Logger
+
+        Logger().info("add({a}, {b}) called", a=a, b=b)
+        self.calls += 1
+        return task.deferLater(reactor, self.delay, lambda: a + b)
+
+
+def make_slow_processor() -> Any:
+    """
+    A processor for C{--thrift-processor
+    tests.thrift.support.make_slow_processor}: see L{SlowHandler}.
+    """
+    return processor(SlowHandler())
+
+
 TXAMQP = "txAMQP==0.8.2"
 SIX = "six==1.17.0"
 

@@ -175,11 +175,27 @@ class AMQPClientTransport:
 
 
 class _Call:
-    __slots__ = ("method", "timer")
+    """
+    A call waiting for its reply.
 
-    def __init__(self, method: str, timer: IDelayedCall | None) -> None:
+    @ivar held: for a call made while a recovering connection was down,
+        its message and the time until which it is sent again when the
+        broker returns it (no server bound yet: the servers may be
+        recovering too).
+    """
+
+    __slots__ = ("held", "method", "timer")
+
+    def __init__(
+        self, method: str, timer: IDelayedCall | None, held: tuple[bytes, float] | None = None
+    ) -> None:
         self.method = method
         self.timer = timer
+        self.held = held
+
+
+#: seconds between the publishes of a held call the broker returned
+RESEND_DELAY = 0.5
 
 
 class _ReturnRouter:
@@ -357,17 +373,13 @@ class ThriftClient(Generic[ClientT]):
             timer = None
             if self.timeout is not None:
                 timer = self._clock.callLater(self.timeout, self._timed_out, seqid)
-            self._calls[seqid] = _Call(method, timer)
+            held = None
+            if isinstance(self.channel, RecoveringChannel) and not self.channel.is_open:
+                held = (message, self._clock.seconds() + (self.timeout or 60.0))
+            self._calls[seqid] = _Call(method, timer, held)
         self._sending = True
         try:
-            published = self.channel.basic_publish(
-                exchange=self.exchange,
-                routing_key=self.service_name,
-                body=message,
-                properties=self._properties,
-                mandatory=True,
-            )
-            published.addErrback(self._publish_failed, seqid, method)
+            self._publish(message, seqid, method)
         finally:
             self._sending = False
         error, self._send_error = self._send_error, None
@@ -375,9 +387,44 @@ class ThriftClient(Generic[ClientT]):
             self._forget(seqid)
             raise error
 
+    def _publish(self, message: bytes, seqid: int, method: str) -> None:
+        published = self.channel.basic_publish(
+            exchange=self.exchange,
+            routing_key=self.service_name,
+            body=message,
+            properties=self._properties,
+            mandatory=True,
+        )
+        published.addErrback(self._publish_failed, seqid, method)
+
+    def _send_again(self, seqid: int) -> bool:
+        """
+        A call the broker returned: when it was made while the connection
+        was down, publish it again a little later (until its deadline),
+        since the servers may not have served again yet.
+
+        @return: whether it will be sent again.
+        """
+        call = self._calls.get(seqid)
+        if call is None or call.held is None or self.closed is not None:
+            return False
+        message, deadline = call.held
+        if self._clock.seconds() + RESEND_DELAY >= deadline:
+            return False
+        self._clock.callLater(RESEND_DELAY, self._resend, seqid)
+        return True
+
+    def _resend(self, seqid: int) -> None:
+        call = self._calls.get(seqid)
+        if call is None or call.held is None or self.closed is not None:
+            return
+        self._publish(call.held[0], seqid, call.method)
+
     def _publish_failed(self, failure: Failure, seqid: int, method: str) -> None:
         reason = failure.value
         error: BaseException
+        if isinstance(reason, Unroutable) and not self._sending and self._send_again(seqid):
+            return
         if isinstance(reason, Unroutable):
             returned = reason.message
             error = ServiceUnavailable(
@@ -468,6 +515,8 @@ class ThriftClient(Generic[ClientT]):
         try:
             method, _, seqid = read_header(message.body, self._oprot_factory)
         except ThriftTransportError:
+            return
+        if self._send_again(seqid):
             return
         self._fail(
             seqid,
