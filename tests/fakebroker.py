@@ -120,7 +120,29 @@ class FakeConnection:
         assert pending is not None
         if pending.properties is not None and len(pending.body) >= pending.size:
             self.pending = None
-            self.broker.published.append(pending)
+            method = pending.method
+            routes = self.broker.routes
+            if (
+                routes is not None
+                and method.mandatory
+                and method.exchange
+                and (method.exchange, method.routing_key) not in routes
+            ):
+                self.send(
+                    self.frames.content(
+                        pending.channel,
+                        "basic.return",
+                        pending.body,
+                        properties={"reply_to": pending.properties.reply_to},
+                        reply_code=312,
+                        reply_text="NO_ROUTE",
+                        exchange=method.exchange,
+                        routing_key=method.routing_key,
+                    )
+                )
+                self.broker.returned.append(pending)
+            else:
+                self.broker.published.append(pending)
             if pending.channel in self.confirming:
                 self.sequence[pending.channel] += 1
                 if self.broker.auto_confirm:
@@ -303,6 +325,10 @@ class FakeBroker:
         self.names = itertools.count(1)
         self.attempts = 0
         self.consumed: dict[str, str] = {}
+        #: when set, the (exchange, routing key) pairs a mandatory publish
+        #: to a named exchange may go to; others are returned
+        self.routes: set[tuple[str, str]] | None = None
+        self.returned: list[Published] = []
         self.requeued = 0
         self.redeliver = True
 

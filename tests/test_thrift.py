@@ -445,7 +445,7 @@ class OptionsTests(SynchronousTestCase):
     """
 
     def parse(self, *args: str) -> tap.Options:
-        options = tap.Options()
+        options = tap.Options(environ={})
         options.parseOptions(list(args))
         return options
 
@@ -724,3 +724,101 @@ class ServiceTests(SynchronousTestCase):
         attempts = self.broker.attempts
         self.clock.advance(60)
         self.assertEqual(self.broker.attempts, attempts)
+
+
+class RecoveringClientTests(SynchronousTestCase):
+    """
+    A L{ThriftClient} on a L{txamqp_next.RecoveringConnection}, against a
+    fake broker on a clock.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.task import Clock
+
+        from tests.fakebroker import FakeBroker
+        from txamqp_next._params import ConnectionParameters, Credentials
+        from txamqp_next.endpoint import Broker as BrokerEntry
+        from txamqp_next.recovery import RecoveringConnection
+
+        self.clock = Clock()
+        self.broker = FakeBroker(self.clock)
+        self.broker.routes = set()
+        params = ConnectionParameters(credentials=Credentials(), heartbeat=0)
+        self.connection = RecoveringConnection(
+            self.clock,
+            [BrokerEntry(params, self.broker, "fake")],
+            retry_policy=lambda attempt: 1.0,
+        )
+        self.connection.start()
+        self.broker.flush()
+        opening = open_client(self.connection, "calc", calculator().Client, timeout=10)
+        self.broker.flush()
+        self.client: ThriftClient[Any] = self.successResultOf(opening)
+
+    def reply(self, seqid: int, result: int) -> None:
+        body = thrift_message(
+            "add", TMessageType.REPLY, seqid, calculator().add_result(success=result)
+        )
+        self.broker.publish(self.client.reply_queue, body)
+        self.broker.flush()
+
+    def test_reply_queue_outlives_connection(self) -> None:
+        """
+        The reply queue is named by the client and not exclusive, expiring
+        once unused, so replies wait in it while the connection is down.
+        """
+        [declare] = [
+            m for _, m in self.broker.current.methods if m.NAME == "queue.declare" and m.queue
+        ]
+        self.assertTrue(declare.queue.startswith("thrift.reply."))
+        self.assertEqual((declare.exclusive, declare.auto_delete), (False, False))
+        self.assertEqual(declare.arguments, {"x-expires": 300_000})
+
+    def test_unbound_fails_fast(self) -> None:
+        """
+        A call made while connected with no server bound fails at once with
+        L{ServiceUnavailable}.
+        """
+        call = self.client.stub.add(1, 2)
+        self.broker.flush()
+        self.failureResultOf(call, ServiceUnavailable)
+
+    def test_call_made_while_down(self) -> None:
+        """
+        A call made while the connection is down goes out on the next one;
+        returned because no server is bound yet (the servers are recovering
+        too), it is sent again every half second until one is, then
+        answered.
+        """
+        self.broker.current.lose()
+        self.broker.flush()
+        call = self.client.stub.add(1, 2)
+        self.clock.advance(1.0)
+        self.broker.flush()
+        self.assertEqual(len(self.broker.returned), 1)
+        self.assertNoResult(call)
+        self.clock.advance(0.5)
+        self.broker.flush()
+        self.assertEqual(len(self.broker.returned), 2)
+        self.broker.routes.add(("thrift", "calc"))  # type: ignore[union-attr]
+        self.clock.advance(0.5)
+        self.broker.flush()
+        [sent] = self.broker.published
+        self.assertEqual(sent.properties.reply_to, self.client.reply_queue)
+        self.reply(1, 3)
+        self.assertEqual(self.successResultOf(call), 3)
+
+    def test_call_made_while_down_times_out(self) -> None:
+        """
+        A held call that no server takes fails with L{ServiceUnavailable}
+        near its deadline, not later than its timeout.
+        """
+        self.broker.current.lose()
+        self.broker.flush()
+        call = self.client.stub.add(1, 2)
+        self.clock.advance(1.0)
+        self.broker.flush()
+        for _ in range(18):
+            self.clock.advance(0.5)
+            self.broker.flush()
+        self.failureResultOf(call, ServiceUnavailable)

@@ -241,6 +241,177 @@ class ConsumingTests(ServiceTestCase):
         self.assertEqual(ok.queue, self.queue)
 
 
+class FailurePolicyTests(ServiceTestCase):
+    """
+    Redelivery limits, delays and dead-lettering, on classic and quorum
+    queues.
+    """
+
+    def always_fails(self, message: Message) -> None:
+        self.handled.append(message.body)
+        raise ValueError("cannot handle it")
+
+    async def dead_message(self) -> Message:
+        for _ in range(250):
+            message = await self.channel.basic_get(queue=self.dead, no_ack=True)
+            if message is not None:
+                return message
+            await sleep(0.02)
+        raise AssertionError("nothing was dead-lettered")
+
+    async def test_classic_limit(self) -> None:
+        """
+        On a classic queue, a message that always fails is handled
+        1 + C{max_redeliveries} times (the service counts in a header), then
+        dead-lettered.
+        """
+        service = await self.start(self.always_fails, max_redeliveries=2, redelivery_delay=0.05)
+        await self.publish(b"poison")
+        dead = await self.dead_message()
+        self.assertEqual(dead.body, b"poison")
+        self.assertEqual(dead.headers["x-txamqp-next-retries"], 2)
+        self.assertEqual(self.handled, [b"poison"] * 3)
+        await service.stopService()
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 3)
+        self.assertEqual(await self.counts(), (0, 0))
+
+    async def test_quorum_limit(self) -> None:
+        """
+        On a quorum queue the service declares (with C{queue_arguments}),
+        the broker counts the deliveries and C{x-delivery-limit} applies: a
+        message that always fails is handled 1 + C{max_redeliveries} times,
+        then dead-lettered.
+        """
+        self.queue = f"{self.queue}-quorum"
+        self.addCleanup(self.delete, self.queue)
+        arguments = {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.dead,
+        }
+        service = await self.start(
+            self.always_fails,
+            declare=True,
+            queue_arguments=arguments,
+            max_redeliveries=2,
+            redelivery_delay=0.05,
+        )
+        await self.publish(b"poison")
+        dead = await self.dead_message()
+        self.assertEqual(dead.body, b"poison")
+        self.assertEqual(self.handled, [b"poison"] * 3)
+        await service.stopService()
+        self.flushLoggedErrors(ValueError)
+        # the broker holds the queue's delivery limit: declaring it without
+        # one is refused
+        await self.assertFailure(
+            self.channel.queue_declare(
+                queue=self.queue,
+                durable=True,
+                arguments=arguments,
+            ),
+            txamqp_next.errors.PreconditionFailed,
+        )
+
+    async def test_delay_paces_failures(self) -> None:
+        """
+        A handler that always fails, with C{requeue_on_failure}, is called
+        about once per C{redelivery_delay} per prefetch slot, not in a hot
+        loop.
+        """
+        from twisted.logger import Logger
+
+        service = await self.start(
+            self.always_fails, requeue_on_failure=True, redelivery_delay=0.2, prefetch=1
+        )
+        await self.publish(b"again and again")
+        await sleep(2.0)
+        await service.stopService()
+        paced = len(self.handled)
+        self.flushLoggedErrors(ValueError)
+        self.assertGreaterEqual(paced, 5)
+        self.assertLessEqual(paced, 11)
+        # for comparison: no delay, the broker redelivers at once
+        self.handled.clear()
+        service = await self.start(
+            self.always_fails, requeue_on_failure=True, redelivery_delay=0, prefetch=1
+        )
+        await sleep(0.5)
+        await service.stopService()
+        unpaced = len(self.handled)
+        self.flushLoggedErrors(ValueError)
+        Logger().info(
+            "service figures: a handler that always fails, prefetch 1: {paced} calls in 2 s "
+            "with a 0.2 s delay, {unpaced} calls in 0.5 s without",
+            paced=paced,
+            unpaced=unpaced,
+        )
+
+
+class PermanentErrorTests(ServiceTestCase):
+    """
+    Errors that retrying cannot mend stop the service with one log line.
+    """
+
+    async def stopped_by(self, url: str, error: type[Exception], **kwargs: Any) -> list[str]:
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        events: list[Any] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        kwargs.setdefault("retry_policy", _fast_retry)
+        service = ConsumerService(_reactor(), url, self.queue, self.record, **kwargs)
+        service.startService()
+        await self.assertFailure(service.when_consuming().addTimeout(TIMEOUT, _reactor()), error)
+        await wait_for(lambda: not service.running, "the service to stop")
+        self.assertIsInstance(service.failed, error)
+        return [formatEvent(e) for e in events if e["log_level"].name == "error"]
+
+    async def test_wrong_password(self) -> None:
+        """
+        Refused credentials (403) stop the service; the password is not
+        logged.
+        """
+        url = BROKER_URL.replace("guest:guest", "guest:not-the-password")
+        [line] = await self.stopped_by(url, txamqp_next.errors.AuthenticationError)
+        self.assertIn("ACCESS_REFUSED", line)
+        self.assertNotIn("not-the-password", line)
+
+    async def test_missing_vhost(self) -> None:
+        """
+        A virtual host that does not exist (530) stops the service.
+        """
+        url = BROKER_URL.rstrip("/") + "/no-such-vhost-" + uuid.uuid4().hex[:8]
+        [line] = await self.stopped_by(url, txamqp_next.errors.NotAllowed)
+        self.assertIn("NOT_ALLOWED", line)
+
+    async def test_inequivalent_arguments(self) -> None:
+        """
+        A queue that exists with other arguments (the test queue has a
+        dead-letter exchange) stops the service, saying what to do.
+        """
+        [line] = await self.stopped_by(
+            BROKER_URL, txamqp_next.errors.PreconditionFailed, declare=True
+        )
+        self.assertIn("PRECONDITION_FAILED", line)
+        self.assertIn("queue_arguments", line)
+
+    async def test_existing_quorum_queue(self) -> None:
+        """
+        An existing quorum queue is consumed when the service is given its
+        arguments.
+        """
+        self.queue = f"{self.queue}-existing-quorum"
+        await self.channel.queue_declare(
+            queue=self.queue, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        self.addCleanup(self.delete, self.queue)
+        service = await self.start(declare=True, queue_arguments={"x-queue-type": "quorum"})
+        await self.publish(b"quorum")
+        await wait_for(lambda: self.handled == [b"quorum"], "the message")
+        await service.stopService()
+
+
 class ReconnectionTests(ServiceTestCase):
     """
     The service survives losing its connection.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_tap -*-
 from twisted.application.service import ServiceMaker
 
 TxAMQPNextConsumer = ServiceMaker(

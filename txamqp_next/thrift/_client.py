@@ -408,7 +408,7 @@ class ThriftClient(Generic[ClientT]):
         call = self._calls.get(seqid)
         if call is None or call.held is None or self.closed is not None:
             return False
-        message, deadline = call.held
+        deadline = call.held[1]
         if self._clock.seconds() + RESEND_DELAY >= deadline:
             return False
         self._clock.callLater(RESEND_DELAY, self._resend, seqid)
