@@ -64,6 +64,7 @@ SETTINGS: dict[str, str | list[str]] = {
     "thrift-prefetch": "7",
     "thrift-protocol": "compact",
     "thrift-transient-queue": "true",
+    "thrift-queue-argument": ["x-queue-type=quorum"],
 }
 
 #: ... and what the parsed options hold for it (the handler and processor
@@ -91,6 +92,7 @@ EXPECTED: dict[str, Any] = {
     "thrift-prefetch": 7,
     "thrift-protocol": "compact",
     "thrift-transient-queue": True,
+    "thrift-queue-argument": {"x-queue-type": "quorum"},
 }
 
 FLAGS = ("no-declare", "requeue-on-failure", "thrift-transient-queue")
@@ -246,7 +248,8 @@ class OptionsTests(TapTestCase):
         """
         names = {p[0] for p in tap.Options.optParameters} | {f[0] for f in tap.Options.optFlags}
         self.assertEqual(
-            set(SETTINGS) | {"config", "url-file"}, names | {"endpoint", "queue-argument"}
+            set(SETTINGS) | {"config", "url-file"},
+            names | {"endpoint", "queue-argument", "thrift-queue-argument"},
         )
         self.assertEqual(set(SETTINGS) - set(EXPECTED), {"handler", "thrift-processor"})
 
@@ -984,6 +987,7 @@ class MakeServiceTests(TapTestCase):
                 "responses_exchange": "responses",
                 "queue": "pool",
                 "durable": False,
+                "queue_arguments": EXPECTED["thrift-queue-argument"],
                 "prefetch": 7,
                 "stop_timeout": 7.0,
                 "connection_name": "worker-1",

@@ -708,6 +708,17 @@ class ServiceTests(SynchronousTestCase):
         [declare] = [m for _, m in self.broker.current.methods if m.NAME == "queue.declare"]
         self.assertEqual((declare.durable, declare.auto_delete), (False, True))
 
+    def test_queue_arguments(self) -> None:
+        """
+        The queue is declared with the service's C{queue_arguments} (a
+        quorum queue, for calls that survive a node).
+        """
+        self.service.queue_arguments = {"x-queue-type": "quorum"}
+        self.service.startService()
+        self.broker.flush()
+        [declare] = [m for _, m in self.broker.current.methods if m.NAME == "queue.declare"]
+        self.assertEqual((declare.durable, declare.arguments), (True, {"x-queue-type": "quorum"}))
+
     def test_refused_setup_stops(self) -> None:
         """
         A queue that exists with other settings stops the service with one

@@ -74,7 +74,7 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 #: options that may be given several times, each adding a value
-_REPEATABLE = ("endpoint", "queue-argument")
+_REPEATABLE = ("endpoint", "queue-argument", "thrift-queue-argument")
 
 # what a setting's name looks like in a settings file; anything else on the
 # left of "=" is not shown in error messages (it could be part of a URL)
@@ -502,6 +502,14 @@ class Options(usage.Options):
         """
         self["queue-argument"].append(argument)
 
+    def opt_thrift_queue_argument(self, argument: str) -> None:
+        """
+        KEY=VALUE: an argument of the Thrift service's queue
+        (x-queue-type=quorum), read as --queue-argument's.  Repeat it for
+        several.
+        """
+        self["thrift-queue-argument"].append(argument)
+
     # -- where the settings come from ------------------------------------------
 
     def _names(self) -> list[str]:
@@ -661,6 +669,9 @@ class Options(usage.Options):
         self["stop-timeout"] = value("stop-timeout", _seconds, 30.0)
         self["thrift-protocol"] = value("thrift-protocol", _thrift_protocol, "binary")
         self["queue-argument"] = self._queue_arguments(chosen("queue-argument"))
+        self["thrift-queue-argument"] = self._queue_arguments(
+            chosen("thrift-queue-argument"), "thrift-queue-argument"
+        )
 
         if consumer:
             self["handler"] = self._resolved(resolve_handler, chosen("handler"))
@@ -693,15 +704,15 @@ class Options(usage.Options):
                 ) from None
         return [text for text, _ in values]
 
-    def _queue_arguments(self, values: _Values) -> dict[str, Any]:
+    def _queue_arguments(self, values: _Values, option: str = "queue-argument") -> dict[str, Any]:
         arguments: dict[str, Any] = {}
         for text, where in values:
             try:
                 key, argument = queue_argument(text)
             except ValueError as e:
-                raise usage.UsageError(f"--queue-argument {e}{_from(where)}") from None
+                raise usage.UsageError(f"--{option} {e}{_from(where)}") from None
             if key in arguments:
-                raise usage.UsageError(f"--queue-argument {key} is given twice{_from(where)}")
+                raise usage.UsageError(f"--{option} {key} is given twice{_from(where)}")
             arguments[key] = argument
         return arguments
 
@@ -834,6 +845,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                 responses_exchange=options["thrift-responses-exchange"],
                 queue=options["thrift-queue"],
                 durable=not options["thrift-transient-queue"],
+                queue_arguments=options["thrift-queue-argument"],
                 prefetch=options["thrift-prefetch"],
                 protocol_factory=_protocol_factory(options["thrift-protocol"]),
                 stop_timeout=options["stop-timeout"],

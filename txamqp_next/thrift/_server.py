@@ -9,6 +9,7 @@ the broker, so a server that dies mid-call leaves it to be redelivered.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
@@ -280,6 +281,7 @@ def serve(
     prefetch: int = 100,
     declare: bool = True,
     durable: bool = False,
+    queue_arguments: Mapping[str, Any] | None = None,
     declare_responses_exchange: bool = True,
     confirm: bool | None = None,
     protocol_factory: Any = None,
@@ -316,6 +318,9 @@ def serve(
         server; by default it is auto-deleted with its last consumer, as
         txAMQP's servers declare it (and a call in flight when the last
         server dies is lost).
+    @param queue_arguments: the queue's arguments
+        (C{{"x-queue-type": "quorum"}} for calls that survive the loss of
+        a cluster node; a quorum queue must be durable).
     @param declare_responses_exchange: also declare C{responses_exchange}
         (direct, not durable), so a reply cannot be published to a missing
         exchange.
@@ -346,6 +351,7 @@ def serve(
             prefetch=prefetch,
             declare=declare,
             durable=durable,
+            queue_arguments=dict(queue_arguments or {}),
             declare_responses_exchange=declare_responses_exchange,
             confirm=confirm,
             iprot_factory=iprot_factory or protocol_factory,
@@ -365,6 +371,7 @@ async def _serve(
     prefetch: int,
     declare: bool,
     durable: bool,
+    queue_arguments: dict[str, Any],
     declare_responses_exchange: bool,
     confirm: bool | None,
     iprot_factory: Any,
@@ -374,9 +381,11 @@ async def _serve(
         if declare:
             await declare_exchange(channel, exchange)
             if durable:
-                await channel.queue_declare(queue=queue, durable=True)
+                await channel.queue_declare(queue=queue, durable=True, arguments=queue_arguments)
             else:
-                await channel.queue_declare(queue=queue, auto_delete=True)
+                await channel.queue_declare(
+                    queue=queue, auto_delete=True, arguments=queue_arguments
+                )
             await channel.queue_bind(queue=queue, exchange=exchange, routing_key=service_name)
         if declare_responses_exchange:
             await declare_exchange(channel, responses_exchange)

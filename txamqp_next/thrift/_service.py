@@ -7,7 +7,7 @@ what C{twistd txamqp_next --thrift-service ...} runs).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -51,6 +51,7 @@ class ThriftServerService(_RecoveringService):
         responses_exchange: str = DEFAULT_RESPONSES_EXCHANGE,
         queue: str | None = None,
         durable: bool = True,
+        queue_arguments: Mapping[str, Any] | None = None,
         prefetch: int = 100,
         protocol_factory: Any = None,
         stop_timeout: float = 30.0,
@@ -71,6 +72,7 @@ class ThriftServerService(_RecoveringService):
         @param durable: declare the queue durable (see L{serve}); when false
             it is auto-deleted with its last consumer, as txAMQP's servers
             declare it.
+        @param queue_arguments: see L{serve}.
         @param prefetch: see L{serve}.
         @param protocol_factory: see L{serve}.
         @param stop_timeout: how long L{stopService} waits for the calls
@@ -102,6 +104,7 @@ class ThriftServerService(_RecoveringService):
         self.responses_exchange = responses_exchange
         self.queue = queue or service_name
         self.durable = durable
+        self.queue_arguments: dict[str, Any] = dict(queue_arguments or {})
         self.prefetch = prefetch
         self.server: ThriftServer | None = None
         self.description = f"Thrift server of {service_name}"
@@ -142,6 +145,7 @@ class ThriftServerService(_RecoveringService):
             responses_exchange=self.responses_exchange,
             queue=self.queue,
             durable=self.durable,
+            queue_arguments=self.queue_arguments,
             prefetch=self.prefetch,
             protocol_factory=self._protocol_factory,
         )
