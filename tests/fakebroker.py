@@ -213,6 +213,15 @@ class FakeConnection:
                 self.reply(
                     channel, "queue.declare-ok", queue=queue, message_count=0, consumer_count=0
                 )
+        elif name == "queue.bind" and method.exchange in broker.missing_exchanges:
+            self.reply(
+                channel,
+                "channel.close",
+                reply_code=404,
+                reply_text=f"NOT_FOUND - no exchange '{method.exchange}'",
+                class_id=50,
+                method_id=20,
+            )
         elif name == "basic.consume":
             tag = method.consumer_tag or f"amq.ctag-{next(broker.names)}"
             if method.queue not in broker.queues:
@@ -328,6 +337,8 @@ class FakeBroker:
         #: when set, the (exchange, routing key) pairs a mandatory publish
         #: to a named exchange may go to; others are returned
         self.routes: set[tuple[str, str]] | None = None
+        #: exchanges a queue.bind finds missing
+        self.missing_exchanges: set[str] = set()
         self.returned: list[Published] = []
         self.requeued = 0
         self.redeliver = True

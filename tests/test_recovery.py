@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.fakebroker import FakeBroker
 from tests.test_protocol import CapturedLog
 from txamqp_next._params import ConnectionParameters, Credentials
+from txamqp_next.channel import ConsumerCancelled
 from txamqp_next.endpoint import Broker
 from txamqp_next.errors import (
     AuthenticationError,
@@ -331,6 +332,26 @@ class TopologyTests(RecoveryCase):
         self.assertNotIn((0, "queue.declare"), self.broker.current.names())
         self.assertNotIn((1, "queue.declare"), self.broker.current.names())
 
+    def test_binding_to_vanished_exchange(self) -> None:
+        """
+        A binding to an exchange declared elsewhere that is gone when the
+        connection is set up again is dropped with a log line; the rest is
+        declared and the connection recovers.
+        """
+        log = CapturedLog(self)
+        connection = self.connection()
+        channel = self.channel(connection)
+        self.result(channel.queue_declare(queue="q"))
+        self.result(channel.queue_bind(queue="q", exchange="elsewhere", routing_key="k"))
+        self.result(channel.queue_bind(queue="q", exchange="amq.direct", routing_key="k"))
+        self.broker.missing_exchanges.add("elsewhere")
+        self.lose_and_recover()
+        self.assertEqual(self.kinds(), ["connected", "lost", "recovered"])
+        self.assertIn("dropped", " ".join(t for t in log.texts() if "binding" in t))
+        self.lose_and_recover()
+        binds = [m.exchange for _, m in self.broker.current.methods if m.NAME == "queue.bind"]
+        self.assertEqual(binds, ["amq.direct"])
+
     def test_modes_restored(self) -> None:
         """
         The channel is opened again with its QoS and confirm mode.
@@ -464,6 +485,25 @@ class ConsumerTests(RecoveryCase):
         first = self.successResultOf(consumer.queue.get())
         second = self.successResultOf(consumer.queue.get())
         self.assertEqual((first.body, second.body), (b"one", b"two"))
+
+    def test_consumer_of_vanished_queue(self) -> None:
+        """
+        A consumer whose queue (declared elsewhere) is gone when the
+        connection is set up again ends, as if the broker cancelled it; the
+        channel's other consumers start again.
+        """
+        self.broker.queues.add("external")
+        external = self.result(self.channel_.basic_consume(queue="external", callback=print))
+        self.broker.current.lose()
+        self.broker.queues.discard("external")
+        self.flush()
+        self.clock.advance(1)
+        self.flush()
+        self.assertEqual(self.kinds(), ["connected", "lost", "recovered"])
+        self.assertIsInstance(self.successResultOf(external.when_ended()), ConsumerCancelled)
+        self.assertEqual(self.channel_.consumers, [self.consumer])
+        self.deliver(1, b"still")
+        self.assertEqual([m.body for m in self.messages], [b"still"])
 
     def test_cancel_for_good(self) -> None:
         """

@@ -68,6 +68,7 @@ from txamqp_next.errors import (
     ChannelClosed,
     ConnectionClosed,
     NotAllowed,
+    NotFound,
     PreconditionFailed,
     PublishBufferFull,
 )
@@ -462,7 +463,7 @@ class RecoveringConnection:
         if not self._topology:
             return renamed
         channel = await connection.open_channel()
-        for declaration in self._topology:
+        for declaration in list(self._topology):
             fields = {k: v for k, v in declaration.fields.items() if not k.startswith("_")}
             for key in ("queue", "destination", "source"):
                 if key in fields and fields[key] in renamed:
@@ -473,11 +474,26 @@ class RecoveringConnection:
                 ok = await channel.invoke(declaration.method, **fields)
                 renamed[old] = ok.queue
                 declaration.fields["queue"] = ok.queue
-            else:
+                continue
+            try:
                 await channel.invoke(declaration.method, **fields)
-                declaration.fields.update(
-                    {k: fields[k] for k in ("queue", "destination", "source") if k in fields}
+            except NotFound as e:
+                if not declaration.method.endswith(".bind"):
+                    raise
+                # an exchange or queue declared elsewhere is gone: so is
+                # the binding, for good
+                self.log.warn(
+                    "{who}binding {fields} dropped: {error}",
+                    who=self._who,
+                    fields=fields,
+                    error=e,
                 )
+                self._topology.remove(declaration)
+                channel = await connection.open_channel()
+                continue
+            declaration.fields.update(
+                {k: fields[k] for k in ("queue", "destination", "source") if k in fields}
+            )
         await channel.channel_close()
         self.renamed.update(renamed)
         return renamed
@@ -921,10 +937,42 @@ class RecoveringChannel:
         """
         if self.closed is not None:
             return 0
-        channel = await connection.open_channel()
         # deliveries may come while the consumers start: they belong to
         # this connection already
         self._generation = generation
+        started = False
+        while not started:
+            channel = await self._open(connection)
+            started = True
+            for consumer in list(self._consumers.values()):
+                try:
+                    await consumer._start(channel, generation, renamed)
+                except NotFound as e:
+                    # its queue, declared elsewhere, is gone: the consumer
+                    # ends, as when the broker cancels it; the broker closed
+                    # the channel, so the others start again on a new one
+                    self.log.warn(
+                        "consumer of queue {queue} cannot start again ({error}); it ends",
+                        queue=consumer.queue_name,
+                        error=e,
+                    )
+                    consumer._end(ConsumerCancelled(f"its queue is gone: {e}"))
+                    started = False
+                    break
+        republished = len(self._unconfirmed)
+        if republished:
+            for publish in self._unconfirmed:
+                self._connection._hold(publish.size, force=True)
+            self._held.extendleft(reversed(self._unconfirmed))
+            self._unconfirmed = []
+        return republished
+
+    async def _open(self, connection: AMQPConnection) -> Channel:
+        """
+        Open the channel underneath on C{connection}, with the handlers,
+        listeners and modes of the recovering channel.
+        """
+        channel = await connection.open_channel()
         self._restoring = channel
         channel.when_closed().addCallback(self._underneath_closed, channel, connection)
         for handler in self._return_handlers:
@@ -933,15 +981,7 @@ class RecoveringChannel:
             channel.add_listener(listener)
         for name, fields in self._modes.items():
             await channel.invoke(name, **fields)
-        for consumer in list(self._consumers.values()):
-            await consumer._start(channel, generation, renamed)
-        republished = len(self._unconfirmed)
-        if republished:
-            for publish in self._unconfirmed:
-                self._connection._hold(publish.size, force=True)
-            self._held.extendleft(reversed(self._unconfirmed))
-            self._unconfirmed = []
-        return republished
+        return channel
 
     def _release(self) -> None:
         """
