@@ -52,7 +52,14 @@ from txamqp_next.spec import spec_name
 if TYPE_CHECKING:
     from txamqp_next.connection import AMQPConnection, ChannelLink
 
-__all__ = ["Channel", "Consumer", "ConsumerCancelled", "PublishNacked", "Unroutable"]
+__all__ = [
+    "Channel",
+    "Consumer",
+    "ConsumerCancelled",
+    "MessageStream",
+    "PublishNacked",
+    "Unroutable",
+]
 
 DeliveryCallback = Callable[[Message], object]
 MethodListener = Callable[[Method], object]
@@ -91,7 +98,25 @@ class ConsumerCancelled(AMQPError, QueueClosed):
         self.reason = None
 
 
-class Consumer:
+class MessageStream:
+    """
+    What a consumer without a callback is: an async iterator over the
+    messages of its C{queue}, which ends when the queue is closed.
+    """
+
+    queue: TimeoutDeferredQueue[Message]
+
+    def __aiter__(self) -> MessageStream:
+        return self
+
+    async def __anext__(self) -> Message:
+        try:
+            return await self.queue.get()
+        except QueueClosed:
+            raise StopAsyncIteration from None
+
+
+class Consumer(MessageStream):
     """
     A consumer started by L{Channel.basic_consume}.
 
@@ -165,15 +190,6 @@ class Consumer:
         Cancel the consumer (C{basic.cancel}).
         """
         return self.channel.basic_cancel(consumer_tag=self.consumer_tag)
-
-    def __aiter__(self) -> Consumer:
-        return self
-
-    async def __anext__(self) -> Message:
-        try:
-            return await self.queue.get()
-        except QueueClosed:
-            raise StopAsyncIteration from None
 
     def __repr__(self) -> str:
         state = "running" if self.cancelled is None else "ended"

@@ -59,7 +59,13 @@ from twisted.python.failure import Failure
 
 from txamqp_next._methods import MethodSet, methods_for
 from txamqp_next._params import ConnectionParameters
-from txamqp_next.channel import Channel, Consumer, ConsumerCancelled, _body_bytes
+from txamqp_next.channel import (
+    Channel,
+    Consumer,
+    ConsumerCancelled,
+    MessageStream,
+    _body_bytes,
+)
 from txamqp_next.connection import AMQPConnection
 from txamqp_next.endpoint import Broker, BrokerList, FailoverEndpoint, brokers_for
 from txamqp_next.errors import (
@@ -73,7 +79,6 @@ from txamqp_next.errors import (
     PublishBufferFull,
 )
 from txamqp_next.message import Message
-from txamqp_next.queue import Closed as QueueClosed
 from txamqp_next.queue import TimeoutDeferredQueue
 from txamqp_next.spec import Spec, load, python_name
 
@@ -704,7 +709,7 @@ class _Delivered:
         return getattr(self._recovering, name)
 
 
-class RecoveringConsumer:
+class RecoveringConsumer(MessageStream):
     """
     A consumer of a L{RecoveringChannel}: started again on each new
     connection with the same callback.  Without a callback its messages go
@@ -805,15 +810,6 @@ class RecoveringConsumer:
         Cancel the consumer for good.
         """
         return self.channel.basic_cancel(self.consumer_tag)
-
-    def __aiter__(self) -> RecoveringConsumer:
-        return self
-
-    async def __anext__(self) -> Message:
-        try:
-            return await self.queue.get()
-        except QueueClosed:
-            raise StopAsyncIteration from None
 
 
 class RecoveringChannel:

@@ -243,7 +243,16 @@ class _RecoveringService(Service):
         The connection was set up again, with the service's channels,
         declarations and consumers.
         """
+        if self.connection is not None:
+            self._log_ready(self.connection)
         self._fire_ready()
+
+    def _log_ready(self, connection: RecoveringConnection) -> None:
+        """
+        Log that the service works on C{connection} (after its set-up, and
+        after each recovery).
+        """
+        raise NotImplementedError()
 
     def _give_up(self, error: BaseException, logged: bool = False) -> None:
         """
@@ -462,9 +471,9 @@ class ConsumerService(_RecoveringService):
         consumer = await channel.basic_consume(queue=self.queue, callback=self._deliver)
         self._consumer = consumer
         consumer.when_ended().addCallback(self._consumer_ended, consumer)
-        self._log_consuming(connection)
+        self._log_ready(connection)
 
-    def _log_consuming(self, connection: RecoveringConnection) -> None:
+    def _log_ready(self, connection: RecoveringConnection) -> None:
         broker = connection.broker
         self.log.info(
             "consuming from queue {queue} at {broker} (prefetch {prefetch})",
@@ -472,11 +481,6 @@ class ConsumerService(_RecoveringService):
             broker=broker.name if broker is not None else self._broker,
             prefetch=self.prefetch,
         )
-
-    def _recovered(self) -> None:
-        if self.connection is not None:
-            self._log_consuming(self.connection)
-        super()._recovered()
 
     def _log_stopped(self) -> None:
         self.log.info("stopped consuming from queue {queue}", queue=self.queue)

@@ -199,12 +199,7 @@ class PrivateNode:
         Stop the node if it runs (kill it if it will not stop) and remove its
         directory.  Safe to call twice.
         """
-        if self.started:
-            self.started = False
-            try:
-                self.ctl("stop", str(self.pid_file), timeout=60)
-            except (NodeError, subprocess.TimeoutExpired):
-                self.kill()
+        self.shutdown()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def shutdown(self) -> None:

@@ -154,9 +154,9 @@ class ThriftServerService(_RecoveringService):
             raise CancelledError()
         self.server = server
         server.when_ended().addCallback(self._server_ended, server)
-        self._log_serving(connection)
+        self._log_ready(connection)
 
-    def _log_serving(self, connection: RecoveringConnection) -> None:
+    def _log_ready(self, connection: RecoveringConnection) -> None:
         broker = connection.broker
         self.log.info(
             "serving Thrift service {service} from queue {queue} at {broker}",
@@ -164,11 +164,6 @@ class ThriftServerService(_RecoveringService):
             queue=self.queue,
             broker=broker.name if broker is not None else self._broker,
         )
-
-    def _recovered(self) -> None:
-        if self.connection is not None:
-            self._log_serving(self.connection)
-        super()._recovered()
 
     def _log_stopped(self) -> None:
         self.log.info("stopped serving Thrift service {service}", service=self.service_name)
