@@ -1038,6 +1038,8 @@ class ExitTests(TapTestCase):
         super().setUp()
         self.reactor = MemoryReactorClock()
         self.reactor.running = True
+        # older Twisted's memory reactor starts out as stopped
+        self.reactor.hasStopped = False
 
     def watch(self, count: int) -> list[FakeService]:
         services = [FakeService() for _ in range(count)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +86,13 @@ def handshake(
     client_app, server_app = Recorder(), Recorder()
     # the TLS transports gather small writes until the clock turns
     clock = Clock()
+    # older Twisted (22.10) writes at once and takes no clock
+    timing = {"clock": clock} if "clock" in signature(TLSMemoryBIOFactory).parameters else {}
     client_tls = TLSMemoryBIOFactory(
-        creator, True, Factory.forProtocol(lambda: client_app), clock=clock
+        creator, True, Factory.forProtocol(lambda: client_app), **timing
     )
     server_tls = TLSMemoryBIOFactory(
-        server_options, False, Factory.forProtocol(lambda: server_app), clock=clock
+        server_options, False, Factory.forProtocol(lambda: server_app), **timing
     )
     client, _, pump = connectedServerAndClient(
         lambda: server_tls.buildProtocol(None), lambda: client_tls.buildProtocol(None)
