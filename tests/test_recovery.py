@@ -22,6 +22,7 @@ from txamqp_next.errors import (
     AuthenticationError,
     ChannelClosed,
     ConnectionClosed,
+    LocalProtocolError,
     NotAllowed,
     PreconditionFailed,
     PublishBufferFull,
@@ -295,6 +296,53 @@ class TopologyTests(RecoveryCase):
                 ("basic.consume", None, new),
             ],
         )
+
+    def test_routing_key_follows_rename(self) -> None:
+        """
+        A binding whose routing key is the server-named queue's old name
+        (how reply queues are bound) is made again with the new name; other
+        routing keys are kept.
+        """
+        connection = self.connection()
+        channel = self.channel(connection)
+        old = self.result(channel.queue_declare(queue="", exclusive=True)).queue
+        self.result(channel.queue_bind(queue=old, exchange="amq.direct", routing_key=old))
+        self.result(channel.queue_bind(queue=old, exchange="amq.topic", routing_key="a.#"))
+        self.lose_and_recover()
+        new = connection.queue_name(old)
+        binds = [
+            (m.exchange, m.queue, m.routing_key)
+            for _, m in self.broker.current.methods
+            if m.NAME == "queue.bind"
+        ]
+        self.assertEqual(binds, [("amq.direct", new, new), ("amq.topic", new, "a.#")])
+        self.lose_and_recover()
+        newer = connection.queue_name(old)
+        binds = [m.routing_key for _, m in self.broker.current.methods if m.NAME == "queue.bind"]
+        self.assertEqual(binds, [newer, "a.#"])
+
+    def test_bad_arguments_at_once(self) -> None:
+        """
+        Bad fields, properties or methods raise at once, as on a
+        L{Channel}, even while the connection is down (nothing waits to
+        fail on the next connection).
+        """
+        connection = self.connection()
+        channel = self.channel(connection)
+        for down in (False, True):
+            if down:
+                self.broker.current.lose()
+                self.flush()
+            self.assertRaises(TypeError, channel.queue_declare, queue="q", colour="red")
+            self.assertRaises(TypeError, channel.basic_consume, queue="q", colour="red")
+            self.assertRaises(
+                TypeError, channel.basic_publish, routing_key="q", properties={"colour": 1}
+            )
+            self.failureResultOf(
+                channel.basic_publish(routing_key="q", mandatory="no"), LocalProtocolError
+            )
+            self.assertRaises(AttributeError, getattr, channel, "queue_explode")
+        self.assertEqual(connection.held_bytes, 0)
 
     def test_deletions_forgotten(self) -> None:
         """

@@ -100,11 +100,43 @@ class ConsumerCancelled(AMQPError, QueueClosed):
 
 class MessageStream:
     """
-    What a consumer without a callback is: an async iterator over the
-    messages of its C{queue}, which ends when the queue is closed.
+    What consumers share: without a callback, a consumer is an async
+    iterator over the messages of its C{queue}, which ends when the consumer
+    ends (L{_finish}); L{when_ended} tells why.
+
+    @ivar cancelled: why the consumer ended, or C{None} while it runs.
     """
 
     queue: TimeoutDeferredQueue[Message]
+    cancelled: BaseException | None = None
+    _end_waiters: list[Deferred[BaseException]]
+
+    def _finish(self, reason: BaseException) -> bool:
+        """
+        End the consumer (once): close its queue and tell who waits.
+
+        @return: whether it ended now (C{False} if it had already).
+        """
+        if self.cancelled is not None:
+            return False
+        self.cancelled = reason
+        self.queue.close(reason)
+        waiters, self._end_waiters = self._end_waiters, []
+        for d in waiters:
+            d.callback(reason)
+        return True
+
+    def when_ended(self) -> Deferred[BaseException]:
+        """
+        @return: a L{Deferred} firing, once the consumer has ended, with why:
+            L{ConsumerCancelled} (by the broker or the application) or the
+            channel's or connection's error.
+        """
+        if self.cancelled is not None:
+            return succeed(self.cancelled)
+        d: Deferred[BaseException] = Deferred()
+        self._end_waiters.append(d)
+        return d
 
     def __aiter__(self) -> MessageStream:
         return self
@@ -166,24 +198,7 @@ class Consumer(MessageStream):
             )
 
     def end(self, reason: BaseException) -> None:
-        if self.cancelled is None:
-            self.cancelled = reason
-            self.queue.close(reason)
-            waiters, self._end_waiters = self._end_waiters, []
-            for d in waiters:
-                d.callback(reason)
-
-    def when_ended(self) -> Deferred[BaseException]:
-        """
-        @return: a L{Deferred} firing, once the consumer has ended, with why:
-            L{ConsumerCancelled} (by the broker or the application) or the
-            channel's or connection's error.
-        """
-        if self.cancelled is not None:
-            return succeed(self.cancelled)
-        d: Deferred[BaseException] = Deferred()
-        self._end_waiters.append(d)
-        return d
+        self._finish(reason)
 
     def cancel(self) -> Deferred[Any]:
         """

@@ -19,7 +19,8 @@ next connection is set up before anyone uses it:
 
   1. the exchanges, queues and bindings declared through the channels are
      declared again, in order (a queue the server named gets a new name,
-     and its bindings and consumers follow it: see L{renamed});
+     and its bindings, a binding's routing key that was its old name, and
+     its consumers follow it: see L{renamed});
   2. each channel is opened again with its QoS, confirm mode and
      transaction mode, and its consumers start again with the same
      callbacks (a consumer tag the server chose changes);
@@ -44,20 +45,19 @@ stays closed, as a L{Channel} does.
 
 from __future__ import annotations
 
-import inspect
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IProtocol, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txamqp_next._methods import MethodSet, methods_for
+from txamqp_next._methods import MethodSet, Properties, methods_for
 from txamqp_next._params import ConnectionParameters
 from txamqp_next.channel import (
     Channel,
@@ -73,6 +73,7 @@ from txamqp_next.errors import (
     AuthenticationError,
     ChannelClosed,
     ConnectionClosed,
+    LocalProtocolError,
     NotAllowed,
     NotFound,
     PreconditionFailed,
@@ -80,7 +81,7 @@ from txamqp_next.errors import (
 )
 from txamqp_next.message import Message
 from txamqp_next.queue import TimeoutDeferredQueue
-from txamqp_next.spec import Spec, load, python_name
+from txamqp_next.spec import Spec, load, python_name, spec_name
 
 __all__ = [
     "PERMANENT_ERRORS",
@@ -152,7 +153,6 @@ class _Publish:
     body: bytes
     properties: Any
     result: Deferred[None]
-    generation: int = 0
 
     @property
     def size(self) -> int:
@@ -227,7 +227,7 @@ class RecoveringConnection:
         self._permanent = permanent_errors
         self._current: AMQPConnection | None = None
         self._broker: Broker | None = None
-        self._generation = 0
+        self._set_up_before = False
         self._channels: list[RecoveringChannel] = []
         self._topology: list[_Declaration] = []
         self.renamed: dict[str, str] = {}
@@ -366,7 +366,7 @@ class RecoveringConnection:
         connection = self._current
         assert connection is not None
         try:
-            await channel._attach(connection, self._generation)
+            await channel._attach(connection)
         except Exception:
             if self._current is connection and connection.closed is None:
                 raise
@@ -470,7 +470,9 @@ class RecoveringConnection:
         channel = await connection.open_channel()
         for declaration in list(self._topology):
             fields = {k: v for k, v in declaration.fields.items() if not k.startswith("_")}
-            for key in ("queue", "destination", "source"):
+            # a routing key that is a server-named queue's name (the usual
+            # binding of a reply queue) follows the name too
+            for key in ("queue", "destination", "source", "routing_key"):
                 if key in fields and fields[key] in renamed:
                     fields[key] = renamed[fields[key]]
             if declaration.method == "queue.declare" and declaration.fields.get("_server_named"):
@@ -497,7 +499,11 @@ class RecoveringConnection:
                 channel = await connection.open_channel()
                 continue
             declaration.fields.update(
-                {k: fields[k] for k in ("queue", "destination", "source") if k in fields}
+                {
+                    k: fields[k]
+                    for k in ("queue", "destination", "source", "routing_key")
+                    if k in fields
+                }
             )
         await channel.channel_close()
         self.renamed.update(renamed)
@@ -547,13 +553,12 @@ class RecoveringConnection:
         )
 
     async def _set_up(self, connection: AMQPConnection, broker: Broker) -> None:
-        first = self._generation == 0
-        self._generation += 1
-        generation = self._generation
+        first = not self._set_up_before
+        self._set_up_before = True
         renamed = await self._declare_again(connection) if not first else {}
         republished = 0
         for channel in list(self._channels):
-            republished += await channel._restore(connection, generation, renamed)
+            republished += await channel._restore(connection, renamed)
         if self._closing:
             raise CancelledError()
         self._current = connection
@@ -666,9 +671,8 @@ class _Delivered:
     connection is gone; everything else goes to the recovering channel.
     """
 
-    def __init__(self, channel: RecoveringChannel, generation: int, underneath: Channel) -> None:
+    def __init__(self, channel: RecoveringChannel, underneath: Channel) -> None:
         self._recovering = channel
-        self._generation = generation
         self._underneath = underneath
 
     @property
@@ -746,34 +750,29 @@ class RecoveringConsumer(MessageStream):
     def queue_name(self) -> str:
         return str(self._fields.get("queue", ""))
 
-    async def _start(self, channel: Channel, generation: int, renamed: Mapping[str, str]) -> None:
+    async def _start(self, channel: Channel, renamed: Mapping[str, str]) -> None:
         fields = dict(self._fields)
         queue = fields.get("queue", "")
         if queue in renamed:
             fields["queue"] = self._fields["queue"] = renamed[queue]
         if not self._given_tag:
             fields["consumer_tag"] = ""
+        # the deliveries of this connection settle through this view
+        view = cast(Channel, _Delivered(self.channel, channel))
         consumer = await channel.basic_consume(
-            callback=lambda message: self._deliver(message, generation, channel), **fields
+            callback=lambda message: self._deliver(message, view), **fields
         )
         self._current = consumer
         self.consumer_tag = consumer.consumer_tag
         consumer.when_ended().addCallback(self._ended, consumer)
 
-    def _deliver(self, message: Message, generation: int, channel: Channel) -> object:
-        delivered = Message(
-            cast(Channel, _Delivered(self.channel, generation, channel)),
-            message.method,
-            message.properties,
-            message.body,
-        )
+    def _deliver(self, message: Message, view: Channel) -> object:
+        message.channel = view
         if self.callback is None:
-            self.queue.put(delivered)
+            self.queue.put(message)
             return None
-        result = self.callback(delivered)
-        if inspect.iscoroutine(result):
-            return ensureDeferred(result)
-        return result
+        # the Consumer underneath runs coroutines and logs failures
+        return self.callback(message)
 
     def _ended(self, reason: BaseException, consumer: Consumer) -> None:
         if consumer is not self._current:
@@ -784,26 +783,13 @@ class RecoveringConsumer(MessageStream):
             self._end(reason)
 
     def _end(self, reason: BaseException) -> None:
-        if self.cancelled is not None:
-            return
-        self.cancelled = reason
-        self.channel._consumers.pop(id(self), None)
-        self.queue.close(reason)
-        waiters, self._end_waiters = self._end_waiters, []
-        for d in waiters:
-            d.callback(reason)
-
-    def when_ended(self) -> Deferred[BaseException]:
         """
-        @return: a L{Deferred} firing with why the consumer ended for good
-            (cancelled by the application or the broker, or the connection
-            closed or failed): a lost connection does not end it.
+        The consumer ended for good (cancelled by the application or the
+        broker, or the channel or connection closed or failed): a lost
+        connection does not end it.
         """
-        if self.cancelled is not None:
-            return succeed(self.cancelled)
-        d: Deferred[BaseException] = Deferred()
-        self._end_waiters.append(d)
-        return d
+        if self._finish(reason):
+            self.channel._consumers.pop(id(self), None)
 
     def cancel(self) -> Deferred[Any]:
         """
@@ -845,7 +831,6 @@ class RecoveringChannel:
         self._channel: Channel | None = None
         # the channel being set up on a new connection, until released
         self._restoring: Channel | None = None
-        self._generation = 0
         self._modes: dict[str, dict[str, Any]] = {}
         self._consumers: dict[int, RecoveringConsumer] = {}
         self._held: deque[_Publish] = deque()
@@ -915,17 +900,15 @@ class RecoveringChannel:
 
     # -- attaching to connections ------------------------------------------------
 
-    async def _attach(self, connection: AMQPConnection, generation: int) -> None:
+    async def _attach(self, connection: AMQPConnection) -> None:
         """
         Open the channel on C{connection}, as L{_restore} does, and release
         what waited.
         """
-        await self._restore(connection, generation, {})
+        await self._restore(connection, {})
         self._release()
 
-    async def _restore(
-        self, connection: AMQPConnection, generation: int, renamed: Mapping[str, str]
-    ) -> int:
+    async def _restore(self, connection: AMQPConnection, renamed: Mapping[str, str]) -> int:
         """
         Open the channel on a new connection with its modes and consumers.
 
@@ -933,16 +916,13 @@ class RecoveringChannel:
         """
         if self.closed is not None:
             return 0
-        # deliveries may come while the consumers start: they belong to
-        # this connection already
-        self._generation = generation
         started = False
         while not started:
             channel = await self._open(connection)
             started = True
             for consumer in list(self._consumers.values()):
                 try:
-                    await consumer._start(channel, generation, renamed)
+                    await consumer._start(channel, renamed)
                 except NotFound as e:
                     # its queue, declared elsewhere, is gone: the consumer
                     # ends, as when the broker cancels it; the broker closed
@@ -1060,7 +1040,12 @@ class RecoveringChannel:
     def __getattr__(self, name: str) -> Callable[..., Deferred[Any]]:
         if name.startswith("_"):
             raise AttributeError(name)
-        full = name.replace("_", ".", 1).replace("_", "-")
+        full = spec_name(name)
+        if self.methods.get(full) is None:
+            raise AttributeError(
+                f"{type(self).__name__} has no method {name!r}: "
+                f"{self.methods.spec.describe()} defines no {full}"
+            )
 
         def invoke(**fields: Any) -> Deferred[Any]:
             return self.invoke(full, **fields)
@@ -1074,6 +1059,11 @@ class RecoveringChannel:
         are recorded (see the class's description).
         """
         fields = {python_name(k): v for k, v in fields.items()}
+        try:
+            # bad fields raise TypeError now, as on a Channel
+            self.methods.make(name, (), fields)
+        except LocalProtocolError as e:
+            return fail(e)
         if name in ("basic.qos", "confirm.select", "tx.select"):
             self._modes[name] = fields
             return self._call(name, **fields)
@@ -1087,24 +1077,6 @@ class RecoveringChannel:
         self._connection._record(name, fields, reply)
         return reply
 
-    def basic_qos(self, **fields: Any) -> Deferred[Any]:
-        return self.invoke("basic.qos", **fields)
-
-    def confirm_select(self, no_wait: bool = False) -> Deferred[Any]:
-        """
-        Put the channel in confirm mode, now and on each new connection.
-        """
-        return self.invoke("confirm.select", no_wait=no_wait)
-
-    def queue_declare(self, **fields: Any) -> Deferred[Any]:
-        return self.invoke("queue.declare", **fields)
-
-    def exchange_declare(self, **fields: Any) -> Deferred[Any]:
-        return self.invoke("exchange.declare", **fields)
-
-    def queue_bind(self, **fields: Any) -> Deferred[Any]:
-        return self.invoke("queue.bind", **fields)
-
     def basic_get(self, **fields: Any) -> Deferred[Message | None]:
         return Deferred.fromCoroutine(self._get(fields))
 
@@ -1113,12 +1085,8 @@ class RecoveringChannel:
         message: Message | None = await channel.basic_get(**fields)
         if message is None:
             return None
-        return Message(
-            cast(Channel, _Delivered(self, self._generation, channel)),
-            message.method,
-            message.properties,
-            message.body,
-        )
+        message.channel = cast(Channel, _Delivered(self, channel))
+        return message
 
     def basic_consume(
         self, callback: Callable[[Message], object] | None = None, **fields: Any
@@ -1130,6 +1098,8 @@ class RecoveringChannel:
         @return: a L{Deferred} firing with the L{RecoveringConsumer}.
         """
         fields = {python_name(k): v for k, v in fields.items()}
+        # bad fields raise TypeError now, as on a Channel
+        self.methods.make("basic.consume", (), fields)
         consumer = RecoveringConsumer(self, fields, callback)
         return Deferred.fromCoroutine(self._consume(consumer))
 
@@ -1137,7 +1107,7 @@ class RecoveringChannel:
         while True:
             channel = await self._when_attached()
             try:
-                await consumer._start(channel, self._generation, {})
+                await consumer._start(channel, {})
             except ConnectionClosed:
                 if self._connection._closing or self._connection.failed is not None:
                     raise
@@ -1192,8 +1162,14 @@ class RecoveringChannel:
         )
         channel = self._channel
         if channel is not None and channel.closed is None and not self._held:
-            self._send(channel, publish)
+            # the Channel raises for bad arguments at once
+            self._send(channel, publish, raising=True)
             return publish.result
+        try:
+            self._check(publish)
+        except LocalProtocolError as e:
+            # as a Channel: a value the encoder refuses fails the publish
+            return fail(e)
         if not self._connection._hold(publish.size, force=self._connection._held_bytes == 0):
             return fail(
                 PublishBufferFull(
@@ -1204,13 +1180,27 @@ class RecoveringChannel:
         self._held.append(publish)
         return publish.result
 
-    def _send(self, channel: Channel, publish: _Publish) -> None:
-        publish.generation = self._generation
+    def _check(self, publish: _Publish) -> None:
+        """
+        Check a publish that is to wait as a L{Channel} would check it when
+        sent: bad fields or properties raise L{TypeError} (or
+        L{LocalProtocolError}) now rather than on the next connection.
+        The properties are kept in their final form.
+        """
+        methods = self.methods
+        # encoded on any channel id: the bits and values are checked too
+        methods.make("basic.publish", (), publish.fields).encode_frame(1)
+        if not isinstance(publish.properties, Properties):
+            publish.properties = methods.properties_from(60, publish.properties or {})
+
+    def _send(self, channel: Channel, publish: _Publish, raising: bool = False) -> None:
         try:
             sent = channel.basic_publish(
                 body=publish.body, properties=publish.properties, **publish.fields
             )
         except Exception as e:
+            if raising:
+                raise
             publish.result.errback(e)
             return
         sent.addCallbacks(

@@ -48,7 +48,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
@@ -183,9 +183,9 @@ class _RecoveringService(Service):
         """
         connection = self.connection
         if self.failed is not None:
-            return _failed(self.failed)
+            return fail(self.failed)
         if connection is None or self._stopping:
-            return _failed(CancelledError())
+            return fail(CancelledError())
         current = connection.connection
         if self._ready and current is not None and current.closed is None:
             return succeed(current)
@@ -284,6 +284,23 @@ class _RecoveringService(Service):
         connection restores it on the next ones).
         """
         raise NotImplementedError()
+
+    async def _set_up_again(self) -> None:
+        """
+        Set the work up again on the same connection, after it ended on
+        its own (the broker cancelled the consumer, or closed its channel);
+        an error stops the service.
+        """
+        connection = self.connection
+        if connection is None or self._stopping:
+            return
+        try:
+            await self._set_up(connection)
+        except Exception as e:
+            if not self._stopping:
+                self._give_up(e)
+            return
+        self._fire_ready()
 
     async def _wind_down(self) -> None:
         """
@@ -513,22 +530,11 @@ class ConsumerService(_RecoveringService):
         Deferred.fromCoroutine(self._consume_again())
 
     async def _consume_again(self) -> None:
-        connection = self.connection
-        if connection is None:
-            return
         old, self._channel = self._channel, None
         if old is not None and old.closed is None:
             await old.close()
         await deferLater(self._reactor, min(self.redelivery_delay, 1.0) or 0.1, lambda: None)
-        if self._stopping:
-            return
-        try:
-            await self._set_up(connection)
-        except Exception as e:
-            if not self._stopping:
-                self._give_up(e)
-            return
-        self._fire_ready()
+        await self._set_up_again()
 
     # -- messages ---------------------------------------------------------------
 
@@ -565,10 +571,7 @@ class ConsumerService(_RecoveringService):
         How often C{message} went back to the queue after a failure: the
         broker's count on a quorum queue, else the service's own.
         """
-        headers = message.headers
-        count = headers.get("x-delivery-count") if self.quorum else headers.get(RETRIES_HEADER)
-        if count is None:
-            count = headers.get("x-delivery-count", headers.get(RETRIES_HEADER, 0))
+        count = message.headers.get("x-delivery-count" if self.quorum else RETRIES_HEADER, 0)
         try:
             return max(int(count), 0)
         except (TypeError, ValueError):
@@ -744,9 +747,3 @@ class _InFlight:
         d: Deferred[None] = Deferred()
         self._idle_waiters.append(d)
         return d
-
-
-def _failed(error: BaseException) -> Deferred[Any]:
-    d: Deferred[Any] = Deferred()
-    d.errback(error)
-    return d

@@ -257,6 +257,25 @@ def _has_password(url: str) -> bool:
     return False
 
 
+def _read_text(path: str, option: str, path_from: str) -> str:
+    """
+    The text of the file an option names.
+
+    @raise usage.UsageError: it cannot be read, or is not UTF-8 text.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise usage.UsageError(
+            f"--{option} {path}: cannot read it: {e.strerror or e}{_from(path_from)}"
+        ) from None
+    except UnicodeDecodeError:
+        raise usage.UsageError(
+            f"--{option} {path}: not a UTF-8 text file{_from(path_from)}"
+        ) from None
+
+
 def _read_settings(path: str, path_from: str, names: Iterable[str]) -> _Settings:
     """
     Read a settings file.
@@ -270,17 +289,7 @@ def _read_settings(path: str, path_from: str, names: Iterable[str]) -> _Settings
         C{name = value} with an option's name.  Values are never quoted.
     """
     known = set(names)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise usage.UsageError(
-            f"--config {path}: cannot read it: {e.strerror or e}{_from(path_from)}"
-        ) from None
-    except UnicodeDecodeError:
-        raise usage.UsageError(
-            f"--config {path}: not a UTF-8 text file{_from(path_from)}"
-        ) from None
+    lines = _read_text(path, "config", path_from).splitlines()
     settings: _Settings = {}
     first: dict[str, int] = {}
     for number, line in enumerate(lines, 1):
@@ -563,17 +572,7 @@ class Options(usage.Options):
             if url_file:
                 path, where = url_file[0]
                 self["url-file"] = path
-                try:
-                    with open(path, encoding="utf-8") as f:
-                        text = f.read().strip()
-                except OSError as e:
-                    raise usage.UsageError(
-                        f"--url-file {path}: cannot read it: {e.strerror or e}{_from(where)}"
-                    ) from None
-                except UnicodeDecodeError:
-                    raise usage.UsageError(
-                        f"--url-file {path}: not a UTF-8 text file{_from(where)}"
-                    ) from None
+                text = _read_text(path, "url-file", where).strip()
                 if not text:
                     raise usage.UsageError(f"--url-file {path} is empty{_from(where)}")
                 return text, f"the file {path}"

@@ -194,16 +194,7 @@ class ThriftServerService(_RecoveringService):
 
     async def _serve_again(self, old: ThriftServer) -> None:
         await old.stop(self._stop_timeout)
-        connection = self.connection
-        if connection is None or self._stopping:
-            return
-        try:
-            await self._set_up(connection)
-        except Exception as e:
-            if not self._stopping:
-                self._give_up(e)
-            return
-        self._fire_ready()
+        await self._set_up_again()
 
     async def _wind_down(self) -> None:
         server, self.server = self.server, None
