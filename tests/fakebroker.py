@@ -86,17 +86,29 @@ class FakeConnection:
         redelivered: bool = False,
     ) -> None:
         self.send(
-            self.frames.content(
+            self.frames.deliver(
                 channel,
-                "basic.deliver",
+                consumer_tag,
+                delivery_tag,
                 body,
                 properties={"headers": headers} if headers else None,
-                consumer_tag=consumer_tag,
-                delivery_tag=delivery_tag,
                 redelivered=redelivered,
-                exchange="",
-                routing_key="q",
             )
+        )
+
+    def close(
+        self, channel: int, reply_code: int, reply_text: str, class_id: int, method_id: int
+    ) -> None:
+        """
+        Close a channel (the connection, on channel 0) for a fault.
+        """
+        self.reply(
+            channel,
+            "connection.close" if channel == 0 else "channel.close",
+            reply_code=reply_code,
+            reply_text=reply_text,
+            class_id=class_id,
+            method_id=method_id,
         )
 
     def ack(self, channel: int, delivery_tag: int, multiple: bool = False) -> None:
@@ -129,15 +141,12 @@ class FakeConnection:
                 and (method.exchange, method.routing_key) not in routes
             ):
                 self.send(
-                    self.frames.content(
+                    self.frames.returned(
                         pending.channel,
-                        "basic.return",
                         pending.body,
+                        method.exchange,
+                        method.routing_key,
                         properties={"reply_to": pending.properties.reply_to},
-                        reply_code=312,
-                        reply_text="NO_ROUTE",
-                        exchange=method.exchange,
-                        routing_key=method.routing_key,
                     )
                 )
                 self.broker.returned.append(pending)
@@ -153,26 +162,12 @@ class FakeConnection:
         broker = self.broker
         if name == "connection.start-ok":
             if broker.refuse_login:
-                self.reply(
-                    0,
-                    "connection.close",
-                    reply_code=403,
-                    reply_text="ACCESS_REFUSED - Login was refused",
-                    class_id=0,
-                    method_id=0,
-                )
+                self.close(0, 403, "ACCESS_REFUSED - Login was refused", 0, 0)
             else:
                 self.send(self.frames.tune(heartbeat=0))
         elif name == "connection.open":
             if broker.missing_vhost:
-                self.reply(
-                    0,
-                    "connection.close",
-                    reply_code=530,
-                    reply_text="NOT_ALLOWED - vhost missing not found",
-                    class_id=10,
-                    method_id=40,
-                )
+                self.close(0, 530, "NOT_ALLOWED - vhost missing not found", 10, 40)
             else:
                 self.send(self.frames.open_ok())
         elif name == "connection.close":
@@ -189,23 +184,15 @@ class FakeConnection:
         elif name == "queue.declare":
             queue = method.queue or f"amq.gen-{next(broker.names)}"
             if method.passive and queue not in broker.queues:
-                self.reply(
-                    channel,
-                    "channel.close",
-                    reply_code=404,
-                    reply_text=f"NOT_FOUND - no queue '{queue}'",
-                    class_id=50,
-                    method_id=10,
-                )
+                self.close(channel, 404, f"NOT_FOUND - no queue '{queue}'", 50, 10)
                 return
             if queue in broker.inequivalent:
-                self.reply(
+                self.close(
                     channel,
-                    "channel.close",
-                    reply_code=406,
-                    reply_text=f"PRECONDITION_FAILED - inequivalent arg for queue '{queue}'",
-                    class_id=50,
-                    method_id=10,
+                    406,
+                    f"PRECONDITION_FAILED - inequivalent arg for queue '{queue}'",
+                    50,
+                    10,
                 )
                 return
             broker.queues.add(queue)
@@ -214,25 +201,11 @@ class FakeConnection:
                     channel, "queue.declare-ok", queue=queue, message_count=0, consumer_count=0
                 )
         elif name == "queue.bind" and method.exchange in broker.missing_exchanges:
-            self.reply(
-                channel,
-                "channel.close",
-                reply_code=404,
-                reply_text=f"NOT_FOUND - no exchange '{method.exchange}'",
-                class_id=50,
-                method_id=20,
-            )
+            self.close(channel, 404, f"NOT_FOUND - no exchange '{method.exchange}'", 50, 20)
         elif name == "basic.consume":
             tag = method.consumer_tag or f"amq.ctag-{next(broker.names)}"
             if method.queue not in broker.queues:
-                self.reply(
-                    channel,
-                    "channel.close",
-                    reply_code=404,
-                    reply_text=f"NOT_FOUND - no queue '{method.queue}'",
-                    class_id=60,
-                    method_id=20,
-                )
+                self.close(channel, 404, f"NOT_FOUND - no queue '{method.queue}'", 60, 20)
                 return
             broker.consumers[tag] = (self, channel)
             broker.consumed[tag] = method.queue

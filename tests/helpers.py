@@ -40,6 +40,54 @@ class FrameFactory:
         frames += _frames.content_frames(channel, props.encode_header(len(body)), body, frame_max)
         return b"".join(frames)
 
+    def deliver(
+        self,
+        channel: int,
+        consumer_tag: str,
+        delivery_tag: int,
+        body: bytes,
+        properties: dict[str, Any] | None = None,
+        redelivered: bool = False,
+        exchange: str = "",
+        routing_key: str = "q",
+    ) -> bytes:
+        """
+        A C{basic.deliver} with its content.
+        """
+        return self.content(
+            channel,
+            "basic.deliver",
+            body,
+            properties=properties,
+            consumer_tag=consumer_tag,
+            delivery_tag=delivery_tag,
+            redelivered=redelivered,
+            exchange=exchange,
+            routing_key=routing_key,
+        )
+
+    def returned(
+        self,
+        channel: int,
+        body: bytes,
+        exchange: str,
+        routing_key: str,
+        properties: dict[str, Any] | None = None,
+    ) -> bytes:
+        """
+        A C{basic.return} (312 NO_ROUTE) with its content.
+        """
+        return self.content(
+            channel,
+            "basic.return",
+            body,
+            properties=properties,
+            reply_code=312,
+            reply_text="NO_ROUTE",
+            exchange=exchange,
+            routing_key=routing_key,
+        )
+
     def get_ok(
         self, channel: int, body: bytes, delivery_tag: int = 3, message_count: int = 4
     ) -> bytes:

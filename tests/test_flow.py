@@ -134,17 +134,7 @@ class ConfirmModeTests(SynchronousTestCase):
         carrying the returned message.
         """
         d = self.publish(mandatory=True, routing_key="nowhere")
-        self.broker.send(
-            self.broker.frames.content(
-                1,
-                "basic.return",
-                b"x",
-                reply_code=312,
-                reply_text="NO_ROUTE",
-                exchange="",
-                routing_key="nowhere",
-            )
-        )
+        self.broker.send(self.broker.frames.returned(1, b"x", "", "nowhere"))
         self.assertNoResult(d)
         self.broker.reply("basic.ack", delivery_tag=1)
         failure = self.failureResultOf(d, Unroutable)

@@ -175,14 +175,12 @@ class Broker:
         properties: dict[str, Any] | None = None,
     ) -> None:
         self.send(
-            self.frames.content(
+            self.frames.deliver(
                 channel,
-                "basic.deliver",
+                consumer_tag,
+                delivery_tag,
                 body,
                 properties=properties,
-                consumer_tag=consumer_tag,
-                delivery_tag=delivery_tag,
-                redelivered=False,
                 exchange="ex",
                 routing_key="rk",
             )
@@ -1180,17 +1178,7 @@ class DeliveryTests(SynchronousTestCase):
         self.assertIsNone(self.successResultOf(empty))
 
     def returned(self, body: bytes = b"back") -> None:
-        self.broker.send(
-            self.broker.frames.content(
-                1,
-                "basic.return",
-                body,
-                reply_code=312,
-                reply_text="NO_ROUTE",
-                exchange="ex",
-                routing_key="nowhere",
-            )
-        )
+        self.broker.send(self.broker.frames.returned(1, body, "ex", "nowhere"))
 
     def test_return_handlers(self) -> None:
         """
@@ -1217,15 +1205,7 @@ class DeliveryTests(SynchronousTestCase):
         """
         self.channel.add_return_handler(lambda message: 1 / 0)
         declare = self.channel.queue_declare(queue="q")
-        returned = self.broker.frames.content(
-            1,
-            "basic.return",
-            b"back",
-            reply_code=312,
-            reply_text="NO_ROUTE",
-            exchange="ex",
-            routing_key="nowhere",
-        )
+        returned = self.broker.frames.returned(1, b"back", "ex", "nowhere")
         declare_ok = self.broker.frames.method(
             1, "queue.declare-ok", queue="q", message_count=0, consumer_count=0
         )

@@ -99,15 +99,8 @@ class RPCClientTests(SynchronousTestCase):
         """
         d, props = self.request()
         self.broker.send(
-            self.broker.frames.content(
-                1,
-                "basic.return",
-                b"question",
-                properties={"correlation_id": props.correlation_id},
-                reply_code=312,
-                reply_text="NO_ROUTE",
-                exchange="",
-                routing_key="service",
+            self.broker.frames.returned(
+                1, b"question", "", "service", properties={"correlation_id": props.correlation_id}
             )
         )
         self.assertEqual(self.failureResultOf(d, Unroutable).value.message.reply_code, 312)

@@ -165,16 +165,7 @@ class ClientTests(SynchronousTestCase):
         call = self.stub.add(1, 2)
         [(_, _, body)] = self.published()
         self.broker.send(
-            self.broker.frames.content(
-                1,
-                "basic.return",
-                body,
-                properties={"reply_to": "rq"},
-                reply_code=312,
-                reply_text="NO_ROUTE",
-                exchange="ex",
-                routing_key="calc",
-            )
+            self.broker.frames.returned(1, body, "ex", "calc", properties={"reply_to": "rq"})
         )
         error = outcome(call).value
         self.assertIsInstance(error, ServiceUnavailable)
@@ -423,17 +414,7 @@ class ServerTests(SynchronousTestCase):
         self.call(self.add_call())
         frames = self.broker.frames_sent()
         body = b"".join(item for kind, _, item in frames if kind == _frames.FRAME_BODY)
-        self.broker.send(
-            self.broker.frames.content(
-                1,
-                "basic.return",
-                body,
-                reply_code=312,
-                reply_text="NO_ROUTE",
-                exchange="replies",
-                routing_key="rq",
-            )
-        )
+        self.broker.send(self.broker.frames.returned(1, body, "replies", "rq"))
         self.broker.reply("basic.ack", delivery_tag=1, multiple=False)
         [ack] = self.broker.sent()
         self.assertEqual(ack.NAME, "basic.ack")

@@ -557,17 +557,7 @@ class DeliveryTests(SynchronousTestCase):
         """
         The broker returns a message (C{basic.return}) on channel 1.
         """
-        broker.send(
-            broker.frames.content(
-                1,
-                "basic.return",
-                b"back",
-                reply_code=312,
-                reply_text="NO_ROUTE",
-                exchange="ex",
-                routing_key="nowhere",
-            )
-        )
+        broker.send(broker.frames.returned(1, b"back", "ex", "nowhere"))
 
     def test_queue(self) -> None:
         """
