@@ -22,9 +22,10 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from tests.integration.broker import BROKER, BrokerTestCase, async_test, reactor, sleep, unique
-from tests.integration.nodes import PrivateNode
+from tests.integration.nodes import PrivateNode, spare_ports
 from tests.integration.proxy import Proxy
 from tests.thrift.support import Handler, calculator, generate, processor
+from txamqp_next.endpoint import parse_url
 from txamqp_next.message import Message
 from txamqp_next.recovery import ConnectionEvent, RecoveringConnection, connect_recovering
 from txamqp_next.service import ConsumerService
@@ -422,6 +423,41 @@ class ProxyFaultTests(BrokerTestCase):
         )
 
     @async_test
+    async def test_server_named_queue(self) -> None:
+        """
+        An exclusive server-named queue goes with its connection: after a
+        cut, a new one is declared, its binding (whose routing key was the
+        old name) and its consumer follow, so a reply published to the
+        name the application now gives reaches the same callback.  The ack
+        of a message of the lost connection is dropped, not sent.
+        """
+        proxy = Proxy(reactor())
+        await proxy.start()
+        self.addCleanup(proxy.stop)
+        events = EventLog()
+        connection = await connect_recovering(
+            reactor(), proxy.url, on_event=events, retry_policy=FAST_RETRY
+        )
+        self.addCleanup(connection.close)
+        channel = await connection.open_channel()
+        old = (await channel.queue_declare(queue="", exclusive=True)).queue
+        await channel.queue_bind(queue=old, exchange="amq.direct", routing_key=old)
+        got: list[Message] = []
+        await channel.basic_consume(queue=old, callback=got.append)
+        await channel.basic_publish(exchange="amq.direct", routing_key=old, body=b"before")
+        await wait_until(lambda: len(got) == 1, 10, "the first message")
+        proxy.cut()
+        await wait_until(lambda: "recovered" in events.kinds(), 20, "recovery")
+        self.assertIsNone(await got[0].ack())
+        new = connection.queue_name(old)
+        self.assertNotEqual(new, old)
+        self.assertEqual(events.events[-1][1].renamed, {old: new})
+        await channel.basic_publish(exchange="amq.direct", routing_key=new, body=b"after")
+        await wait_until(lambda: len(got) == 2, 10, "the message to the new name")
+        self.assertEqual(got[1].body, b"after")
+        await got[1].ack()
+
+    @async_test
     async def test_cut(self) -> None:
         """
         Both sockets dropped: the loss is seen at once.
@@ -443,6 +479,52 @@ class ProxyFaultTests(BrokerTestCase):
         normal.
         """
         await self.recover_from("delay")
+
+
+class FailoverTests(BrokerTestCase):
+    """
+    Lists of brokers, as an application gives them, whose first broker is
+    down: the connection is made to the next.
+    """
+
+    async def reaches(self, brokers: Any, **kwargs: Any) -> RecoveringConnection:
+        events = EventLog()
+        connection = await connect_recovering(
+            reactor(), brokers, on_event=events, retry_policy=FAST_RETRY, **kwargs
+        )
+        self.addCleanup(connection.close)
+        channel = await connection.open_channel()
+        ok = await channel.queue_declare(queue="", exclusive=True)
+        self.assertTrue(ok.queue)
+        self.assertEqual(events.kinds(), ["connected"])
+        return connection
+
+    @async_test
+    async def test_uri_with_hosts(self) -> None:
+        """
+        One URI listing a dead host and the broker.
+        """
+        params = parse_url(BROKER)
+        [dead] = spare_ports(1)
+        url = BROKER.replace(
+            f"@{params.host}:{params.port}", f"@127.0.0.1:{dead},{params.host}:{params.port}"
+        )
+        connection = await self.reaches(url)
+        assert connection.broker is not None
+        self.assertIn(str(params.port), connection.broker.name)
+
+    @async_test
+    async def test_endpoint_strings(self) -> None:
+        """
+        Twisted endpoint strings, with the credentials given apart.
+        """
+        params = parse_url(BROKER)
+        [dead] = spare_ports(1)
+        connection = await self.reaches(
+            [f"tcp:127.0.0.1:{dead}", f"tcp:{params.host}:{params.port}"], params=params
+        )
+        assert connection.broker is not None
+        self.assertEqual(connection.broker.name, f"tcp:{params.host}:{params.port}")
 
 
 class ThriftFaultTests(BrokerTestCase):

@@ -21,8 +21,18 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 import txamqp_next
+from tests.integration.nodes import spare_ports
 from txamqp_next import AMQPConnection, Channel, Message
 from txamqp_next.service import ConsumerService
+
+
+def spare_port() -> int:
+    """
+    A loopback port nothing listens on.
+    """
+    [port] = spare_ports(1)
+    return port
+
 
 BROKER_URL = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -313,6 +323,36 @@ class FailurePolicyTests(ServiceTestCase):
             txamqp_next.errors.PreconditionFailed,
         )
 
+    async def test_broker_enforces_quorum_limit(self) -> None:
+        """
+        The C{x-delivery-limit} the service declares on a quorum queue is
+        the broker's: a consumer that keeps returning a message (as one
+        that dies on it would) sees it 1 + C{max_redeliveries} times, then
+        the broker dead-letters it.
+        """
+        self.queue = f"{self.queue}-quorum-limit"
+        self.addCleanup(self.delete, self.queue)
+        arguments = {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.dead,
+        }
+        service = await self.start(declare=True, queue_arguments=arguments, max_redeliveries=2)
+        await service.stopService()
+        await self.publish(b"returned every time")
+        deliveries: list[Message] = []
+
+        def give_back(message: Message) -> None:
+            deliveries.append(message)
+            message.nack(requeue=True)
+
+        channel = await self.control.open_channel()
+        await channel.basic_consume(queue=self.queue, callback=give_back)
+        dead = await self.dead_message()
+        await channel.close()
+        self.assertEqual(dead.body, b"returned every time")
+        self.assertEqual(len(deliveries), 3)
+
     async def test_delay_paces_failures(self) -> None:
         """
         A handler that always fails, with C{requeue_on_failure}, is called
@@ -442,21 +482,28 @@ class TwistdTests(ServiceTestCase):
     C{twistd txamqp_next} runs the service from the command line.
     """
 
-    async def test_twistd(self) -> None:
+    def twistd(
+        self, *options: str, env: dict[str, str] | None = None
+    ) -> tuple[Any, Path, Callable[[str], Callable[[], bool]]]:
         """
-        C{twistd -n txamqp_next --queue Q --handler examples.handler.show}
-        declares the queue, logs a published message's body, and on SIGTERM
-        stops cleanly: the consumer is gone and nothing is left unacknowledged.
+        Start C{twistd -n txamqp_next --handler examples.handler.show} with
+        C{options}.
+
+        @return: the process, its log file, and C{logged(text)}, a check
+            that C{text} is in the log (which fails if twistd exited).
         """
-        queue = f"txamqp-next-test-twistd-{uuid.uuid4().hex[:12]}"
-        self.addCleanup(self.delete, queue)
         log = Path(self.mktemp()).resolve()
         log.parent.mkdir(parents=True, exist_ok=True)
         twistd = "from twisted.scripts.twistd import run; run()"
         argv = [sys.executable, "-c", twistd, "-n", "--pidfile=", f"--logfile={log}"]
-        argv += ["txamqp_next", "--url", BROKER_URL, "--queue", queue]
-        argv += ["--handler", "examples.handler.show"]
-        process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        argv += ["txamqp_next", *options, "--handler", "examples.handler.show"]
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         self.addCleanup(lambda: process.poll() is None and process.kill())
 
         def logged(text: str) -> Callable[[], bool]:
@@ -471,6 +518,58 @@ class TwistdTests(ServiceTestCase):
 
             return check
 
+        return process, log, logged
+
+    async def test_twistd_settings_file(self) -> None:
+        """
+        Settings from a file and the environment, as an operator gives
+        them: a list of brokers whose first is down (the service fails over
+        to the second), queue arguments, and the password nowhere on the
+        command line or in the log.
+        """
+        queue = f"txamqp-next-test-twistd-file-{uuid.uuid4().hex[:12]}"
+        self.addCleanup(self.delete, queue)
+        params = txamqp_next.parse_url(BROKER_URL)
+        assert params.credentials is not None
+        password = params.credentials.password
+        dead = f"127.0.0.1:{spare_port()}"
+        url = BROKER_URL.replace(
+            f"@{params.host}:{params.port}", f"@{dead},{params.host}:{params.port}"
+        )
+        self.assertIn(dead, url)
+        settings = Path(self.mktemp()).resolve()
+        settings.write_text(
+            "# the consumer of the tests\n"
+            f"url = {url}\n"
+            "queue-argument = x-max-length=100\n"
+            "max-redeliveries = 2\n"
+        )
+        process, log, logged = self.twistd(
+            "--config", str(settings), env={"TXAMQP_NEXT_QUEUE": queue}
+        )
+        await wait_for(logged(f"consuming from queue {queue}"), "twistd to consume", 30)
+        await self.publish(b"from a settings file", queue=queue)
+        await wait_for(logged("received b'from a settings file'"), "the message logged")
+        process.send_signal(signal.SIGTERM)
+        await wait_for(lambda: process.poll() is not None, "twistd to exit")
+        text = log.read_text()
+        self.assertIn(f"cannot reach amqp://{dead}", text)
+        self.assertNotIn(password, text)
+        # the queue was declared with the file's arguments
+        await self.assertFailure(
+            self.channel.queue_declare(queue=queue, durable=True),
+            txamqp_next.errors.PreconditionFailed,
+        )
+
+    async def test_twistd(self) -> None:
+        """
+        C{twistd -n txamqp_next --queue Q --handler examples.handler.show}
+        declares the queue, logs a published message's body, and on SIGTERM
+        stops cleanly: the consumer is gone and nothing is left unacknowledged.
+        """
+        queue = f"txamqp-next-test-twistd-{uuid.uuid4().hex[:12]}"
+        self.addCleanup(self.delete, queue)
+        process, log, logged = self.twistd("--url", BROKER_URL, "--queue", queue)
         await wait_for(logged(f"consuming from queue {queue}"), "twistd to consume", 30)
         await self.publish(b"hello from the test", queue=queue)
         await wait_for(logged("received b'hello from the test'"), "the message logged")
