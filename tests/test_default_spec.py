@@ -71,7 +71,7 @@ ERRATA: dict[tuple[str, str], dict[str, Any]] = {
 
 # The only elements the schema needs; documentation elements stay out.
 SCHEMA_ELEMENTS = frozenset(
-    {"amqp", "constant", "domain", "class", "chassis", "method", "response", "field"}
+    {"amqp", "constant", "domain", "class", "chassis", "method", "response", "field", "doc"}
 )
 
 FIELD_ATTRIBUTES = ("name", "raw_name", "domain", "type", "reserved")

@@ -240,12 +240,19 @@ class SpecFollowingTests(SynchronousTestCase):
 
     def test_unknown_method(self) -> None:
         """
-        A method the spec lacks is no attribute of the channel; the error
-        names the spec.
+        A method no spec has is no attribute of the channel; a typed call of
+        the default spec that the loaded spec lacks fails its Deferred; both
+        errors name the spec, and nothing is sent.
         """
-        _, channel = self.broker(D08)
-        error = self.assertRaises(AttributeError, getattr, channel, "exchange_bind")
+        broker, channel = self.broker(D08)
+        error = self.assertRaises(AttributeError, getattr, channel, "exchange_bindx")
         self.assertIn(D08, str(error))
+        failure = self.failureResultOf(
+            channel.exchange_bind(destination="d", source="s"), errors.LocalProtocolError
+        )
+        self.assertIn(D08, str(failure.value))
+        self.assertIn("exchange.bind", str(failure.value))
+        self.assertEqual(broker.sent(), [])
 
     def test_broker_cancel_with_plain_0_9_1(self) -> None:
         """

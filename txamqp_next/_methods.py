@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from txamqp_next import _compile
 from txamqp_next._codec import FieldCodec, PropertiesCodec, field_codec
+from txamqp_next._docs import method_doc, properties_doc
 from txamqp_next._frames import (
     FRAME_BODY,
     FRAME_END,
@@ -823,7 +824,7 @@ def _method_class(namespace: str, spec: MethodSpec) -> type[Method]:
     names = tuple(f.name for f in public)
     ns: dict[str, Any] = {
         "__qualname__": f"{namespace}.{class_name(spec.name)}",
-        "__doc__": f"The AMQP method C{{{spec.full_name}}} ({spec.class_id}.{spec.id}).",
+        "__doc__": method_doc(spec, params=False),
         "NAME": spec.full_name,
         "CLASS_ID": spec.class_id,
         "METHOD_ID": spec.id,
@@ -925,7 +926,7 @@ def _properties_class(namespace: str, spec: ClassSpec) -> type[Properties]:
     names = tuple(f.name for f in spec.properties)
     ns: dict[str, Any] = {
         "__qualname__": f"{namespace}.Properties",
-        "__doc__": f"The content properties of the AMQP class C{{{spec.name}}}.",
+        "__doc__": properties_doc(spec),
         "CLASS_ID": spec.id,
         "field_names": names,
         "_defaults": tuple((n, None, False) for n in names),

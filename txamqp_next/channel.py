@@ -9,6 +9,9 @@ content): C{ch.queue_declare(queue="q", durable=True)} returns a
 L{Deferred} that fires with the reply (a C{Queue.DeclareOk}); methods that
 expect no reply (and synchronous ones sent with C{no_wait=True}) fire with
 C{None} once queued for the socket (written in the same reactor turn).
+The calls of the default spec are typed and documented
+(L{txamqp_next.methods.ChannelMethods}); a method only another spec has is
+called by attribute at run time, untyped, or by name with L{Channel.invoke}.
 
 A call sends exactly the fields the loaded spec defines: a keyword for a
 field the spec lacks is accepted only with an empty value
@@ -28,13 +31,15 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from txamqp_next import methods as typed
 from txamqp_next._connection import ChannelState, truncate_shortstr
+from txamqp_next._docs import method_doc
 from txamqp_next._methods import Method, Properties
 from txamqp_next.confirms import ConfirmTracker, PublishNacked, Unroutable
 from txamqp_next.errors import (
@@ -211,7 +216,7 @@ class Consumer(MessageStream):
         return f"<Consumer {self.consumer_tag!r} on channel {self.channel.id} {state}>"
 
 
-class Channel:
+class Channel(typed.ChannelMethods):
     """
     One AMQP channel.  Get one from L{AMQPConnection.open_channel}.
 
@@ -345,32 +350,36 @@ class Channel:
             return fail(e)
         return self.call(method)
 
-    def __getattr__(self, name: str) -> Callable[..., Deferred[Any]]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        cls = self.methods.get(spec_name(name))
-        if cls is None:
-            raise AttributeError(
-                f"{type(self).__name__} has no method {name!r}: "
-                f"{self.methods.spec.describe()} defines no {spec_name(name)}"
-            )
+    if not TYPE_CHECKING:
+        # the methods of other specs, untyped; to a type checker a channel has
+        # the default spec's calls only, so that a misspelt one is an error
 
-        def invoke(**fields: Any) -> Deferred[Any]:
-            if not cls.CONTENT:
-                return self.call(self.methods.make(cls, (), fields))
-            # a content method (0-9's file.publish, say): body and properties
-            body = _body_bytes(fields.pop("body", b""))
-            given = fields.pop("properties", None)
-            method = self.methods.make(cls, (), fields)
-            if isinstance(given, Properties):
-                properties = given
-            else:
-                properties = self.methods.properties_from(cls.CLASS_ID, given or {})
-            return self.call(method, properties, body)
+        def __getattr__(self, name: str) -> Callable[..., Deferred[Any]]:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            cls = self.methods.get(spec_name(name))
+            if cls is None:
+                raise AttributeError(
+                    f"{type(self).__name__} has no method {name!r}: "
+                    f"{self.methods.spec.describe()} defines no {spec_name(name)}"
+                )
 
-        invoke.__name__ = name
-        invoke.__doc__ = cls.__doc__
-        return invoke
+            def invoke(**fields: Any) -> Deferred[Any]:
+                if not cls.CONTENT:
+                    return self.call(self.methods.make(cls, (), fields))
+                # a content method (0-9's file.publish, say): body and properties
+                body = _body_bytes(fields.pop("body", b""))
+                given = fields.pop("properties", None)
+                method = self.methods.make(cls, (), fields)
+                if isinstance(given, Properties):
+                    properties = given
+                else:
+                    properties = self.methods.properties_from(cls.CLASS_ID, given or {})
+                return self.call(method, properties, body)
+
+            invoke.__name__ = name
+            invoke.__doc__ = method_doc(cls.SPEC)
+            return invoke
 
     def channel_open(self) -> Deferred[Channel]:
         """
@@ -383,7 +392,7 @@ class Channel:
 
     def channel_close(
         self, reply_code: int = 200, reply_text: str = "", class_id: int = 0, method_id: int = 0
-    ) -> Deferred[Any]:
+    ) -> Deferred[typed.Channel.CloseOk | None]:
         """
         Close the channel (C{channel.close}).  Calls still waiting fail with
         L{errors.ChannelClosed}.
@@ -448,7 +457,7 @@ class Channel:
         properties: Properties | Mapping[str, Any] | None = None,
         mandatory: bool = False,
         immediate: bool = False,
-        **fields: Any,
+        **fields: NoReturn,
     ) -> Deferred[None]:
         """
         Publish a message.
@@ -565,7 +574,7 @@ class Channel:
                 d.callback(None)
         self._holding = link.paused or not self.flow_active
 
-    def confirm_select(self, no_wait: bool = False) -> Deferred[Any]:
+    def confirm_select(self, no_wait: bool = False) -> Deferred[typed.Confirm.SelectOk | None]:
         """
         Put the channel in confirm mode (C{confirm.select}): from then on each
         L{basic_publish} fires when the broker has taken responsibility for
@@ -608,7 +617,7 @@ class Channel:
         no_wait: bool = False,
         arguments: Mapping[str, Any] | None = None,
         callback: DeliveryCallback | None = None,
-        **fields: Any,
+        **fields: NoReturn,
     ) -> Deferred[Consumer]:
         """
         Start a consumer.
@@ -616,7 +625,8 @@ class Channel:
         @param callback: called with each L{Message}; without one, messages
             go to the consumer's queue (and its async iterator).
         @param fields: other fields of the loaded spec's C{basic.consume}
-            (0-9's C{filter}, 0-8's C{ticket}).
+            (0-9's C{filter}, 0-8's C{ticket}); the default spec has none, so
+            a type checker refuses any.
         @return: a L{Deferred} firing with the L{Consumer} (which has the
             C{consumer_tag}, as txAMQP's reply did).
         """
@@ -654,7 +664,9 @@ class Channel:
         self.consumers[tag] = consumer
         return consumer
 
-    def basic_cancel(self, consumer_tag: str, no_wait: bool = False) -> Deferred[Any]:
+    def basic_cancel(
+        self, consumer_tag: str, no_wait: bool = False
+    ) -> Deferred[typed.Basic.CancelOk | None]:
         """
         Cancel a consumer.  Its queue and iterator end.
 
@@ -671,7 +683,9 @@ class Channel:
 
         return d.addCallback(done)
 
-    def basic_get(self, queue: str = "", no_ack: bool = False, **fields: Any) -> Deferred[Any]:
+    def basic_get(
+        self, queue: str = "", no_ack: bool = False, **fields: NoReturn
+    ) -> Deferred[Message | None]:
         """
         Fetch one message (C{basic.get}).
 

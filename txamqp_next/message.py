@@ -6,11 +6,12 @@ C{basic.get-ok} or a returned message).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred
 
 from txamqp_next._methods import Method, Properties
+from txamqp_next.methods import BasicProperties
 
 if TYPE_CHECKING:
     from txamqp_next.channel import Channel
@@ -27,7 +28,9 @@ class Message:
 
     @ivar channel: the L{Channel} it arrived on.
     @ivar method: the C{Basic.Deliver}, C{Basic.GetOk} or C{Basic.Return}.
-    @ivar properties: its C{Basic.Properties}.
+    @ivar properties: its C{Basic.Properties} (typed as the default spec's
+        L{BasicProperties}: C{message.properties.content_type} is a
+        C{str | None}).
     @ivar body: the body, always C{bytes}.
     """
 
@@ -38,7 +41,7 @@ class Message:
     ) -> None:
         self.channel = channel
         self.method = method
-        self.properties = properties
+        self.properties = cast(BasicProperties, properties)
         self.body = body
 
     def __getattr__(self, name: str) -> Any:

@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
@@ -57,6 +57,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txamqp_next import methods as typed
 from txamqp_next._methods import MethodSet, Properties, methods_for
 from txamqp_next._params import ConnectionParameters
 from txamqp_next.channel import (
@@ -798,7 +799,7 @@ class RecoveringConsumer(MessageStream):
         return self.channel.basic_cancel(self.consumer_tag)
 
 
-class RecoveringChannel:
+class RecoveringChannel(typed.ChannelMethods):
     """
     A channel of a L{RecoveringConnection}, opened again on each new
     connection.  It has a L{Channel}'s calls: those that declare, delete or
@@ -1037,21 +1038,24 @@ class RecoveringChannel:
                 continue
             return reply
 
-    def __getattr__(self, name: str) -> Callable[..., Deferred[Any]]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        full = spec_name(name)
-        if self.methods.get(full) is None:
-            raise AttributeError(
-                f"{type(self).__name__} has no method {name!r}: "
-                f"{self.methods.spec.describe()} defines no {full}"
-            )
+    if not TYPE_CHECKING:
+        # the methods of other specs, untyped (as on a Channel)
 
-        def invoke(**fields: Any) -> Deferred[Any]:
-            return self.invoke(full, **fields)
+        def __getattr__(self, name: str) -> Callable[..., Deferred[Any]]:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            full = spec_name(name)
+            if self.methods.get(full) is None:
+                raise AttributeError(
+                    f"{type(self).__name__} has no method {name!r}: "
+                    f"{self.methods.spec.describe()} defines no {full}"
+                )
 
-        invoke.__name__ = name
-        return invoke
+            def invoke(**fields: Any) -> Deferred[Any]:
+                return self.invoke(full, **fields)
+
+            invoke.__name__ = name
+            return invoke
 
     def invoke(self, name: str, **fields: Any) -> Deferred[Any]:
         """
@@ -1077,8 +1081,31 @@ class RecoveringChannel:
         self._connection._record(name, fields, reply)
         return reply
 
-    def basic_get(self, **fields: Any) -> Deferred[Message | None]:
-        return Deferred.fromCoroutine(self._get(fields))
+    def confirm_select(self, no_wait: bool = False) -> Deferred[typed.Confirm.SelectOk | None]:
+        """
+        Put the channel in confirm mode, on this connection and each new
+        one (see L{Channel.confirm_select}).
+        """
+        return self.invoke("confirm.select", no_wait=no_wait)
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> Deferred[None]:
+        """
+        Acknowledge a delivery of the current connection (C{basic.ack}).
+        A message's own L{Message.ack} is safer: it drops the ack of a
+        delivery from an earlier connection, whose tag means nothing now.
+        """
+        return self.invoke("basic.ack", delivery_tag=delivery_tag, multiple=multiple)
+
+    def basic_get(
+        self, queue: str = "", no_ack: bool = False, **fields: NoReturn
+    ) -> Deferred[Message | None]:
+        """
+        Fetch one message (C{basic.get}) once the channel is open.
+
+        @return: a L{Deferred} firing with the L{Message}, or C{None} when
+            the queue is empty.
+        """
+        return Deferred.fromCoroutine(self._get({"queue": queue, "no_ack": no_ack, **fields}))
 
     async def _get(self, fields: dict[str, Any]) -> Message | None:
         channel = await self._when_attached()
@@ -1089,15 +1116,37 @@ class RecoveringChannel:
         return message
 
     def basic_consume(
-        self, callback: Callable[[Message], object] | None = None, **fields: Any
+        self,
+        callback: Callable[[Message], object] | None = None,
+        *,
+        queue: str = "",
+        consumer_tag: str = "",
+        no_local: bool = False,
+        no_ack: bool = False,
+        exclusive: bool = False,
+        no_wait: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+        **more: NoReturn,
     ) -> Deferred[RecoveringConsumer]:
         """
         Start a consumer, started again on each new connection with the same
         callback.
 
+        @param more: other fields of the loaded spec's C{basic.consume}, as
+            for L{Channel.basic_consume}.
         @return: a L{Deferred} firing with the L{RecoveringConsumer}.
         """
-        fields = {python_name(k): v for k, v in fields.items()}
+        extra: dict[str, Any] = dict(more)
+        fields = {
+            "queue": queue,
+            "consumer_tag": consumer_tag,
+            "no_local": no_local,
+            "no_ack": no_ack,
+            "exclusive": exclusive,
+            "no_wait": no_wait,
+            "arguments": dict(arguments or {}),
+            **{python_name(k): v for k, v in extra.items()},
+        }
         # bad fields raise TypeError now, as on a Channel
         self.methods.make("basic.consume", (), fields)
         consumer = RecoveringConsumer(self, fields, callback)
@@ -1134,10 +1183,10 @@ class RecoveringChannel:
         exchange: str = "",
         routing_key: str = "",
         body: bytes | str = b"",
-        properties: Any = None,
+        properties: Properties | Mapping[str, Any] | None = None,
         mandatory: bool = False,
         immediate: bool = False,
-        **fields: Any,
+        **fields: NoReturn,
     ) -> Deferred[None]:
         """
         Publish a message, as L{Channel.basic_publish} does; while the

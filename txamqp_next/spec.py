@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 import os
+import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,6 +117,11 @@ class FieldSpec:
         its type directly.
     @ivar type: the wire type, one of L{WIRE_TYPES}.
     @ivar reserved: whether the XML marks the field reserved.
+    @ivar label: the spec's one-line summary (C{"request a durable queue"}),
+        or its domain's; C{""} when the file gives none.
+    @ivar doc: the spec's own text on the field, or on its domain when the
+        field has none, paragraphs separated by blank lines; C{""} when the
+        file gives none (the stripped files of C{amqp-specs} give none).
     """
 
     name: str
@@ -123,6 +129,8 @@ class FieldSpec:
     domain: str | None
     type: str
     reserved: bool = False
+    label: str = field(default="", compare=False, repr=False)
+    doc: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,9 @@ class MethodSpec:
     @ivar chassis: who may receive it: C{"client"}, C{"server"} or both.
     @ivar fields: every field, reserved ones included, in wire order.
     @ivar deprecated: whether the XML marks it deprecated.
+    @ivar label: the spec's one-line summary (C{"declare queue, create if
+        needed"}), or C{""}.
+    @ivar doc: the spec's own text on the method, or C{""}.
     """
 
     name: str
@@ -158,6 +169,8 @@ class MethodSpec:
     chassis: frozenset[str]
     fields: tuple[FieldSpec, ...]
     deprecated: bool = False
+    label: str = field(default="", compare=False, repr=False)
+    doc: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +184,9 @@ class ClassSpec:
     @ivar methods: the class's methods in file order.
     @ivar properties: its content properties (only classes that carry
         content have any), in wire order.
+    @ivar label: the spec's one-line summary (C{"work with queues"}), or
+        C{""}.
+    @ivar doc: the spec's own text on the class, or C{""}.
     """
 
     name: str
@@ -180,6 +196,8 @@ class ClassSpec:
     properties: tuple[FieldSpec, ...]
     method_by_name: Mapping[str, MethodSpec] = field(compare=False, repr=False)
     method_by_id: Mapping[int, MethodSpec] = field(compare=False, repr=False)
+    label: str = field(default="", compare=False, repr=False)
+    doc: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +385,8 @@ class _Parser:
     def __init__(self, source: str) -> None:
         self.source = source
         self.domains: dict[str, str] = {}
+        # domain key -> (label, doc), for fields that have neither
+        self.domain_docs: dict[str, tuple[str, str]] = {}
 
     def fail(self, what: str) -> SpecError:
         return SpecError(f"{self.source}: {what}")
@@ -391,6 +411,8 @@ class _Parser:
         for e in root.findall("domain"):
             name, type_ = self.attr(e, "name"), self.attr(e, "type")
             self.domains[self.domain_key(name)] = type_
+            if self.domain_key(name) not in WIRE_TYPES:
+                self.domain_docs[self.domain_key(name)] = (e.get("label", ""), _doc(e))
         classes = tuple(self.amqp_class(e) for e in root.findall("class"))
         if not classes:
             raise self.fail("not an AMQP spec: it defines no <class>")
@@ -478,12 +500,18 @@ class _Parser:
         name = python_name(raw)
         if not name.isidentifier():
             raise self.fail(f"field {where}.{raw}: {raw!r} does not make a Python name")
+        label, doc = e.get("label", ""), _doc(e)
+        if domain is not None and not (label and doc):
+            domain_label, domain_doc = self.domain_docs.get(self.domain_key(domain), ("", ""))
+            label, doc = label or domain_label, doc or domain_doc
         return FieldSpec(
             name=name,
             raw_name=raw,
             domain=domain,
             type=self.wire_type(declared, f"field {where}.{raw}"),
             reserved=self.flag(e, "reserved"),
+            label=label,
+            doc=doc,
         )
 
     def amqp_class(self, e: ElementTree.Element) -> ClassSpec:
@@ -508,6 +536,8 @@ class _Parser:
             properties=properties,
             method_by_name={m.name: m for m in methods},
             method_by_id=by_id,
+            label=e.get("label", ""),
+            doc=_doc(e),
         )
 
     def method(self, e: ElementTree.Element, class_name: str, class_id: int) -> MethodSpec:
@@ -528,7 +558,22 @@ class _Parser:
             chassis=frozenset(self.attr(c, "name") for c in e.findall("chassis")),
             fields=tuple(self.field(f, full) for f in e.findall("field")),
             deprecated=self.flag(e, "deprecated"),
+            label=e.get("label", ""),
+            doc=_doc(e),
         )
+
+
+def _doc(e: ElementTree.Element) -> str:
+    """
+    The text of C{e}'s first untyped C{<doc>} (typed ones hold grammar and
+    test scenarios), as paragraphs separated by a blank line, each on one
+    line.
+    """
+    for doc in e.findall("doc"):
+        if doc.get("type") is None:
+            paragraphs = re.split(r"\n\s*\n", (doc.text or "").strip())
+            return "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
+    return ""
 
 
 def class_name(raw: str) -> str:
