@@ -14,7 +14,7 @@ from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakebroker import FakeBroker
-from tests.test_protocol import CapturedLog
+from tests.helpers import CapturedLog
 from txamqp_next._params import ConnectionParameters, Credentials
 from txamqp_next.channel import ConsumerCancelled
 from txamqp_next.endpoint import Broker

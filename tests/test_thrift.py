@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_protocol import Broker, open_broker
+from tests.helpers import Broker, open_broker
 from tests.thrift.support import Handler, calculator, processor
 from txamqp_next import _frames, tap
 from txamqp_next.channel import Channel
