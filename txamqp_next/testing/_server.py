@@ -353,6 +353,13 @@ class ServerConnection:
         )
         self.broker.dispatch()
 
+    def lose(self) -> None:
+        """
+        This connection drops at once, as when the network fails (see
+        L{MemoryBroker.lose}).
+        """
+        self.broker.lose(self)
+
     def confirm(self, channel: int, delivery_tag: int | None = None, ack: bool = True) -> None:
         """
         Send the publisher confirms held on C{channel} (see
