@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from tests.test_protocol import Broker, RecordingTransport
+from tests.helpers import Broker, RecordingTransport
 from txamqp_next import _frames, errors
 from txamqp_next.channel import Channel
 

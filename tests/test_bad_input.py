@@ -14,8 +14,14 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers import FrameFactory, SentParser, open_channel, open_connection
-from tests.test_protocol import Broker, open_broker
+from tests.helpers import (
+    Broker,
+    FrameFactory,
+    SentParser,
+    open_broker,
+    open_channel,
+    open_connection,
+)
 from txamqp_next import errors
 from txamqp_next._connection import MAX_SECURE_ROUNDS, Connection, ConnectionState
 from txamqp_next._events import ConnectionClosed

@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_protocol import Broker
+from tests.helpers import Broker
 from txamqp_next import errors
 from txamqp_next.confirms import PublishNacked, Unroutable
 

@@ -13,9 +13,8 @@ import tracemalloc
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers import open_channel, open_connection
+from tests.helpers import Broker, open_channel, open_connection
 from tests.test_backpressure import ThrottlingTransport
-from tests.test_protocol import Broker
 from txamqp_next import _frames
 from txamqp_next.message import Message
 

@@ -11,220 +11,28 @@ same L{Broker}.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
-from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from twisted.internet.error import ConnectionLost
+from twisted.logger import formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import provider
 
-from tests.helpers import FrameFactory, SentParser
+from tests.helpers import (
+    PASSWORD,
+    Broker,
+    CapturedLog,
+    TLSLikeTransport,
+    open_broker,
+)
 from txamqp_next import _frames, errors
 from txamqp_next._codec import decode_table
 from txamqp_next._connection import Credentials
 from txamqp_next._methods import Method
 from txamqp_next.channel import Channel, Consumer, ConsumerCancelled
-from txamqp_next.connection import AMQPConnection
 from txamqp_next.message import Message
 from txamqp_next.queue import Closed
-
-PASSWORD = "pa55-w0rd-XYZZY"
-
-
-class RecordingTransport(StringTransport):
-    """
-    A L{StringTransport} that records C{abortConnection}, and, like a TLS
-    transport, drops whatever is written after C{loseConnection}
-    (L{twisted.internet.interfaces.ITransport} says nothing may be).
-    """
-
-    aborted = False
-    #: how many writes the client made
-    writes = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written_after_lose: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-        if self.disconnecting:
-            self.written_after_lose.append(data)
-            return
-        super().write(data)
-
-    def writeSequence(self, seq: Any) -> None:
-        self.write(b"".join(seq))
-
-    def abortConnection(self) -> None:
-        self.aborted = True
-        super().abortConnection()
-
-
-class TLSLikeTransport(RecordingTransport):
-    """
-    Like Twisted's TLS transport: C{loseConnection} shuts down only once no
-    producer is registered (else it waits for C{unregisterProducer}).
-    """
-
-    shut_down = False
-
-    def loseConnection(self) -> None:
-        super().loseConnection()
-        if self.producer is None:
-            self.shut_down = True
-
-    def unregisterProducer(self) -> None:
-        super().unregisterProducer()
-        if self.disconnecting:
-            self.shut_down = True
-
-
-class Broker:
-    """
-    The broker side of one connection connected to a L{RecordingTransport}.
-
-    @ivar client: the connection: an L{AMQPConnection} unless another class
-        was given (L{txamqp_next.protocol.AMQClient} for txAMQP's names).
-    """
-
-    def __init__(
-        self,
-        transport: RecordingTransport | None = None,
-        cls: Callable[..., AMQPConnection] = AMQPConnection,
-        **kwargs: Any,
-    ) -> None:
-        """
-        @param transport: the transport; a new L{RecordingTransport} when
-            omitted.
-        @param cls: the connection class, called with C{clock} and
-            C{kwargs}.
-        @param kwargs: for C{cls}; C{credentials} defaults to guest's.
-        """
-        self.clock = Clock()
-        kwargs.setdefault("credentials", Credentials())
-        self.client: Any = cls(clock=self.clock, **kwargs)
-        self.frames = FrameFactory(self.client.spec)
-        self.parser = SentParser(self.client.spec)
-        self.transport = transport if transport is not None else RecordingTransport()
-        self.client.makeConnection(self.transport)
-
-    def send(self, data: bytes) -> None:
-        self.client.dataReceived(data)
-
-    def reply(self, name: str, channel: int = 1, **fields: Any) -> None:
-        self.send(self.frames.method(channel, name, **fields))
-
-    def frames_sent(self) -> list[tuple[int, int, Any]]:
-        """
-        Every frame the client wrote since the last call, once the reactor
-        turn is over (publishes after the first of a turn wait for its end).
-        """
-        self.clock.advance(0)
-        data = self.transport.value()
-        self.transport.clear()
-        return self.parser.feed(data)
-
-    def sent(self) -> list[Method]:
-        """
-        The methods the client wrote since the last call.
-        """
-        return [item for kind, _, item in self.frames_sent() if kind == _frames.FRAME_METHOD]
-
-    def sent_names(self) -> list[tuple[int, str]]:
-        """
-        C{(channel, method name)} for every method written since the last call.
-        """
-        return [
-            (channel, item.NAME)
-            for kind, channel, item in self.frames_sent()
-            if kind == _frames.FRAME_METHOD
-        ]
-
-    def handshake(self, heartbeat: int = 0) -> None:
-        """
-        Take the client through start, tune and open-ok, and forget what it
-        sent.
-        """
-        self.send(self.frames.start())
-        self.send(self.frames.tune(heartbeat=heartbeat))
-        self.send(self.frames.open_ok())
-        self.frames_sent()
-
-    def open_channel(self, channel_id: int | None = None) -> Channel:
-        """
-        Open a channel and answer its C{open}.
-        """
-        d = self.client.open_channel(channel_id)
-        [(number, name)] = self.sent_names()
-        assert name == "channel.open", name
-        self.reply("channel.open-ok", number)
-        return self.successResult(d)
-
-    def deliver(
-        self,
-        consumer_tag: str,
-        delivery_tag: int,
-        body: bytes = b"body",
-        channel: int = 1,
-        properties: dict[str, Any] | None = None,
-    ) -> None:
-        self.send(
-            self.frames.deliver(
-                channel,
-                consumer_tag,
-                delivery_tag,
-                body,
-                properties=properties,
-                exchange="ex",
-                routing_key="rk",
-            )
-        )
-
-    def lose(self, reason: type[Exception] = ConnectionDone) -> None:
-        self.client.connectionLost(Failure(reason()))
-
-    @staticmethod
-    def successResult(d: Deferred[Any]) -> Any:
-        results: list[Any] = []
-        d.addBoth(results.append)
-        [result] = results
-        if isinstance(result, Failure):
-            result.raiseException()
-        return result
-
-
-def open_broker(**kwargs: Any) -> Broker:
-    """
-    A broker whose client finished the handshake (no heartbeat).
-    """
-    broker = Broker(**kwargs)
-    broker.handshake()
-    return broker
-
-
-class CapturedLog:
-    """
-    Collect the events logged while it is installed.
-    """
-
-    def __init__(self, test: SynchronousTestCase) -> None:
-        self.events: list[LogEvent] = []
-
-        @provider(ILogObserver)
-        def observe(event: LogEvent) -> None:
-            self.events.append(event)
-
-        globalLogPublisher.addObserver(observe)
-        test.addCleanup(globalLogPublisher.removeObserver, observe)
-
-    def texts(self) -> list[str]:
-        return [formatEvent(e) for e in self.events]
 
 
 class HandshakeTests(SynchronousTestCase):

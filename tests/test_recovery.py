@@ -13,8 +13,7 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.fakebroker import FakeBroker
-from tests.test_protocol import CapturedLog
+from tests.helpers import CapturedLog
 from txamqp_next._params import ConnectionParameters, Credentials
 from txamqp_next.channel import ConsumerCancelled
 from txamqp_next.endpoint import Broker
@@ -34,6 +33,7 @@ from txamqp_next.recovery import (
     RecoveringConnection,
     connect_recovering,
 )
+from txamqp_next.testing import MemoryBroker
 
 PARAMS = ConnectionParameters(credentials=Credentials(), heartbeat=0)
 
@@ -46,17 +46,19 @@ class RecoveryCase(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.broker = FakeBroker(self.clock)
+        self.broker = MemoryBroker(self.clock)
+        self.brokers = [self.broker]
         self.events: list[ConnectionEvent] = []
 
     def connection(
-        self, *brokers: FakeBroker, params: ConnectionParameters = PARAMS, **kwargs: Any
+        self, *brokers: MemoryBroker, params: ConnectionParameters = PARAMS, **kwargs: Any
     ) -> RecoveringConnection:
         """
         A started recovering connection to C{brokers} (this test's broker
         by default), with its events in C{self.events}.
         """
         fakes = brokers or (self.broker,)
+        self.brokers.extend(b for b in fakes if b not in self.brokers)
         connection = RecoveringConnection(
             self.clock,
             [Broker(params, fake, f"fake{i}") for i, fake in enumerate(fakes)],
@@ -69,7 +71,13 @@ class RecoveryCase(SynchronousTestCase):
         return connection
 
     def flush(self) -> None:
-        self.broker.flush()
+        """
+        Let the client talk with every broker of this test until all are
+        quiet.
+        """
+        for _ in range(3):
+            for broker in self.brokers:
+                broker.flush()
 
     def kinds(self) -> list[str]:
         return [event.kind for event in self.events]
@@ -132,13 +140,13 @@ class ConnectTests(RecoveryCase):
         While the broker is down, C{start} waits and the client retries by
         its policy.
         """
-        self.broker.up = False
+        self.broker.accepting = False
         self.connection()
         self.assertNoResult(self.started)
         self.clock.advance(1)
         self.clock.advance(1)
         self.assertEqual(self.broker.attempts, 3)
-        self.broker.up = True
+        self.broker.accepting = True
         self.clock.advance(1)
         self.flush()
         self.successResultOf(self.started)
@@ -149,12 +157,12 @@ class ConnectTests(RecoveryCase):
         after a loss the next attempt starts with the broker after the one
         lost.
         """
-        first, second = self.broker, FakeBroker(self.clock)
-        first.up = False
+        first, second = self.broker, MemoryBroker(self.clock)
+        first.accepting = False
         self.connection(first, second)
         self.successResultOf(self.started)
         self.assertEqual(self.events[0].broker, "fake1")
-        first.up = True
+        first.accepting = True
         second.current.lose()
         self.flush()
         self.clock.advance(1)
@@ -215,7 +223,7 @@ class PermanentErrorTests(RecoveryCase):
         """
         Refused credentials (403 at login) end the connection.
         """
-        self.broker.refuse_login = True
+        self.broker.users["guest"] = "another password"
         connection = self.assertGivesUp(AuthenticationError)
         self.assertIsInstance(connection.failed, AuthenticationError)
 
@@ -223,7 +231,7 @@ class PermanentErrorTests(RecoveryCase):
         """
         A missing virtual host (530 at C{connection.open}) ends it.
         """
-        self.broker.missing_vhost = True
+        del self.broker.vhosts["/"]
         self.assertGivesUp(NotAllowed)
 
     def test_inequivalent_on_recovery(self) -> None:
@@ -235,7 +243,8 @@ class PermanentErrorTests(RecoveryCase):
         connection = self.connection()
         channel = self.channel(connection)
         self.result(channel.queue_declare(queue="jobs", durable=True))
-        self.broker.inequivalent.add("jobs")
+        self.broker.delete_queue("jobs")
+        self.broker.declare_queue("jobs", durable=True, arguments={"x-max-length": 1})
         self.lose_and_recover()
         self.assertEqual(self.kinds(), ["connected", "lost", "failed"])
         self.assertIsInstance(connection.failed, PreconditionFailed)
@@ -246,10 +255,10 @@ class PermanentErrorTests(RecoveryCase):
         """
         Errors not in C{permanent_errors} are retried.
         """
-        self.broker.refuse_login = True
+        self.broker.users["guest"] = "another password"
         self.connection(permanent_errors=())
         self.assertNoResult(self.started)
-        self.broker.refuse_login = False
+        self.broker.users["guest"] = "guest"
         self.clock.advance(1)
         self.flush()
         self.successResultOf(self.started)
@@ -374,7 +383,7 @@ class TopologyTests(RecoveryCase):
         """
         connection = self.connection()
         channel = self.channel(connection)
-        self.broker.queues.add("q")
+        self.broker.declare_queue("q")
         self.result(channel.queue_declare(queue="q", passive=True))
         self.lose_and_recover()
         self.assertNotIn((0, "queue.declare"), self.broker.current.names())
@@ -390,9 +399,10 @@ class TopologyTests(RecoveryCase):
         connection = self.connection()
         channel = self.channel(connection)
         self.result(channel.queue_declare(queue="q"))
+        self.broker.declare_exchange("elsewhere")
         self.result(channel.queue_bind(queue="q", exchange="elsewhere", routing_key="k"))
         self.result(channel.queue_bind(queue="q", exchange="amq.direct", routing_key="k"))
-        self.broker.missing_exchanges.add("elsewhere")
+        del self.broker.exchanges["elsewhere"]
         self.lose_and_recover()
         self.assertEqual(self.kinds(), ["connected", "lost", "recovered"])
         self.assertIn("dropped", " ".join(t for t in log.texts() if "binding" in t))
@@ -433,10 +443,11 @@ class ConsumerTests(RecoveryCase):
             self.channel_.basic_consume(queue="q", callback=self.messages.append)
         )
 
-    def deliver(self, delivery_tag: int, body: bytes) -> None:
-        underneath = self.channel_.channel
-        assert underneath is not None
-        self.broker.current.deliver(underneath.id, self.consumer.consumer_tag, delivery_tag, body)
+    def deliver(self, body: bytes) -> None:
+        """
+        Publish C{body} to the consumer's queue and let it be delivered.
+        """
+        self.assertEqual(self.broker.publish("q", body), ["q"])
         self.flush()
 
     def test_same_callback(self) -> None:
@@ -444,11 +455,12 @@ class ConsumerTests(RecoveryCase):
         Deliveries on the next connection reach the same callback, under
         the consumer's new tag.
         """
-        self.deliver(1, b"before")
+        self.deliver(b"before")
+        self.successResultOf(self.messages[0].ack())
         old_tag = self.consumer.consumer_tag
         self.lose_and_recover()
         self.assertNotEqual(self.consumer.consumer_tag, old_tag)
-        self.deliver(1, b"after")
+        self.deliver(b"after")
         self.assertEqual([m.body for m in self.messages], [b"before", b"after"])
 
     def test_stale_ack_dropped(self) -> None:
@@ -458,19 +470,21 @@ class ConsumerTests(RecoveryCase):
         connection is acked there.
         """
         log = CapturedLog(self)
-        self.deliver(1, b"old")
+        self.deliver(b"old")
         self.broker.current.lose()
         self.flush()
         self.successResultOf(self.messages[0].ack())
         self.clock.advance(1)
         self.flush()
         self.successResultOf(self.messages[0].nack())
-        self.deliver(5, b"new")
-        self.successResultOf(self.messages[1].ack())
+        # the broker redelivers the unacked message (delivery 1 there)
+        self.assertEqual([(m.body, m.redelivered) for m in self.messages[1:]], [(b"old", True)])
+        self.deliver(b"new")
+        self.successResultOf(self.messages[2].ack())
         self.flush()
         self.assertEqual(
             [(number, name, m.delivery_tag) for number, name, m in self.broker.settled],
-            [(2, "basic.ack", 5)],
+            [(2, "basic.ack", 2)],
         )
         dropped = [t for t in log.texts() if "dropped" in t]
         self.assertEqual(len(dropped), 2, dropped)
@@ -485,29 +499,9 @@ class ConsumerTests(RecoveryCase):
         log = CapturedLog(self)
         acks: list[Deferred[Any]] = []
         self.consumer.callback = lambda message: acks.append(message.ack())
-        underneath = self.channel_.channel
-        assert underneath is not None
-        frames = self.broker.current.frames
-        self.broker.current.send(
-            frames.content(
-                underneath.id,
-                "basic.deliver",
-                b"last",
-                consumer_tag=self.consumer.consumer_tag,
-                delivery_tag=9,
-                redelivered=False,
-                exchange="",
-                routing_key="q",
-            )
-            + frames.method(
-                0,
-                "connection.close",
-                reply_code=320,
-                reply_text="CONNECTION_FORCED - shutdown",
-                class_id=0,
-                method_id=0,
-            )
-        )
+        # the delivery and the close reach the client in one read
+        self.broker.publish("q", b"last")
+        self.broker.close_connections(320, "CONNECTION_FORCED - shutdown")
         self.flush()
         [ack] = acks
         self.assertIsNone(self.successResultOf(ack))
@@ -520,15 +514,12 @@ class ConsumerTests(RecoveryCase):
         A consumer without a callback queues its messages across
         connections.
         """
-        consumer = self.result(self.channel_.basic_consume(queue="q"))
-        underneath = self.channel_.channel
-        assert underneath is not None
-        self.broker.current.deliver(underneath.id, consumer.consumer_tag, 1, b"one")
+        self.result(self.channel_.queue_declare(queue="q2"))
+        consumer = self.result(self.channel_.basic_consume(queue="q2", no_ack=True))
+        self.broker.publish("q2", b"one")
         self.flush()
         self.lose_and_recover()
-        underneath = self.channel_.channel
-        assert underneath is not None
-        self.broker.current.deliver(underneath.id, consumer.consumer_tag, 1, b"two")
+        self.broker.publish("q2", b"two")
         self.flush()
         first = self.successResultOf(consumer.queue.get())
         second = self.successResultOf(consumer.queue.get())
@@ -540,17 +531,17 @@ class ConsumerTests(RecoveryCase):
         connection is set up again ends, as if the broker cancelled it; the
         channel's other consumers start again.
         """
-        self.broker.queues.add("external")
+        self.broker.declare_queue("external")
         external = self.result(self.channel_.basic_consume(queue="external", callback=print))
         self.broker.current.lose()
-        self.broker.queues.discard("external")
+        self.broker.delete_queue("external")
         self.flush()
         self.clock.advance(1)
         self.flush()
         self.assertEqual(self.kinds(), ["connected", "lost", "recovered"])
         self.assertIsInstance(self.successResultOf(external.when_ended()), ConsumerCancelled)
         self.assertEqual(self.channel_.consumers, [self.consumer])
-        self.deliver(1, b"still")
+        self.deliver(b"still")
         self.assertEqual([m.body for m in self.messages], [b"still"])
 
     def test_cancel_for_good(self) -> None:
@@ -654,17 +645,17 @@ class PublishTests(RecoveryCase):
         connection = self.connection()
         channel = self.channel(connection)
         self.result(channel.confirm_select())
-        self.broker.auto_confirm = False
+        self.broker.hold_confirms = True
         confirmed = channel.basic_publish(routing_key="q", body=b"a")
         unconfirmed = channel.basic_publish(routing_key="q", body=b"b")
         self.flush()
-        self.broker.current.ack(1, 1)
+        self.broker.current.confirm(1, 1)
         self.flush()
         self.successResultOf(confirmed)
         self.broker.current.lose()
         self.flush()
         while_down = channel.basic_publish(routing_key="q", body=b"c")
-        self.broker.auto_confirm = True
+        self.broker.hold_confirms = False
         self.clock.advance(1)
         self.flush()
         self.assertEqual(self.events[-1].republished, 1)
@@ -684,14 +675,14 @@ class PublishTests(RecoveryCase):
         connection = self.connection(republish=False)
         channel = self.channel(connection)
         self.result(channel.confirm_select())
-        self.broker.auto_confirm = False
+        self.broker.hold_confirms = True
         unconfirmed = channel.basic_publish(routing_key="q", body=b"b")
         self.flush()
         self.broker.current.lose()
         self.flush()
         self.failureResultOf(unconfirmed, ConnectionClosed)
         later = channel.basic_publish(routing_key="q", body=b"c")
-        self.broker.auto_confirm = True
+        self.broker.hold_confirms = False
         self.clock.advance(1)
         self.flush()
         self.successResultOf(later)

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_service -*-
 """
 Tests for L{txamqp_next.service.ConsumerService}, against fake brokers on
-a L{Clock} (L{tests.fakebroker}) and, for URIs, a memory reactor.
+a L{Clock} (L{txamqp_next.testing.MemoryBroker}) and, for URIs, a memory reactor.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.fakebroker import FakeBroker
 from txamqp_next import Message
 from txamqp_next._methods import Method
 from txamqp_next._params import ConnectionParameters, Credentials
@@ -22,6 +21,8 @@ from txamqp_next.connection import AMQPConnection
 from txamqp_next.endpoint import Broker
 from txamqp_next.errors import AuthenticationError, NotFound, PreconditionFailed
 from txamqp_next.service import RETRIES_HEADER, ConsumerService
+from txamqp_next.testing import MemoryBroker
+from txamqp_next.testing import Message as TestMessage
 
 URL = "amqp://app:s3cret@127.0.0.1:5672/"
 QUEUE = "jobs"
@@ -41,17 +42,19 @@ class ServiceTestCase(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.broker = FakeBroker(self.clock)
+        self.broker = MemoryBroker(self.clock)
+        self.brokers = [self.broker]
         self.events: list[LogEvent] = []
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
         self.handled: list[Message] = []
 
     def make_service(
-        self, handler: Any = None, *brokers: FakeBroker, **kwargs: Any
+        self, handler: Any = None, *brokers: MemoryBroker, **kwargs: Any
     ) -> ConsumerService:
         kwargs.setdefault("retry_policy", lambda attempt: 1.0)
         fakes = brokers or (self.broker,)
+        self.brokers.extend(b for b in fakes if b not in self.brokers)
         service = ConsumerService(
             self.clock,
             [Broker(PARAMS, fake, f"fake{i}") for i, fake in enumerate(fakes)],
@@ -64,7 +67,13 @@ class ServiceTestCase(SynchronousTestCase):
         return service
 
     def flush(self) -> None:
-        self.broker.flush()
+        """
+        Let the clients talk with every broker of this test until all are
+        quiet.
+        """
+        for _ in range(3):
+            for broker in self.brokers:
+                broker.flush()
 
     def sent(self, name: str) -> list[Method]:
         """
@@ -84,9 +93,19 @@ class ServiceTestCase(SynchronousTestCase):
         ]
 
     def deliver(self, body: bytes = b"body", headers: dict[str, Any] | None = None) -> int:
-        tag = self.broker.publish(QUEUE, body, headers)
+        """
+        Publish a message to the queue from outside and let the broker
+        deliver it.
+
+        @return: its delivery tag on the consumer's channel.
+        """
+        self.assertEqual(
+            self.broker.publish(QUEUE, body, properties={"headers": headers} if headers else None),
+            [QUEUE],
+        )
         self.flush()
-        return tag
+        [channel] = [c for c in self.broker.current.channels.values() if c.consumers]
+        return channel.next_tag - 1
 
     def texts(self) -> list[str]:
         return [formatEvent(e) for e in self.events]
@@ -126,13 +145,13 @@ class SetUpTests(ServiceTestCase):
         Until the consumer runs, C{when_consuming} waits; callbacks may ask
         again.
         """
-        self.broker.up = False
+        self.broker.accepting = False
         service = self.make_service()
         again: list[Deferred[AMQPConnection]] = []
         ready = service.when_consuming()
         ready.addCallback(lambda _: again.append(service.when_consuming()))
         self.assertNoResult(ready)
-        self.broker.up = True
+        self.broker.accepting = True
         self.clock.advance(1)
         self.flush()
         self.successResultOf(ready)
@@ -143,7 +162,7 @@ class SetUpTests(ServiceTestCase):
         With C{declare=False} the queue is only checked, so a queue with
         any arguments (a quorum queue) can be consumed as it is.
         """
-        self.broker.queues.add(QUEUE)
+        self.broker.declare_queue(QUEUE)
         self.make_service(declare=False)
         [declare] = self.sent("queue.declare")
         self.assertEqual((declare.queue, declare.passive), (QUEUE, True))
@@ -178,7 +197,7 @@ class SetUpTests(ServiceTestCase):
         self.assertEqual(
             start_ok.client_properties["connection_name"], "txamqp_next consumer of jobs"
         )
-        other = FakeBroker(self.clock)
+        other = MemoryBroker(self.clock)
         self.make_service(None, other, connection_name="billing")
         [start_ok] = [m for _, m in other.current.methods if m.NAME == "connection.start-ok"]
         self.assertEqual(start_ok.client_properties["connection_name"], "billing")
@@ -241,7 +260,7 @@ class SetUpTests(ServiceTestCase):
         stops the service, pointing to C{queue_arguments} and
         C{declare=False}, instead of retrying for ever.
         """
-        self.broker.inequivalent.add(QUEUE)
+        self.broker.declare_queue(QUEUE, arguments={"x-max-length": 1})
         service = self.make_service()
         self.assertStops(service, PreconditionFailed, "queue_arguments", "declare=False")
 
@@ -249,7 +268,7 @@ class SetUpTests(ServiceTestCase):
         """
         Refused credentials stop the service.
         """
-        self.broker.refuse_login = True
+        self.broker.users["guest"] = "another password"
         service = self.make_service()
         self.assertStops(service, AuthenticationError, "ACCESS_REFUSED")
 
@@ -258,7 +277,7 @@ class SetUpTests(ServiceTestCase):
         A broker that cannot be reached is logged and retried; with
         C{fail_after_failures}, C{when_consuming} fails.
         """
-        self.broker.up = False
+        self.broker.accepting = False
         service = self.make_service()
         ready = service.when_consuming(fail_after_failures=2)
         self.clock.advance(1)
@@ -269,7 +288,7 @@ class SetUpTests(ServiceTestCase):
         self.failureResultOf(ready)
         self.assertIn("cannot reach fake0", " ".join(self.texts()))
         self.assertTrue(service.running)
-        self.broker.up = True
+        self.broker.accepting = True
         self.clock.advance(1)
         self.flush()
         self.successResultOf(service.when_consuming())
@@ -279,7 +298,7 @@ class SetUpTests(ServiceTestCase):
         The service fails over to the next broker of its list when the one
         it used goes away.
         """
-        other = FakeBroker(self.clock)
+        other = MemoryBroker(self.clock)
         service = self.make_service(None, self.broker, other)
         self.broker.stop()
         self.clock.advance(1)
@@ -405,7 +424,6 @@ class MessageTests(ServiceTestCase):
             max_redeliveries=2,
             redelivery_delay=0.5,
         )
-        self.broker.redeliver = False
         first = self.deliver(b"a", {"x-delivery-count": 1})
         last = self.deliver(b"b", {"x-delivery-count": 2})
         self.assertEqual(self.settled(), [("basic.reject", last, False)])
@@ -429,13 +447,16 @@ class MessageTests(ServiceTestCase):
         self.clock.advance(0.5)
         self.flush()
         [copy] = self.broker.published
-        self.assertEqual((copy.method.exchange, copy.method.routing_key), ("", QUEUE))
+        self.assertEqual((copy.exchange, copy.routing_key), ("", QUEUE))
         self.assertEqual(copy.body, b"job")
         self.assertEqual(copy.properties.headers, {"trace": "t1", RETRIES_HEADER: 1})
         self.assertEqual(self.settled(), [("basic.ack", tag, None)])
         last = self.deliver(b"job", {RETRIES_HEADER: 2})
         self.assertEqual(self.settled()[1], ("basic.reject", last, False))
-        self.assertEqual(len(self.failure_lines()), 2)
+        # the copy, routed to the queue, failed once more in between
+        lines = self.failure_lines()
+        self.assertEqual(len(lines), 3)
+        self.assertIn("retry 2 of 2", lines[1])
 
     def test_ack_after_connection_lost(self) -> None:
         """
@@ -482,7 +503,7 @@ class ReconnectionTests(ServiceTestCase):
         service declares the queue again and consumes on a new channel.
         """
         service = self.make_service()
-        self.broker.cancel(QUEUE)
+        self.broker.delete_queue(QUEUE)
         self.flush()
         self.assertNoResult(service.when_consuming())
         self.clock.advance(1.0)
@@ -565,7 +586,14 @@ class StopTests(ServiceTestCase):
         channel = self.broker.current.methods[-1][0]
         tag = self.sent("basic.consume")[0].consumer_tag or "amq.ctag-2"
         stopped = service.stopService()
-        self.broker.current.deliver(channel, tag, 1, b"late")
+        self.broker.current.send_content(
+            channel,
+            "basic.deliver",
+            TestMessage("", QUEUE, None, b"late"),
+            consumer_tag=tag,
+            delivery_tag=1,
+            routing_key=QUEUE,
+        )
         self.flush()
         self.assertEqual(self.handled, [])
         self.assertEqual(self.settled(), [])
@@ -575,7 +603,7 @@ class StopTests(ServiceTestCase):
         """
         Stopping while the broker is unreachable stops the retries quietly.
         """
-        self.broker.up = False
+        self.broker.accepting = False
         service = self.make_service()
         self.successResultOf(service.stopService())
         attempts = self.broker.attempts

@@ -24,13 +24,13 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 import txamqp_next.thrift
-from tests.fakebroker import FakeBroker
 from tests.thrift.support import make_processor
 from txamqp_next import Message, tap
 from txamqp_next._params import ConnectionParameters, Credentials
 from txamqp_next.endpoint import DEFAULT_URL, Broker
 from txamqp_next.errors import AuthenticationError, PreconditionFailed
 from txamqp_next.service import ConsumerService
+from txamqp_next.testing import MemoryBroker
 from txamqp_next.thrift import ThriftServerService
 
 NOT_CALLABLE = 42
@@ -1139,8 +1139,8 @@ class ExitTests(TapTestCase):
         with other arguments.
         """
         clock = Clock()
-        broker = FakeBroker(clock)
-        broker.inequivalent.add("calc")
+        broker = MemoryBroker(clock)
+        broker.declare_queue("calc", arguments={"x-max-length": 1})
         brokers = [Broker(ConnectionParameters(credentials=Credentials()), broker, "fake")]
         consumer = ConsumerService(clock, brokers, "jobs", record, retry_policy=lambda n: 1.0)
         thrift = ThriftServerService(
@@ -1154,8 +1154,8 @@ class ExitTests(TapTestCase):
         self.assertIsNone(consumer.failed)
         self.assertTrue(consumer.running)
         self.assertFalse(self.reactor.hasStopped)
-        broker.inequivalent.add("jobs")
-        broker.cancel("jobs")
+        broker.delete_queue("jobs")
+        broker.declare_queue("jobs", arguments={"x-max-length": 1})
         broker.flush()
         clock.advance(1)
         broker.flush()

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_protocol import Broker, open_broker
+from tests.helpers import Broker, open_broker
 from tests.thrift.support import Handler, calculator, processor
 from txamqp_next import _frames, tap
 from txamqp_next.channel import Channel
@@ -612,12 +612,12 @@ class ServiceTests(SynchronousTestCase):
     def setUp(self) -> None:
         from twisted.internet.task import Clock
 
-        from tests.fakebroker import FakeBroker
         from txamqp_next._params import ConnectionParameters, Credentials
         from txamqp_next.endpoint import Broker as BrokerEntry
+        from txamqp_next.testing import MemoryBroker
 
         self.clock = Clock()
-        self.broker = FakeBroker(self.clock)
+        self.broker = MemoryBroker(self.clock)
         params = ConnectionParameters(credentials=Credentials(), heartbeat=0)
         self.service = ThriftServerService(
             self.clock,
@@ -707,7 +707,7 @@ class ServiceTests(SynchronousTestCase):
         """
         from txamqp_next.errors import PreconditionFailed
 
-        self.broker.inequivalent.add("calc")
+        self.broker.declare_queue("calc", arguments={"x-max-length": 1})
         self.service.startService()
         self.broker.flush()
         self.assertIsInstance(self.service.failed, PreconditionFailed)
@@ -727,14 +727,13 @@ class RecoveringClientTests(SynchronousTestCase):
     def setUp(self) -> None:
         from twisted.internet.task import Clock
 
-        from tests.fakebroker import FakeBroker
         from txamqp_next._params import ConnectionParameters, Credentials
         from txamqp_next.endpoint import Broker as BrokerEntry
         from txamqp_next.recovery import RecoveringConnection
+        from txamqp_next.testing import MemoryBroker
 
         self.clock = Clock()
-        self.broker = FakeBroker(self.clock)
-        self.broker.routes = set()
+        self.broker = MemoryBroker(self.clock)
         params = ConnectionParameters(credentials=Credentials(), heartbeat=0)
         self.connection = RecoveringConnection(
             self.clock,
@@ -792,10 +791,12 @@ class RecoveringClientTests(SynchronousTestCase):
         self.clock.advance(0.5)
         self.broker.flush()
         self.assertEqual(len(self.broker.returned), 2)
-        self.broker.routes.add(("thrift", "calc"))  # type: ignore[union-attr]
+        self.broker.declare_queue("calc")
+        self.broker.bind("calc", "thrift", "calc")
         self.clock.advance(0.5)
         self.broker.flush()
-        [sent] = self.broker.published
+        self.assertEqual([p.queues for p in self.broker.published], [[], [], ["calc"]])
+        sent = self.broker.published[-1]
         self.assertEqual(sent.properties.reply_to, self.client.reply_queue)
         self.reply(1, 3)
         self.assertEqual(self.successResultOf(call), 3)

@@ -21,7 +21,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_protocol import PASSWORD, Broker, CapturedLog
+from tests.helpers import PASSWORD, Broker, CapturedLog
 from txamqp_next import _frames, errors
 from txamqp_next._codec import decode_table
 from txamqp_next._txmessage import TxMessage
