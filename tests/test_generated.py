@@ -19,7 +19,7 @@ from types import ModuleType
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_protocol import open_broker
+from tests.helpers import open_broker
 from txamqp_next import methods, spec
 from txamqp_next._methods import methods_for
 from txamqp_next.channel import Channel
