@@ -136,9 +136,10 @@ class Credentials:
 @dataclass
 class ConnectionParameters:
     """
-    Where and how to connect.
-
-    Transport (read by the endpoint):
+    Where and how to connect: the transport (C{host} to
+    C{connection_timeout}, read by the endpoint), the protocol (C{spec} to
+    C{max_message_size}, read by the core) and the client (C{close_timeout}
+    and C{max_held_bytes}, read by the Twisted adapter).
 
     @ivar host: the broker's host name or address.
     @ivar port: its port (5672, or 5671 for TLS).
@@ -146,9 +147,6 @@ class ConnectionParameters:
     @ivar tls_options: C{cacertfile}, C{certfile}, C{keyfile}, C{verify},
         C{server_name_indication}, as RabbitMQ's URIs name them.
     @ivar connection_timeout: seconds for connecting and the handshake.
-
-    Protocol (read by the core):
-
     @ivar spec: the spec to speak: a L{Spec}, a spec file path or short
         name; C{None} for the default 0-9-1 spec.
     @ivar credentials: who to log in as; C{None} makes the handshake wait
@@ -164,9 +162,6 @@ class ConnectionParameters:
     @ivar locale: the locale asked for in C{start-ok}.
     @ivar max_message_size: inbound bodies larger than this close their
         channel with 311 (content too large).
-
-    Client (read by the Twisted adapter):
-
     @ivar close_timeout: how long a close waits for the broker's close-ok.
     @ivar max_held_bytes: the most body bytes of publishes held while
         publishing is paused; a publish past it fails with

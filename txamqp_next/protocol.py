@@ -4,7 +4,7 @@ txAMQP's C{txamqp.protocol}: L{AMQClient} and L{AMQChannel}, on top of
 L{txamqp_next.connection.AMQPConnection} and L{txamqp_next.channel.Channel}.
 
 Code written for txAMQP 0.8.2 runs on these after renaming C{txamqp} to
-C{txamqp_next} in its imports:
+C{txamqp_next} in its imports::
 
     client = yield ClientCreator(reactor, AMQClient, TwistedDelegate(), "/",
                                  spec.load(path)).connectTCP(host, 5672)

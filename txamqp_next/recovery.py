@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_recovery -*-
 """
 Connections that heal themselves: L{RecoveringConnection} and its
-L{RecoveringChannel}s.
+L{RecoveringChannel}s::
 
     connection = await txamqp_next.connect_recovering(
         reactor, "amqp://user:secret@h1,h2,h3/prod", on_event=print
@@ -20,7 +20,7 @@ next connection is set up before anyone uses it:
   1. the exchanges, queues and bindings declared through the channels are
      declared again, in order (a queue the server named gets a new name,
      and its bindings, a binding's routing key that was its old name, and
-     its consumers follow it: see L{renamed});
+     its consumers follow it: see L{RecoveringConnection.renamed});
   2. each channel is opened again with its QoS, confirm mode and
      transaction mode, and its consumers start again with the same
      callbacks (a consumer tag the server chose changes);
@@ -32,7 +32,8 @@ next connection is set up before anyone uses it:
 
 An acknowledgement of a message delivered on an earlier connection is
 dropped with a log line: its delivery tag means nothing on the new one, and
-the broker redelivers the message.  Listeners (L{add_listener}) hear of each
+the broker redelivers the message.  Listeners
+(L{RecoveringConnection.add_listener}) hear of each
 L{ConnectionEvent}: C{connected}, C{lost}, C{recovered}, C{failed} and
 C{closed}.
 
@@ -1232,7 +1233,7 @@ class RecoveringChannel(typed.ChannelMethods):
     def _check(self, publish: _Publish) -> None:
         """
         Check a publish that is to wait as a L{Channel} would check it when
-        sent: bad fields or properties raise L{TypeError} (or
+        sent: bad fields or properties raise C{TypeError} (or
         L{LocalProtocolError}) now rather than on the next connection.
         The properties are kept in their final form.
         """

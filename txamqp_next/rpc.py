@@ -6,7 +6,7 @@ An L{RPCClient} consumes from the pseudo-queue C{amq.rabbitmq.reply-to} on
 its channel (with C{no_ack}, as RabbitMQ requires), publishes each request
 with C{reply_to} set to it and a fresh C{correlation_id}, and fires the
 request's L{Deferred} with the reply carrying that id.  No reply queue is
-declared.  The server side answers with L{respond}.
+declared.  The server side answers with L{respond}::
 
     rpc = await RPCClient(channel, timeout=5).start()
     reply = await rpc.call(routing_key="compute", body=b"2+2")

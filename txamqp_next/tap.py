@@ -1,12 +1,12 @@
 # -*- test-case-name: tests.test_tap -*-
 """
 The C{txamqp_next} twistd plugin: run a L{ConsumerService}, a Thrift server
-(L{txamqp_next.thrift.ThriftServerService}), or both.
+(L{txamqp_next.thrift.ThriftServerService}), or both::
 
     twistd -n txamqp_next --queue jobs --handler myapp.jobs.handle
 
 calls C{myapp.jobs.handle(message)} with each message from the queue
-C{jobs} (see L{txamqp_next.service} for acknowledgements and failures).
+C{jobs} (see L{txamqp_next.service} for acknowledgements and failures)::
 
     twistd -n txamqp_next --thrift-service calculator \
         --thrift-processor myapp.calc.make_processor

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_thrift -*-
 """
 L{ThriftServerService}: a Thrift server (L{serve}) that survives broker
-restarts and fails over between brokers, as a Twisted L{Service} (it is
-what C{twistd txamqp_next --thrift-service ...} runs).
+restarts and fails over between brokers, as a Twisted
+L{Service <twisted.application.service.Service>} (it is what
+C{twistd txamqp_next --thrift-service ...} runs).
 """
 
 from __future__ import annotations
