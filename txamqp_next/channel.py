@@ -30,11 +30,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from txamqp_next._connection import ChannelState, truncate_shortstr
+from txamqp_next._deferred import AsyncioDeferred, fail, succeed
 from txamqp_next._methods import Method, Properties
 from txamqp_next.confirms import ConfirmTracker, PublishNacked, Unroutable
 from txamqp_next.errors import (
@@ -134,7 +135,7 @@ class MessageStream:
         """
         if self.cancelled is not None:
             return succeed(self.cancelled)
-        d: Deferred[BaseException] = Deferred()
+        d: Deferred[BaseException] = AsyncioDeferred()
         self._end_waiters.append(d)
         return d
 
@@ -304,7 +305,7 @@ class Channel:
             return succeed(None)
         # registered before sending: the reply may come while we send (a
         # transport that answers at once, as a test double does)
-        d: Deferred[Any] = Deferred(self._cancelled)
+        d: Deferred[Any] = AsyncioDeferred(self._cancelled)
         self._waiting.append(d)
         try:
             self._link.send(self.id, method, properties, body)
@@ -418,7 +419,7 @@ class Channel:
         """
         if self.closed is not None:
             return succeed(self.closed)
-        d: Deferred[BaseException] = Deferred()
+        d: Deferred[BaseException] = AsyncioDeferred()
         self._closed_waiters.append(d)
         return d
 
@@ -505,7 +506,7 @@ class Channel:
                         "earlier publishes or connection.when_writable()"
                     )
                 )
-            d: Deferred[None] = Deferred()
+            d: Deferred[None] = AsyncioDeferred()
             self._held.append((method, props, body, d))
             return d
         return self._publish_now(method, props, body)
@@ -773,7 +774,7 @@ class Channel:
             )
 
     def _send_close(self, method: Method) -> Deferred[Any]:
-        d: Deferred[Any] = Deferred()
+        d: Deferred[Any] = AsyncioDeferred()
         if self._close_waiters:
             self._close_waiters.append(d)
             return d
