@@ -9,6 +9,7 @@ awaits a L{Deferred} that C{loop.call_soon} or C{loop.call_later} fires.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -100,10 +101,10 @@ class TaskAwaitTests(LoopTestCase):
         d: Deferred[int] = AsyncioDeferred()
         self.fire_later(d, Boom("no"))
 
-        async def main() -> int:
-            return await d
+        async def main(awaited: Deferred[int]) -> int:
+            return await awaited
 
-        exc = self.assertRaises(Boom, self.run_task, main)
+        exc = self.assertRaises(Boom, self.run_task, functools.partial(main, d))
         self.assertEqual(str(exc), "no")
         del d
         gc.collect()
@@ -238,16 +239,16 @@ class TaskCancelTests(LoopTestCase):
         cancelled: list[Deferred[Any]] = []
         d: Deferred[int] = AsyncioDeferred(cancelled.append)
 
-        async def waiting() -> int:
-            return await d
+        async def waiting(awaited: Deferred[int]) -> int:
+            return await awaited
 
-        async def main() -> None:
-            task = asyncio.ensure_future(waiting())
+        async def main(awaited: Deferred[int]) -> None:
+            task = asyncio.ensure_future(waiting(awaited))
             await asyncio.sleep(0)
             task.cancel()
             await task
 
-        self.assertRaises(asyncio.CancelledError, self.run_task, main)
+        self.assertRaises(asyncio.CancelledError, self.run_task, functools.partial(main, d))
         self.assertEqual(cancelled, [d])
         self.assertTrue(d.called)
         self.assertIsNone(self.successResultOf(d))
