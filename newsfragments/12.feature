@@ -6,3 +6,10 @@ round-robin within QoS prefetch, ack/nack/reject with requeue, confirms (ack, na
 RabbitMQ's channel and connection errors, consumer cancels, connection loss and forced closes on
 demand, and its state to inspect. It is also an `IStreamClientEndpoint`. See `docs/testing.md`.
 `txamqp_next.testing` is now a package; `from txamqp_next.testing import AMQPump` still works.
+
+asyncio applications can use the library directly: under Twisted's asyncio reactor
+(`AsyncioSelectorReactor`), an asyncio task awaits every `Deferred` the library returns
+(connections, channel calls, publishes with confirms, consumers, recovering connections,
+RPC, Thrift calls, the txAMQP names) and iterates consumers with `async for`, instead of
+failing with `Task got bad yield`. Cancelling the task cancels the call. `docs/usage.md`
+shows the same program with `inlineCallbacks`, `async def` and asyncio.

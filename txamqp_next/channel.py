@@ -33,12 +33,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from txamqp_next import methods as typed
 from txamqp_next._connection import ChannelState, truncate_shortstr
+from txamqp_next._deferred import AsyncioDeferred, fail, succeed
 from txamqp_next._docs import method_doc
 from txamqp_next._methods import Method, Properties
 from txamqp_next.confirms import ConfirmTracker, PublishNacked, Unroutable
@@ -139,7 +140,7 @@ class MessageStream:
         """
         if self.cancelled is not None:
             return succeed(self.cancelled)
-        d: Deferred[BaseException] = Deferred()
+        d: Deferred[BaseException] = AsyncioDeferred()
         self._end_waiters.append(d)
         return d
 
@@ -309,7 +310,7 @@ class Channel(typed.ChannelMethods):
             return succeed(None)
         # registered before sending: the reply may come while we send (a
         # transport that answers at once, as a test double does)
-        d: Deferred[Any] = Deferred(self._cancelled)
+        d: Deferred[Any] = AsyncioDeferred(self._cancelled)
         self._waiting.append(d)
         try:
             self._link.send(self.id, method, properties, body)
@@ -427,7 +428,7 @@ class Channel(typed.ChannelMethods):
         """
         if self.closed is not None:
             return succeed(self.closed)
-        d: Deferred[BaseException] = Deferred()
+        d: Deferred[BaseException] = AsyncioDeferred()
         self._closed_waiters.append(d)
         return d
 
@@ -514,7 +515,7 @@ class Channel(typed.ChannelMethods):
                         "earlier publishes or connection.when_writable()"
                     )
                 )
-            d: Deferred[None] = Deferred()
+            d: Deferred[None] = AsyncioDeferred()
             self._held.append((method, props, body, d))
             return d
         return self._publish_now(method, props, body)
@@ -787,7 +788,7 @@ class Channel(typed.ChannelMethods):
             )
 
     def _send_close(self, method: Method) -> Deferred[Any]:
-        d: Deferred[Any] = Deferred()
+        d: Deferred[Any] = AsyncioDeferred()
         if self._close_waiters:
             self._close_waiters.append(d)
             return d

@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from txamqp_next._deferred import AsyncioDeferred
 from txamqp_next.delegate import Delegate
 from txamqp_next.errors import ChannelClosed, Closed, ConnectionClosed
 
@@ -87,7 +88,7 @@ class TwistedEvent:
             failing with its reason once it fails; at once if it already
             did.
         """
-        d: Deferred[bool] = Deferred()
+        d: Deferred[bool] = AsyncioDeferred()
         if self._result is None:
             self._waiters.append(d)
         else:

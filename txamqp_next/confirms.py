@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 
+from txamqp_next._deferred import AsyncioDeferred
 from txamqp_next.errors import AMQPError
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class ConfirmTracker:
             or failing with L{PublishNacked} or L{Unroutable}.
         """
         if d is None:
-            d = Deferred()
+            d = AsyncioDeferred()
         self._pending[self.next_tag] = d
         self.next_tag += 1
         return d

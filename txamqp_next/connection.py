@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet import tcp
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import LoopingCall
@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txamqp_next._connection import ChannelState, Connection, ConnectionState
+from txamqp_next._deferred import AsyncioDeferred, fail, succeed
 from txamqp_next._events import (
     ChannelClosed,
     ConnectionClosed,
@@ -410,7 +411,7 @@ class AMQPConnection(Protocol):
             return fail(self.closed)
         if not self._publishing_paused:
             return succeed(None)
-        d: Deferred[None] = Deferred()
+        d: Deferred[None] = AsyncioDeferred()
         self._writable_waiters.append(d)
         return d
 
@@ -496,7 +497,7 @@ class AMQPConnection(Protocol):
             return fail(self.closed)
         if self._opened:
             return succeed(self)
-        d: Deferred[Any] = Deferred()
+        d: Deferred[Any] = AsyncioDeferred()
         self._open_waiters.append(d)
         return d
 
@@ -506,7 +507,7 @@ class AMQPConnection(Protocol):
         """
         if self._lost:
             return succeed(None)
-        d: Deferred[None] = Deferred()
+        d: Deferred[None] = AsyncioDeferred()
         self._lost_waiters.append(d)
         return d
 
@@ -878,7 +879,7 @@ class AMQPConnection(Protocol):
                 return fail(e)
             self._flush()
             return succeed(None)
-        d: Deferred[Any] = Deferred()
+        d: Deferred[Any] = AsyncioDeferred()
         self._channel0_waiters.append(d)
         try:
             self.core.send_method(0, method)

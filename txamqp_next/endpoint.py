@@ -35,6 +35,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txamqp_next._deferred import AsyncioDeferred, adopt, from_coroutine
 from txamqp_next._params import (
     DEFAULT_URL,
     ConnectionParameters,
@@ -226,7 +227,7 @@ class FailoverEndpoint:
             that connected, or failing with L{NoBrokerAvailable} (a single
             broker's own error when there is one broker).
         """
-        return Deferred.fromCoroutine(self._connect(protocolFactory))
+        return from_coroutine(self._connect(protocolFactory))
 
     async def _connect(self, factory: IProtocolFactory) -> Any:
         errors: list[tuple[str, BaseException]] = []
@@ -374,7 +375,7 @@ class _Attempt:
         self.timeout = timeout
         self.client: AMQPConnection | None = None
         self.timed_out = False
-        self.result: Deferred[AMQPConnection] = Deferred(self._cancel)
+        self.result: Deferred[AMQPConnection] = AsyncioDeferred(self._cancel)
 
     def start(self) -> Deferred[AMQPConnection]:
         self.timer = self.reactor.callLater(self.timeout, self._on_timeout)
@@ -548,4 +549,4 @@ class AMQEndpoint:
             )
             return opened.addCallback(lambda _: client)
 
-        return d.addCallback(authenticate)
+        return adopt(d.addCallback(authenticate))

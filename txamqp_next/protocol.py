@@ -35,10 +35,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
+from txamqp_next._deferred import AsyncioDeferred, fail, succeed
 from txamqp_next._events import ConnectionOpened
 from txamqp_next._methods import Method
 from txamqp_next._params import ConnectionParameters, Credentials
@@ -227,7 +228,7 @@ class AMQChannel:
     def _when_opened(self) -> Deferred[Any]:
         result = self._open_result
         if result is _PENDING:
-            d: Deferred[Any] = Deferred()
+            d: Deferred[Any] = AsyncioDeferred()
             self._open_waiters.append(d)
             return d
         return fail(result) if isinstance(result, Failure) else succeed(result)

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Generic, TypeVar
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from txamqp_next._deferred import AsyncioDeferred, fail, succeed
 
 __all__ = ["Closed", "Empty", "TimeoutDeferredQueue"]
 
@@ -91,7 +93,7 @@ class TimeoutDeferredQueue(Generic[_T]):
             return succeed(self.pending.popleft())
         if self.closed is not None:
             return fail(self.closed)
-        d: Deferred[_T] = Deferred(self._cancel)
+        d: Deferred[_T] = AsyncioDeferred(self._cancel)
         call = None
         if timeout:
             assert self.clock is not None

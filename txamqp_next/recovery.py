@@ -52,13 +52,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IProtocol, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txamqp_next import methods as typed
+from txamqp_next._deferred import AsyncioDeferred, fail, from_coroutine, succeed
 from txamqp_next._methods import MethodSet, Properties, methods_for
 from txamqp_next._params import ConnectionParameters
 from txamqp_next.channel import (
@@ -318,7 +319,7 @@ class RecoveringConnection:
             if self._current is not None and self._current.closed is None:
                 return succeed(self._current)
             # ClientService fires inside its state machine: go on a turn later
-            result: Deferred[AMQPConnection] = Deferred()
+            result: Deferred[AMQPConnection] = AsyncioDeferred()
             self._service.whenConnected(failAfterFailures=fail_after_failures).addBoth(
                 lambda outcome: self._reactor.callLater(0, self._relay, result, outcome)
             )
@@ -329,7 +330,7 @@ class RecoveringConnection:
             return fail(ConnectionClosed(reply_text="the recovering connection was closed"))
         if self._current is not None and self._current.closed is None:
             return succeed(self._current)
-        d: Deferred[AMQPConnection] = Deferred()
+        d: Deferred[AMQPConnection] = AsyncioDeferred()
         self._waiters.append(d)
         return d
 
@@ -362,7 +363,7 @@ class RecoveringConnection:
         self._channels.append(channel)
         if self._current is None:
             return channel._when_attached().addCallback(lambda _: channel)
-        return Deferred.fromCoroutine(self._open_now(channel))
+        return from_coroutine(self._open_now(channel))
 
     async def _open_now(self, channel: RecoveringChannel) -> RecoveringChannel:
         connection = self._current
@@ -395,7 +396,7 @@ class RecoveringConnection:
         @return: a L{Deferred} firing with C{None} once closed.  It does not
             fail.
         """
-        return Deferred.fromCoroutine(self._close())
+        return from_coroutine(self._close())
 
     async def _close(self) -> None:
         if self._closing:
@@ -517,7 +518,7 @@ class RecoveringConnection:
         """
         C{ClientService}'s C{prepareConnection}: set the new connection up.
         """
-        return Deferred.fromCoroutine(self._prepare_or_close(protocol))
+        return from_coroutine(self._prepare_or_close(protocol))
 
     async def _prepare_or_close(self, protocol: IProtocol) -> None:
         # ClientService hands us its proxy: keep the connection itself
@@ -982,7 +983,7 @@ class RecoveringChannel(typed.ChannelMethods):
             return fail(self.closed)
         if self._channel is not None and self._channel.closed is None:
             return succeed(self._channel)
-        d: Deferred[Channel] = Deferred()
+        d: Deferred[Channel] = AsyncioDeferred()
         self._attach_waiters.append(d)
         return d
 
@@ -1023,7 +1024,7 @@ class RecoveringChannel(typed.ChannelMethods):
     # -- calls ---------------------------------------------------------------------
 
     def _call(self, name: str, **fields: Any) -> Deferred[Any]:
-        return Deferred.fromCoroutine(self._call_when_attached(name, fields))
+        return from_coroutine(self._call_when_attached(name, fields))
 
     async def _call_when_attached(self, name: str, fields: dict[str, Any]) -> Any:
         again = name in self._RECORDED or name in self._modes
@@ -1106,7 +1107,7 @@ class RecoveringChannel(typed.ChannelMethods):
         @return: a L{Deferred} firing with the L{Message}, or C{None} when
             the queue is empty.
         """
-        return Deferred.fromCoroutine(self._get({"queue": queue, "no_ack": no_ack, **fields}))
+        return from_coroutine(self._get({"queue": queue, "no_ack": no_ack, **fields}))
 
     async def _get(self, fields: dict[str, Any]) -> Message | None:
         channel = await self._when_attached()
@@ -1151,7 +1152,7 @@ class RecoveringChannel(typed.ChannelMethods):
         # bad fields raise TypeError now, as on a Channel
         self.methods.make("basic.consume", (), fields)
         consumer = RecoveringConsumer(self, fields, callback)
-        return Deferred.fromCoroutine(self._consume(consumer))
+        return from_coroutine(self._consume(consumer))
 
     async def _consume(self, consumer: RecoveringConsumer) -> RecoveringConsumer:
         while True:
@@ -1208,7 +1209,7 @@ class RecoveringChannel(typed.ChannelMethods):
             },
             body,
             properties,
-            Deferred(),
+            AsyncioDeferred(),
         )
         channel = self._channel
         if channel is not None and channel.closed is None and not self._held:

@@ -21,11 +21,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txamqp_next._deferred import AsyncioDeferred, fail, succeed
 from txamqp_next.channel import Channel, Consumer, ConsumerCancelled
 from txamqp_next.confirms import Unroutable
 from txamqp_next.errors import COMMAND_INVALID, AMQPError, LocalProtocolError
@@ -143,7 +144,7 @@ class RPCClient:
         props.update(reply_to=REPLY_TO, correlation_id=correlation_id)
         if timeout == -1:
             timeout = self.timeout
-        d: Deferred[Message] = Deferred(lambda _: self._forget(correlation_id))
+        d: Deferred[Message] = AsyncioDeferred(lambda _: self._forget(correlation_id))
         timer = None
         if timeout:
             timer = self.channel.connection.clock.callLater(

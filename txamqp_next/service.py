@@ -48,11 +48,12 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from txamqp_next._deferred import AsyncioDeferred, fail, from_coroutine, succeed
 from txamqp_next._params import ConnectionParameters
 from txamqp_next.connection import AMQPConnection
 from txamqp_next.endpoint import Broker, BrokerList, brokers_for
@@ -160,7 +161,7 @@ class _RecoveringService(Service):
             self._reactor, list(self.brokers), retry_policy=self._retry_policy
         )
         connection.add_listener(self._event)
-        Deferred.fromCoroutine(self._start(connection))
+        from_coroutine(self._start(connection))
 
     def stopService(self) -> Deferred[None]:
         """
@@ -171,7 +172,7 @@ class _RecoveringService(Service):
             does not fail.
         """
         super().stopService()  # type: ignore[no-untyped-call]
-        return Deferred.fromCoroutine(self._stop())
+        return from_coroutine(self._stop())
 
     def _when_ready(self, fail_after_failures: int | None) -> Deferred[AMQPConnection]:
         """
@@ -189,7 +190,7 @@ class _RecoveringService(Service):
         current = connection.connection
         if self._ready and current is not None and current.closed is None:
             return succeed(current)
-        d: Deferred[AMQPConnection] = Deferred()
+        d: Deferred[AMQPConnection] = AsyncioDeferred()
         self._ready_waiters.append(d)
         if fail_after_failures is not None:
             connection.when_connected(fail_after_failures).addErrback(self._attempts_failed, d)
@@ -527,7 +528,7 @@ class ConsumerService(_RecoveringService):
             queue=self.queue,
             reason=reason,
         )
-        Deferred.fromCoroutine(self._consume_again())
+        from_coroutine(self._consume_again())
 
     async def _consume_again(self) -> None:
         old, self._channel = self._channel, None
@@ -724,7 +725,7 @@ class _InFlight:
         @param on_failure: called with the failure if C{work} raises.
         """
         self.count += 1
-        running = Deferred.fromCoroutine(work)
+        running = from_coroutine(work)
         running.addErrback(on_failure)
         running.addBoth(self._done)
 
@@ -744,6 +745,6 @@ class _InFlight:
         """
         if not self.count:
             return succeed(None)
-        d: Deferred[None] = Deferred()
+        d: Deferred[None] = AsyncioDeferred()
         self._idle_waiters.append(d)
         return d

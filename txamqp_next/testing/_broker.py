@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
 from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txamqp_next._deferred import fail, succeed
 from txamqp_next._methods import methods_for
 from txamqp_next.connection import AMQPConnection
 from txamqp_next.spec import load

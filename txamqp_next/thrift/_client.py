@@ -15,6 +15,7 @@ libraries' clients.
 
 from __future__ import annotations
 
+import functools
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -24,11 +25,12 @@ from typing import Any, Generic, TypeAlias, TypeVar
 from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
 from thrift.Thrift import TMessageType
 from thrift.transport.TTransport import TMemoryBuffer
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txamqp_next._deferred import adopt, from_coroutine, succeed
 from txamqp_next.channel import Channel, Consumer
 from txamqp_next.confirms import PublishNacked, Unroutable
 from txamqp_next.connection import AMQPConnection
@@ -174,6 +176,27 @@ class AMQPClientTransport:
         self.client.send(message)
 
 
+def _adopt_calls(stub: object) -> None:
+    """
+    Make the calls of a generated client return L{Deferred}s that asyncio
+    tasks can await too (see L{txamqp_next._deferred}): each method that
+    has a C{send_} twin (a call of the service) is wrapped on the instance.
+    """
+    cls = type(stub)
+    for name in dir(cls):
+        if name.startswith("_") or not callable(getattr(cls, f"send_{name}", None)):
+            continue
+        setattr(stub, name, _adopting(getattr(stub, name)))
+
+
+def _adopting(call: Callable[..., Deferred[Any]]) -> Callable[..., Deferred[Any]]:
+    @functools.wraps(call)
+    def adopted(*args: Any, **kwargs: Any) -> Deferred[Any]:
+        return adopt(call(*args, **kwargs))
+
+    return adopted
+
+
 class _Call:
     """
     A call waiting for its reply.
@@ -312,6 +335,7 @@ class ThriftClient(Generic[ClientT]):
         )
         self.transport = AMQPClientTransport(self)
         self.stub: ClientT = client_class(self.transport, self._oprot_factory)
+        _adopt_calls(self.stub)
 
     def __repr__(self) -> str:
         return (
@@ -561,7 +585,7 @@ class ThriftClient(Generic[ClientT]):
         self._shutdown(TransportClosed(f"{self!r} was closed"))
         if was_closed and (not self._owns_channel or self.channel.closed is not None):
             return succeed(None)
-        return Deferred.fromCoroutine(self._close())
+        return from_coroutine(self._close())
 
     async def _close(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -623,7 +647,7 @@ def open_client(
     @return: a L{Deferred} firing with the started client, or failing with
         the broker's error (the channel it opened is then closed).
     """
-    return Deferred.fromCoroutine(
+    return from_coroutine(
         _open_client(
             amqp,
             service_name,

@@ -14,9 +14,10 @@ from typing import Any
 
 from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
 from thrift.transport.TTransport import TMemoryBuffer
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
+from txamqp_next._deferred import from_coroutine, succeed
 from txamqp_next.channel import Consumer
 from txamqp_next.confirms import Unroutable
 from txamqp_next.message import Message
@@ -247,7 +248,7 @@ class ThriftServer:
         @return: a L{Deferred} firing with C{None} once stopped.  It does
             not fail.
         """
-        return Deferred.fromCoroutine(self._stop(timeout))
+        return from_coroutine(self._stop(timeout))
 
     async def _stop(self, timeout: float) -> None:
         self._stopping = True
@@ -340,7 +341,7 @@ def serve(
     """
     if not 0 <= prefetch <= 0xFFFF:
         raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
-    return Deferred.fromCoroutine(
+    return from_coroutine(
         _serve(
             amqp,
             service_name,

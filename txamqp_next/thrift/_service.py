@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 
+from txamqp_next._deferred import from_coroutine
 from txamqp_next._params import ConnectionParameters
 from txamqp_next.connection import AMQPConnection
 from txamqp_next.endpoint import BrokerList
@@ -191,7 +192,7 @@ class ThriftServerService(_RecoveringService):
             service=self.service_name,
             reason=reason,
         )
-        Deferred.fromCoroutine(self._serve_again(server))
+        from_coroutine(self._serve_again(server))
 
     async def _serve_again(self, old: ThriftServer) -> None:
         await old.stop(self._stop_timeout)

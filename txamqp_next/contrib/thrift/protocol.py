@@ -17,6 +17,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredLock
 
+from txamqp_next._deferred import from_coroutine, succeed
 from txamqp_next.channel import Channel
 from txamqp_next.contrib.thrift.service import IThriftAMQClientFactory
 from txamqp_next.protocol import AMQClient
@@ -50,9 +51,7 @@ class ThriftAMQClient(AMQClient):
         queue = self.thriftBasicReturnQueues.get(key)
         if queue is None:
             queue = self.thriftBasicReturnQueues[key] = TimeoutDeferredQueue(self.clock)
-        d: Deferred[TimeoutDeferredQueue[Any]] = Deferred()
-        d.callback(queue)
-        return d
+        return succeed(queue)
 
     def _protocol_factory(self, given: Any, name: str) -> Any:
         if given is not None:
@@ -108,7 +107,7 @@ class ThriftAMQClient(AMQClient):
             self.log.info("consuming messages on queue {queue}", queue=client.reply_queue)
             return client.stub
 
-        return Deferred.fromCoroutine(create())
+        return from_coroutine(create())
 
     def createThriftServer(
         self,
@@ -147,4 +146,4 @@ class ThriftAMQClient(AMQClient):
                 oprot_factory=self._protocol_factory(oprot_factory, "oprot_factory"),
             )
 
-        return Deferred.fromCoroutine(create())
+        return from_coroutine(create())
