@@ -13,3 +13,17 @@ asyncio applications can use the library directly: under Twisted's asyncio react
 RPC, Thrift calls, the txAMQP names) and iterates consumers with `async for`, instead of
 failing with `Task got bad yield`. Cancelling the task cancels the call. `docs/usage.md`
 shows the same program with `inlineCallbacks`, `async def` and asyncio.
+
+Typed, documented spec methods: every channel call of the default spec (`queue_declare`,
+`basic_qos`, `exchange_bind`, ...) is a keyword-only method with typed fields and a typed reply
+(`ch.queue_declare(...)` is a `Deferred[Queue.DeclareOk]`; with `no_wait=True` a `Deferred[None]`),
+so `mypy --strict` catches a misspelt call, field or reply attribute and a wrong field type.
+`txamqp_next.methods` is generated from the default spec by `scripts/generate_api.py` (a test
+fails when the two disagree) and holds a typing protocol per method and `BasicProperties`
+(`message.properties.content_type` is a `str | None`). The default spec now carries the AMQP
+0-9-1 specification's own labels and text, which become the docstrings of the calls, of the
+method classes built at run time and so of `help(ch.queue_declare)`. With another spec loaded the
+same calls send that spec's fields; methods only it has stay reachable at run time, untyped.
+
+An API reference built with pydoctor from the docstrings (`scripts/build_api_docs.py`, into
+`build/apidocs/`), with no warnings and every spec call documented; the test suite builds it.

@@ -115,11 +115,22 @@ from collections.abc import Iterator, Mapping
 
 from twisted.internet.defer import Deferred
 
+from txamqp_next.spec import python_name
+
 __all__ = [
 {all_names}
 ]
 
 _T = TypeVar("_T")
+
+
+def _merged(more: Mapping[str, object], **fields: object) -> dict[str, Any]:
+    """
+    The fields of a call: those given by name, then those of C{{more}} in
+    any spelling (C{{nowait}}, C{{"auto-delete"}}), which win.
+    """
+    fields.update((python_name(name), value) for name, value in more.items())
+    return fields
 
 
 class Fields(Protocol):
@@ -251,13 +262,15 @@ def channel_call(method: MethodSpec) -> list[str]:
         returns = f"Deferred[{reply}]"
     lines.extend(signature(name, parameters(method), returns))
     lines.extend(docstring(method_doc(method, returns_text(method)), "        "))
-    arguments = "".join(f"{f.name}={f.name}, " for f in fields)
-    call = f'self.invoke("{method.full_name}", {arguments}**more)'
+    arguments = "".join(f", {f.name}={f.name}" for f in fields)
+    call = f'self.invoke("{method.full_name}", **_merged(more{arguments}))'
     if len(call) + 15 > 100:
         lines.append("        return self.invoke(")
         lines.append(f'            "{method.full_name}",')
-        lines.extend(f"            {f.name}={f.name}," for f in fields)
-        lines.append("            **more,")
+        lines.append("            **_merged(")
+        lines.append("                more,")
+        lines.extend(f"                {f.name}={f.name}," for f in fields)
+        lines.append("            ),")
         lines.append("        )")
     else:
         lines.append(f"        return {call}")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any, cast
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -28,6 +29,7 @@ from txamqp_next.recovery import RecoveringChannel
 ROOT = Path(__file__).resolve().parent.parent
 TYPING = ROOT / "tests" / "typing"
 D09 = "/usr/share/amqp/specs/0-9/amqp0-9.stripped.xml"
+D08 = "/usr/share/amqp/specs/0-8/amqp0-8.stripped.xml"
 
 
 def generator() -> ModuleType:
@@ -172,6 +174,25 @@ class DocumentationTests(SynchronousTestCase):
         text = " ".join(pydoc.render_doc(channel.queue_declare, renderer=pydoc.plaintext).split())
         self.assertIn("This method creates or checks a queue.", text)
         self.assertIn("@param durable: Request a durable queue.", text)
+
+    def test_other_spellings_at_run_time(self) -> None:
+        """
+        Untyped code may still spell a field as older specs do or as the XML
+        does, and pass another spec's extra fields: the spelling given wins
+        over the call's default.
+        """
+        broker = open_broker()
+        channel = broker.open_channel()
+        call = cast(Any, channel.queue_declare)
+        call(queue="q", nowait=True)
+        call(queue="q", **{"auto-delete": True})
+        sent = broker.sent()
+        self.assertEqual([(m.no_wait, m.auto_delete) for m in sent], [(True, False), (False, True)])
+        broker = open_broker(spec=D08)
+        channel = broker.open_channel()
+        cast(Any, channel.queue_declare)(queue="q", ticket=7)
+        [declare] = broker.sent()
+        self.assertEqual((declare.queue, declare.ticket), ("q", 7))
 
     def test_method_classes(self) -> None:
         """

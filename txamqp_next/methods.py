@@ -28,6 +28,8 @@ from typing import Any, ClassVar, Literal, NoReturn, Protocol, TypeVar, overload
 
 from twisted.internet.defer import Deferred
 
+from txamqp_next.spec import python_name
+
 __all__ = [
     "Basic",
     "BasicProperties",
@@ -43,6 +45,15 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+
+def _merged(more: Mapping[str, object], **fields: object) -> dict[str, Any]:
+    """
+    The fields of a call: those given by name, then those of C{more} in
+    any spelling (C{nowait}, C{"auto-delete"}), which win.
+    """
+    fields.update((python_name(name), value) for name, value in more.items())
+    return fields
 
 
 class Fields(Protocol):
@@ -1352,7 +1363,7 @@ class ChannelMethods:
             failing with L{txamqp_next.errors.ChannelClosed} (a subclass per reply
             code) when the broker refuses the method.
         """
-        return self.invoke("channel.flow", active=active, **more)
+        return self.invoke("channel.flow", **_merged(more, active=active))
 
     def channel_flow_ok(
         self,
@@ -1373,7 +1384,7 @@ class ChannelMethods:
         @return: a L{Deferred} firing with C{None} once the method is handed to the
             transport, or failing with the channel's error.
         """
-        return self.invoke("channel.flow-ok", active=active, **more)
+        return self.invoke("channel.flow-ok", **_merged(more, active=active))
 
     def channel_close_ok(
         self,
@@ -1390,7 +1401,7 @@ class ChannelMethods:
         @return: a L{Deferred} firing with C{None} once the method is handed to the
             transport, or failing with the channel's error.
         """
-        return self.invoke("channel.close-ok", **more)
+        return self.invoke("channel.close-ok", **_merged(more))
 
     @overload
     def exchange_declare(
@@ -1481,15 +1492,17 @@ class ChannelMethods:
         """
         return self.invoke(
             "exchange.declare",
-            exchange=exchange,
-            type=type,
-            passive=passive,
-            durable=durable,
-            auto_delete=auto_delete,
-            internal=internal,
-            no_wait=no_wait,
-            arguments=arguments,
-            **more,
+            **_merged(
+                more,
+                exchange=exchange,
+                type=type,
+                passive=passive,
+                durable=durable,
+                auto_delete=auto_delete,
+                internal=internal,
+                no_wait=no_wait,
+                arguments=arguments,
+            ),
         )
 
     @overload
@@ -1545,10 +1558,12 @@ class ChannelMethods:
         """
         return self.invoke(
             "exchange.delete",
-            exchange=exchange,
-            if_unused=if_unused,
-            no_wait=no_wait,
-            **more,
+            **_merged(
+                more,
+                exchange=exchange,
+                if_unused=if_unused,
+                no_wait=no_wait,
+            ),
         )
 
     @overload
@@ -1613,12 +1628,14 @@ class ChannelMethods:
         """
         return self.invoke(
             "exchange.bind",
-            destination=destination,
-            source=source,
-            routing_key=routing_key,
-            no_wait=no_wait,
-            arguments=arguments,
-            **more,
+            **_merged(
+                more,
+                destination=destination,
+                source=source,
+                routing_key=routing_key,
+                no_wait=no_wait,
+                arguments=arguments,
+            ),
         )
 
     @overload
@@ -1681,12 +1698,14 @@ class ChannelMethods:
         """
         return self.invoke(
             "exchange.unbind",
-            destination=destination,
-            source=source,
-            routing_key=routing_key,
-            no_wait=no_wait,
-            arguments=arguments,
-            **more,
+            **_merged(
+                more,
+                destination=destination,
+                source=source,
+                routing_key=routing_key,
+                no_wait=no_wait,
+                arguments=arguments,
+            ),
         )
 
     @overload
@@ -1780,14 +1799,16 @@ class ChannelMethods:
         """
         return self.invoke(
             "queue.declare",
-            queue=queue,
-            passive=passive,
-            durable=durable,
-            exclusive=exclusive,
-            auto_delete=auto_delete,
-            no_wait=no_wait,
-            arguments=arguments,
-            **more,
+            **_merged(
+                more,
+                queue=queue,
+                passive=passive,
+                durable=durable,
+                exclusive=exclusive,
+                auto_delete=auto_delete,
+                no_wait=no_wait,
+                arguments=arguments,
+            ),
         )
 
     @overload
@@ -1860,12 +1881,14 @@ class ChannelMethods:
         """
         return self.invoke(
             "queue.bind",
-            queue=queue,
-            exchange=exchange,
-            routing_key=routing_key,
-            no_wait=no_wait,
-            arguments=arguments,
-            **more,
+            **_merged(
+                more,
+                queue=queue,
+                exchange=exchange,
+                routing_key=routing_key,
+                no_wait=no_wait,
+                arguments=arguments,
+            ),
         )
 
     @overload
@@ -1911,7 +1934,7 @@ class ChannelMethods:
             when the broker refuses the method; with C{None} at once when C{no_wait}
             is true.
         """
-        return self.invoke("queue.purge", queue=queue, no_wait=no_wait, **more)
+        return self.invoke("queue.purge", **_merged(more, queue=queue, no_wait=no_wait))
 
     @overload
     def queue_delete(
@@ -1970,11 +1993,13 @@ class ChannelMethods:
         """
         return self.invoke(
             "queue.delete",
-            queue=queue,
-            if_unused=if_unused,
-            if_empty=if_empty,
-            no_wait=no_wait,
-            **more,
+            **_merged(
+                more,
+                queue=queue,
+                if_unused=if_unused,
+                if_empty=if_empty,
+                no_wait=no_wait,
+            ),
         )
 
     def queue_unbind(
@@ -2005,11 +2030,13 @@ class ChannelMethods:
         """
         return self.invoke(
             "queue.unbind",
-            queue=queue,
-            exchange=exchange,
-            routing_key=routing_key,
-            arguments=arguments,
-            **more,
+            **_merged(
+                more,
+                queue=queue,
+                exchange=exchange,
+                routing_key=routing_key,
+                arguments=arguments,
+            ),
         )
 
     def basic_qos(
@@ -2055,10 +2082,12 @@ class ChannelMethods:
         """
         return self.invoke(
             "basic.qos",
-            prefetch_size=prefetch_size,
-            prefetch_count=prefetch_count,
-            global_=global_,
-            **more,
+            **_merged(
+                more,
+                prefetch_size=prefetch_size,
+                prefetch_count=prefetch_count,
+                global_=global_,
+            ),
         )
 
     def basic_cancel_ok(
@@ -2079,7 +2108,7 @@ class ChannelMethods:
         @return: a L{Deferred} firing with C{None} once the method is handed to the
             transport, or failing with the channel's error.
         """
-        return self.invoke("basic.cancel-ok", consumer_tag=consumer_tag, **more)
+        return self.invoke("basic.cancel-ok", **_merged(more, consumer_tag=consumer_tag))
 
     def basic_reject(
         self,
@@ -2105,7 +2134,14 @@ class ChannelMethods:
         @return: a L{Deferred} firing with C{None} once the method is handed to the
             transport, or failing with the channel's error.
         """
-        return self.invoke("basic.reject", delivery_tag=delivery_tag, requeue=requeue, **more)
+        return self.invoke(
+            "basic.reject",
+            **_merged(
+                more,
+                delivery_tag=delivery_tag,
+                requeue=requeue,
+            ),
+        )
 
     def basic_recover_async(
         self,
@@ -2129,7 +2165,7 @@ class ChannelMethods:
         @return: a L{Deferred} firing with C{None} once the method is handed to the
             transport, or failing with the channel's error.
         """
-        return self.invoke("basic.recover-async", requeue=requeue, **more)
+        return self.invoke("basic.recover-async", **_merged(more, requeue=requeue))
 
     def basic_recover(
         self,
@@ -2154,7 +2190,7 @@ class ChannelMethods:
             failing with L{txamqp_next.errors.ChannelClosed} (a subclass per reply
             code) when the broker refuses the method.
         """
-        return self.invoke("basic.recover", requeue=requeue, **more)
+        return self.invoke("basic.recover", **_merged(more, requeue=requeue))
 
     def basic_nack(
         self,
@@ -2187,10 +2223,12 @@ class ChannelMethods:
         """
         return self.invoke(
             "basic.nack",
-            delivery_tag=delivery_tag,
-            multiple=multiple,
-            requeue=requeue,
-            **more,
+            **_merged(
+                more,
+                delivery_tag=delivery_tag,
+                multiple=multiple,
+                requeue=requeue,
+            ),
         )
 
     def tx_select(
@@ -2210,7 +2248,7 @@ class ChannelMethods:
             with L{txamqp_next.errors.ChannelClosed} (a subclass per reply code)
             when the broker refuses the method.
         """
-        return self.invoke("tx.select", **more)
+        return self.invoke("tx.select", **_merged(more))
 
     def tx_commit(
         self,
@@ -2229,7 +2267,7 @@ class ChannelMethods:
             with L{txamqp_next.errors.ChannelClosed} (a subclass per reply code)
             when the broker refuses the method.
         """
-        return self.invoke("tx.commit", **more)
+        return self.invoke("tx.commit", **_merged(more))
 
     def tx_rollback(
         self,
@@ -2249,4 +2287,4 @@ class ChannelMethods:
             with L{txamqp_next.errors.ChannelClosed} (a subclass per reply code)
             when the broker refuses the method.
         """
-        return self.invoke("tx.rollback", **more)
+        return self.invoke("tx.rollback", **_merged(more))
