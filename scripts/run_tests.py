@@ -385,10 +385,11 @@ def read_project(root: Path) -> dict[str, Any]:
     return {"project": data["project"], "dependency-groups": data.get("dependency-groups", {})}
 
 
-def test_requirements(project: dict[str, Any]) -> list[str]:
+def unit_test_requirements(project: dict[str, Any]) -> list[str]:
     """
     What the unit tests need: the project's dependencies, its extras' and its
-    C{test} dependency group's requirements (without the project itself).
+    C{test} dependency group's requirements (without the project itself, and
+    without the group's C{include-group} entries: it has none).
     """
     meta = project["project"]
     requirements = list(meta.get("dependencies", []))
@@ -493,7 +494,7 @@ def matrix_targets(root: Path) -> tuple[list[Target], list[str]]:
     @return: the targets, and a notice for each supported version not found.
     """
     project = read_project(root)
-    requirements = test_requirements(project)
+    requirements = unit_test_requirements(project)
     own = sys.version_info[:2]
     found: list[tuple[tuple[int, int], str, str]] = []
     notices = []
@@ -542,6 +543,7 @@ def prepare_venv(target: Target, deadline: float) -> tuple[int | None, list[str]
     """
     venv = target.venv()
     if (venv / ".complete").exists():
+        (venv / ".complete").touch()
         return 0, [f"==> {target.label}: reusing {venv}"]
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
@@ -563,6 +565,24 @@ def prepare_venv(target: Target, deadline: float) -> tuple[int | None, list[str]
     return status, lines
 
 
+#: a cached venv unused for this long is removed
+VENV_UNUSED_SECONDS = 14 * 24 * 3600
+
+
+def prune_venvs(keep: set[Path], now: float) -> None:
+    """
+    Remove the cached venvs no run has used for L{VENV_UNUSED_SECONDS}, but
+    those in C{keep}; other checkouts may still use the rest.
+    """
+    if not venv_cache().is_dir():
+        return
+    for venv in venv_cache().iterdir():
+        marker = venv / ".complete"
+        used = (marker if marker.exists() else venv).stat().st_mtime
+        if venv not in keep and now - used > VENV_UNUSED_SECONDS:
+            shutil.rmtree(venv, ignore_errors=True)
+
+
 def run_matrix(
     targets: list[Target], root: Path, deadline: float, runs: list[MatrixRun]
 ) -> None:
@@ -570,6 +590,7 @@ def run_matrix(
     For each target in turn, make its venv and run the unit tests of the
     checkout at C{root} in it; append what happened to C{runs}.
     """
+    prune_venvs({target.venv() for target in targets}, time.time())
     modules = unit_modules(root)
     for target in targets:
         run = MatrixRun(target, [])
@@ -590,7 +611,8 @@ def run_matrix(
             command,
             deadline,
             env={"PYTHONPATH": str(root)},
-            header=f"{target.label}: unit tests of {root}: trial {' '.join(modules)}",
+            header=f"{target.label}: unit tests of {root} with {command[0]}: "
+            f"trial {' '.join(modules)}",
             echo=False,
             nice=MATRIX_NICE,
         )

@@ -8,6 +8,7 @@ unit test runs on other Pythons.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -290,7 +291,7 @@ class MatrixTests(SynchronousTestCase):
         bench group.
         """
         self.assertEqual(
-            run_tests.test_requirements(self.project),
+            run_tests.unit_test_requirements(self.project),
             [
                 "Twisted>=22.10.0",
                 "pyOpenSSL>=23.0.0",
@@ -346,3 +347,22 @@ class MatrixTests(SynchronousTestCase):
         A version no machine has is not found.
         """
         self.assertIsNone(run_tests.find_python((3, 99)))
+
+    def test_prune_venvs(self) -> None:
+        """
+        Cached venvs unused for two weeks go, unless a run wants them; the
+        rest stay.
+        """
+        cache = Path(tempfile.mkdtemp(prefix="txamqp-next-cache-"))
+        self.addCleanup(shutil.rmtree, cache, True)
+        self.patch(os, "environ", {**os.environ, "XDG_CACHE_HOME": str(cache)})
+        venvs = run_tests.venv_cache()
+        now = 1_900_000_000.0
+        old = now - run_tests.VENV_UNUSED_SECONDS - 60
+        for name, used in [("stale", old), ("wanted", old), ("fresh", now - 60)]:
+            (venvs / name).mkdir(parents=True)
+            marker = venvs / name / ".complete"
+            marker.write_text("")
+            os.utime(marker, (used, used))
+        run_tests.prune_venvs({venvs / "wanted"}, now)
+        self.assertEqual(sorted(p.name for p in venvs.iterdir()), ["fresh", "wanted"])
