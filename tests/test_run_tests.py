@@ -162,7 +162,7 @@ class ParseFailuresTests(SynchronousTestCase):
         )
         (package / "test_broken.py").write_text("import no_such_module_anywhere\n")
         result = subprocess.run(
-            [sys.executable, "-m", "twisted.trial", "sample_suite"],
+            [sys.executable, "-c", run_tests.TRIAL_MAIN, "sample_suite"],
             cwd=workdir,
             env={"PYTHONPATH": str(workdir), "PATH": "/usr/bin:/bin"},
             capture_output=True,
@@ -180,7 +180,7 @@ class ParseFailuresTests(SynchronousTestCase):
                 "sample_suite.test_mixed.Mixed.test_todo_passes": "UNEXPECTED SUCCESS",
                 "sample_suite.test_broken": "ERROR",
             },
-            result.stdout,
+            result.stdout + result.stderr,
         )
         errored = found["sample_suite.test_mixed.Mixed.test_errors"]
         self.assertIn("'missing-key'", errored.excerpt[-1])
