@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -528,11 +529,14 @@ def matrix_targets(root: Path) -> tuple[list[Target], list[str]]:
 class MatrixRun:
     """
     What one L{Target} printed and how it ended, for the main thread to report.
+
+    @ivar crash: the traceback of an exception that stopped the run, if one did.
     """
 
     target: Target
     steps: list[tuple[int | None, list[str]]]
     trial: tuple[int | None, list[str]] | None = None
+    crash: list[str] | None = None
 
 
 def prepare_venv(target: Target, deadline: float) -> tuple[int | None, list[str]]:
@@ -578,7 +582,10 @@ def prune_venvs(keep: set[Path], now: float) -> None:
         return
     for venv in venv_cache().iterdir():
         marker = venv / ".complete"
-        used = (marker if marker.exists() else venv).stat().st_mtime
+        try:
+            used = (marker if marker.exists() else venv).stat().st_mtime
+        except OSError:
+            continue
         if venv not in keep and now - used > VENV_UNUSED_SECONDS:
             shutil.rmtree(venv, ignore_errors=True)
 
@@ -595,18 +602,30 @@ def run_matrix(
     for target in targets:
         run = MatrixRun(target, [])
         runs.append(run)
-        status, lines = prepare_venv(target, deadline)
-        run.steps.append((status, lines))
-        if status != 0:
-            continue
-        temp = Path(tempfile.mkdtemp(prefix="txamqp-next-trial-"))
-        command = [
-            str(target.venv() / "bin" / "python"),
-            "-c",
-            TRIAL_MAIN,
-            f"--temp-directory={temp / '_trial_temp'}",
-            *modules,
-        ]
+        try:
+            run_target(run, root, modules, deadline)
+        except Exception:
+            run.crash = traceback.format_exc().splitlines()
+
+
+def run_target(run: MatrixRun, root: Path, modules: list[str], deadline: float) -> None:
+    """
+    Make C{run}'s venv, then run C{modules} in it; record both in C{run}.
+    """
+    target = run.target
+    status, lines = prepare_venv(target, deadline)
+    run.steps.append((status, lines))
+    if status != 0:
+        return
+    temp = Path(tempfile.mkdtemp(prefix="txamqp-next-trial-"))
+    command = [
+        str(target.venv() / "bin" / "python"),
+        "-c",
+        TRIAL_MAIN,
+        f"--temp-directory={temp / '_trial_temp'}",
+        *modules,
+    ]
+    try:
         run.trial = run_step(
             command,
             deadline,
@@ -616,6 +635,7 @@ def run_matrix(
             echo=False,
             nice=MATRIX_NICE,
         )
+    finally:
         shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -636,6 +656,10 @@ def report_matrix(runs: list[MatrixRun], tally: Tally, failures: list[FailedTest
             status, lines = run.trial
             print_step(lines)
             tally_trial(status, lines, run.target.label, tally, failures)
+        if run.crash is not None:
+            print_step([f"==> {run.target.label}: the run stopped on an exception", *run.crash])
+            tally.failed += 1
+            failures.append(FailedTest(run.target.label, "run_tests", "ERROR", run.crash[-10:]))
 
 
 def run_suite() -> int:

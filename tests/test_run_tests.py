@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
@@ -366,3 +367,67 @@ class MatrixTests(SynchronousTestCase):
             os.utime(marker, (used, used))
         run_tests.prune_venvs({venvs / "wanted"}, now)
         self.assertEqual(sorted(p.name for p in venvs.iterdir()), ["fresh", "wanted"])
+
+
+class ReportMatrixTests(SynchronousTestCase):
+    """
+    L{run_tests.report_matrix} counts what the other interpreters' runs did.
+    """
+
+    def setUp(self) -> None:
+        self.target = run_tests.Target("Python 3.12.1", "/p", "3.12.1", [])
+        self.tally = run_tests.Tally()
+        self.failures: list[run_tests.FailedTest] = []
+        self.printed: list[list[str]] = []
+        self.patch(run_tests, "print_step", self.printed.append)
+
+    def test_passed(self) -> None:
+        """
+        A made venv and a passing trial add their counts, and nothing fails.
+        """
+        run = run_tests.MatrixRun(self.target, [(0, ["==> making"])])
+        run.trial = (0, ["==> trial", "Ran 2 tests", "PASSED (successes=2)"])
+        run_tests.report_matrix([run], self.tally, self.failures)
+        self.assertEqual((self.tally.passed, self.tally.failed), (2, 0))
+        self.assertEqual(self.failures, [])
+        self.assertEqual([lines[0] for lines in self.printed], ["==> making", "==> trial"])
+
+    def test_venv_failed(self) -> None:
+        """
+        A venv that could not be made is one failure, listed with pip's last
+        words.
+        """
+        run = run_tests.MatrixRun(self.target, [(1, ["==> making", "ERROR: no such package"])])
+        run_tests.report_matrix([run], self.tally, self.failures)
+        self.assertEqual(self.tally.failed, 1)
+        [failure] = self.failures
+        self.assertEqual((failure.test_id, failure.excerpt), ("venv", ["ERROR: no such package"]))
+
+    def test_crash(self) -> None:
+        """
+        A run stopped by an exception in run_tests itself is one failure,
+        with the traceback's end.
+        """
+        run = run_tests.MatrixRun(self.target, [], crash=["Traceback", "OSError: disk full"])
+        run_tests.report_matrix([run], self.tally, self.failures)
+        self.assertEqual(self.tally.failed, 1)
+        [failure] = self.failures
+        self.assertEqual(failure.excerpt[-1], "OSError: disk full")
+
+    def test_run_matrix_records_crash(self) -> None:
+        """
+        An exception while making a venv (here: the cache is a file) is
+        kept for the report, and the next target still runs.
+        """
+        blocker = Path(tempfile.mkdtemp(prefix="txamqp-next-cache-")) / "file"
+        self.addCleanup(shutil.rmtree, blocker.parent, True)
+        blocker.write_text("not a folder")
+        self.patch(os, "environ", {**os.environ, "XDG_CACHE_HOME": str(blocker)})
+        other = run_tests.Target("Python 3.13.0", "/q", "3.13.0", [])
+        runs: list[run_tests.MatrixRun] = []
+        run_tests.run_matrix([self.target, other], ROOT, time.monotonic() + 60, runs)
+        self.assertEqual([r.target for r in runs], [self.target, other])
+        for run in runs:
+            assert run.crash is not None
+            self.assertIn("Error", run.crash[-1])
+            self.assertIsNone(run.trial)
