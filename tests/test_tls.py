@@ -15,7 +15,7 @@ from typing import Any
 
 from OpenSSL import SSL
 from service_identity import VerificationError
-from service_identity.hazmat import DNS_ID, DNSMismatch
+from service_identity.cryptography import verify_certificate_hostname
 from twisted.internet import ssl
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
@@ -362,7 +362,10 @@ class ErrorMappingTests(SynchronousTestCase):
         service_identity's host name mismatch (Twisted's tls: endpoints) is
         a CertificateVerifyError.
         """
-        mismatch = VerificationError(errors=[DNSMismatch(mismatched_id=DNS_ID("broker.example"))])
+        server = CertificateAuthority("test CA").issue("localhost", ["localhost"])
+        mismatch = self.assertRaises(
+            VerificationError, verify_certificate_hostname, server.certificate, "broker.example"
+        )
         error = tls_error_for(mismatch)
         self.assertIsInstance(error, errors.CertificateVerifyError)
 
