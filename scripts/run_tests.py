@@ -352,8 +352,9 @@ SINGLE_REACTOR_MODULES = ("test_recovery", "test_txamqp_suite")
 #: the CPython versions the project supports (its classifiers)
 SUPPORTED_PYTHONS = ((3, 10), (3, 11), (3, 12), (3, 13))
 
-#: test modules that are not unit tests: they build and install the package
-NOT_UNIT_MODULES = ("test_packaging",)
+#: test modules that are not unit tests: they build and install the package, or
+#: build the API reference (once is enough)
+NOT_UNIT_MODULES = ("test_packaging", "test_api_docs")
 
 #: how much the other interpreters' runs lower their CPU priority, so that
 #: they take the time the integration tests spend waiting and leave the
