@@ -214,26 +214,26 @@ class DocTestCase(BrokerTestCase):
             with contextlib.redirect_stdout(printed):
                 try:
                     result = run_in(block, code, names, left, block.context)
-                    if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
+                    if isinstance(result, defer.Deferred):
                         await result
+                    if block.context in ("channel", "thrift"):
+                        self.assertTrue(names["ch"].is_open, f"{block.where} closed `ch`")
+                        self.assertIsNone(names["client"].closed, f"{block.where} closed `client`")
                 finally:
-                    await self.release(left)
+                    given = {id(value) for value in names.values()}
+                    await self.release([v for v in left.values() if id(v) not in given])
         except BaseException:
             sys.stdout.write(printed.getvalue())
             raise
-        if block.context in ("channel", "thrift"):
-            self.assertTrue(names["ch"].is_open, f"{block.where} closed the channel `ch`")
-            self.assertIsNone(names["client"].closed, f"{block.where} closed `client`")
         return printed.getvalue()
 
-    async def release(self, left: dict[str, Any]) -> None:
+    async def release(self, values: list[Any]) -> None:
         """
         Stop the services, Thrift servers and connections a block left in
         its variables.
         """
         from txamqp_next.thrift import ThriftServer
 
-        values = list(left.values())
         for value in values:
             if IService.providedBy(value) and value.running:
                 await value.stopService()
