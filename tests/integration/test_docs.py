@@ -82,6 +82,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from twisted.application.service import IService
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
 
 import txamqp_next
 from tests.integration import doc_blocks
@@ -93,7 +94,7 @@ ROOT = doc_blocks.ROOT
 LOCAL_URL = "amqp://guest:guest@127.0.0.1:5672/"
 PROGRAM_TIMEOUT = 60
 TEST_CASE = re.compile(r"^class \w+\([\w.]*TestCase\):", re.M)
-INSTALLS_REACTOR = re.compile(r"\breactor\.install\(|\bapplication\.reactors\.installReactor\(")
+INSTALLS_REACTOR = re.compile(r"reactor\.install\(|\binstallReactor\(")
 
 DOCUMENTS = [doc_blocks.read(path) for path in doc_blocks.documents()]
 
@@ -315,6 +316,7 @@ class DocTestCase(BrokerTestCase):
         generate(idl=ROOT / "examples" / "calculator.thrift", package="calculator_example")
         from calculator_example import Calculator, ttypes  # type: ignore[import-not-found]
 
+        @implementer(Calculator.Iface)
         class Handler:
             def add(self, a: int, b: int) -> int:
                 return a + b
