@@ -96,7 +96,10 @@ def _fences(lines: list[str]) -> list[tuple[int, int, str, str]]:
         for j in range(i + 1, len(lines)):
             closing = FENCE.match(lines[j])
             if closing and closing["ticks"] == ticks and not closing["language"]:
-                body = [line[len(indent) :] if line.startswith(indent) else line for line in lines[i + 1 : j]]
+                body = [
+                    line[len(indent) :] if line.startswith(indent) else line
+                    for line in lines[i + 1 : j]
+                ]
                 found.append((i, j, opening["language"], "\n".join(body) + "\n"))
                 i = j + 1
                 break
@@ -183,6 +186,6 @@ def read(path: Path) -> Document:
             Block(relative, start + 1, index, text, context, replacements, outputs.get(k))
         )
     for number, line in enumerate(lines):
-        if "<!-- context:" in line and number not in used:
+        if line.lstrip().startswith("<!-- context:") and number not in used:
             problems.append(f"{relative}:{number + 1}: a context marker that no fence follows")
     return Document(relative, blocks, problems)

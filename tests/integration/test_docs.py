@@ -70,6 +70,7 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,7 +82,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from twisted.application.service import IService
 from twisted.internet import defer
-from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 import txamqp_next
@@ -270,7 +270,7 @@ class DocTestCase(BrokerTestCase):
         from tests.certs import CertificateAuthority
 
         directory = Path(tempfile.mkdtemp(prefix="txamqp-next-docs-tls-"))
-        self.addCleanup(lambda: [p.unlink() for p in sorted(directory.rglob("*"), reverse=True) if p.is_file()])
+        self.addCleanup(shutil.rmtree, directory, True)
         ca = CertificateAuthority("txamqp_next docs CA")
         server = ca.issue("localhost", names=["localhost", "127.0.0.1"])
         client = ca.issue("txamqp_next docs client", client=True)
