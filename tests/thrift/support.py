@@ -29,10 +29,11 @@ class ThriftCompilerMissing(RuntimeError):
     pass
 
 
-def generate(directory: str | None = None) -> str:
+def generate(directory: str | None = None, idl: Path = IDL, package: str = PACKAGE) -> str:
     """
-    Generate the Python code for C{calculator.thrift} (once per process)
-    and put its directory on C{sys.path}.
+    Generate the Python code for C{calculator.thrift}, or for C{idl} whose
+    namespace is C{package} (once per process), and put its directory on
+    C{sys.path}.
 
     @return: the directory holding the generated package.
     @raise ThriftCompilerMissing: C{thrift} is not installed.
@@ -42,7 +43,7 @@ def generate(directory: str | None = None) -> str:
         directory = tempfile.mkdtemp(prefix="txn-thrift-gen-")
         os.environ["TXN_THRIFT_GEN"] = directory
         atexit.register(shutil.rmtree, directory, True)
-    if not (Path(directory) / PACKAGE / "Calculator.py").exists():
+    if not (Path(directory) / package / "Calculator.py").exists():
         compiler = shutil.which("thrift")
         if compiler is None:
             raise ThriftCompilerMissing(
@@ -50,7 +51,7 @@ def generate(directory: str | None = None) -> str:
             )
         Path(directory).mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [compiler, "--gen", "py:twisted", "-out", directory, str(IDL)],
+            [compiler, "--gen", "py:twisted", "-out", directory, str(idl)],
             check=True,
             capture_output=True,
         )
