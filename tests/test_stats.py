@@ -23,6 +23,7 @@ from txamqp_next._connection import Credentials
 from txamqp_next._params import ConnectionParameters
 from txamqp_next.endpoint import Broker as BrokerAddress
 from txamqp_next.message import Message
+from txamqp_next.protocol import AMQClient
 from txamqp_next.recovery import RecoveringConnection
 from txamqp_next.stats import (
     CHANNEL_COUNTERS,
@@ -330,6 +331,23 @@ class ConnectionCounterTests(SynchronousTestCase):
         broker.reply("connection.close-ok", 0)
         broker.lose()
         self.assertEqual(broker.client.stats().connections_lost, 0)
+
+    def test_txamqp_immediate_close_not_lost(self) -> None:
+        """
+        txAMQP's immediate C{close()} (L{AMQClient}) is the application's
+        close too: logged as C{connection.closing} by the client, then
+        C{connection.closed}, and not counted as lost.
+        """
+        log = CapturedLog(self)
+        broker = Broker(cls=AMQClient)
+        broker.handshake()
+        broker.client.close("bye")
+        broker.lose()
+        self.assertEqual(broker.client.stats().connections_lost, 0)
+        [closing] = amqp_events(log, "connection.closing")
+        self.assertEqual((closing["initiator"], closing["reply_text"]), ("client", "bye"))
+        self.assertEqual(len(amqp_events(log, "connection.closed")), 1)
+        self.assertEqual(amqp_events(log, "connection.lost"), [])
 
     def test_closed_by_broker_is_lost(self) -> None:
         """

@@ -632,16 +632,8 @@ class AMQPConnection(Protocol):
             return d
         if self.core.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return d
-        self._closing_by_client = True
         reply_text = str(reason) if reason else ""
-        self.log.info(
-            "closing the connection to virtual host {vhost}",
-            amqp_event="connection.closing",
-            vhost=self.vhost,
-            initiator="client",
-            reply_code=200,
-            reply_text=reply_text,
-        )
+        self._client_closing(reply_text)
         self.core.close(reply_text=reply_text)
         self._flush(now=True)
         if not self._core_closing():
@@ -651,6 +643,21 @@ class AMQPConnection(Protocol):
         timeout = within or self.params.close_timeout
         self._close_call = self.clock.callLater(timeout, self._close_timed_out)
         return d
+
+    def _client_closing(self, reply_text: str) -> None:
+        """
+        The application is closing the connection: log it, and count the
+        end as no loss.
+        """
+        self._closing_by_client = True
+        self.log.info(
+            "closing the connection to virtual host {vhost}",
+            amqp_event="connection.closing",
+            vhost=self.vhost,
+            initiator="client",
+            reply_code=200,
+            reply_text=reply_text,
+        )
 
     def _core_closing(self) -> bool:
         return self.core.state is ConnectionState.CLOSING
