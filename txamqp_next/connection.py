@@ -395,6 +395,10 @@ class AMQPConnection(Protocol):
             self._call_hook(producer.stopProducing)
 
     def _log_ended(self, reason: BaseException) -> None:
+        """
+        Log the end of the connection: C{connection.closed} when the
+        application closed it, else C{connection.lost}.
+        """
         code = getattr(reason, "reply_code", None)
         text = getattr(reason, "reply_text", str(reason))
         if self._closing_by_client:
