@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROVEN_MINIMUMS = {
     "tls": {"pyopenssl": "23.0.0", "cryptography": "39.0.0", "service-identity": "21.1.0"},
     "thrift": {"thrift": "0.16.0"},
+    "prometheus": {"prometheus-client": "0.14.0"},
 }
 
 #: folders the sdist carries whole, so that its tests, docs and examples work
@@ -224,7 +225,9 @@ class MetadataTests(SynchronousTestCase):
         Only what users need is published as extras: the test and bench
         tools are dependency groups, which do not reach the metadata.
         """
-        self.assertEqual(sorted(self.metadata.get_all("Provides-Extra") or []), ["thrift", "tls"])
+        self.assertEqual(
+            sorted(self.metadata.get_all("Provides-Extra") or []), ["prometheus", "thrift", "tls"]
+        )
         requirements = " ".join(self.metadata.get_all("Requires-Dist") or []).lower()
         for tool in ("hypothesis", "mypy", "ruff", "matplotlib", "pika", "aiormq", "txamqp"):
             self.assertNotIn(tool, requirements)

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         connect_recovering,
     )
     from txamqp_next.service import ConsumerService
+    from txamqp_next.stats import ChannelStats, ConnectionStats
 
 __version__ = "0.1.0.dev0"
 
@@ -65,11 +66,13 @@ _EXPORTS = {
     "AMQPError": "txamqp_next.errors",
     "Channel": "txamqp_next.channel",
     "ChannelClosed": "txamqp_next.errors",
+    "ChannelStats": "txamqp_next.stats",
     "Closed": "txamqp_next.errors",
     "ConnectTimeout": "txamqp_next.endpoint",
     "ConnectionEvent": "txamqp_next.recovery",
     "ConnectionClosed": "txamqp_next.errors",
     "ConnectionParameters": "txamqp_next._params",
+    "ConnectionStats": "txamqp_next.stats",
     "Consumer": "txamqp_next.channel",
     "ConsumerCancelled": "txamqp_next.channel",
     "ConsumerService": "txamqp_next.service",
@@ -95,11 +98,13 @@ __all__ = [
     "AMQPError",
     "Channel",
     "ChannelClosed",
+    "ChannelStats",
     "Closed",
     "ConnectTimeout",
     "ConnectionClosed",
     "ConnectionEvent",
     "ConnectionParameters",
+    "ConnectionStats",
     "Consumer",
     "ConsumerCancelled",
     "ConsumerService",

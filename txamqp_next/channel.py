@@ -54,6 +54,7 @@ from txamqp_next.message import Message
 from txamqp_next.queue import Closed as QueueClosed
 from txamqp_next.queue import TimeoutDeferredQueue
 from txamqp_next.spec import spec_name
+from txamqp_next.stats import ChannelStats
 
 if TYPE_CHECKING:
     from txamqp_next.connection import AMQPConnection, ChannelLink
@@ -269,6 +270,10 @@ class Channel(typed.ChannelMethods):
         # flags) seen lately
         self._publish_methods: dict[tuple[str, str, bool, bool], Method] = {}
         self._ack_class = self.methods.get("basic.ack")
+        # counters, read through stats(); confirms are counted by the tracker
+        self._published = self._published_bytes = 0
+        self._delivered = self._delivered_bytes = 0
+        self._returned = self._acked = self._nacked = self._rejected = 0
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else ("closed" if self.closed else "opening")
@@ -306,7 +311,7 @@ class Channel(typed.ChannelMethods):
                 self._link.send(self.id, method, properties, body)
             except LocalProtocolError as e:
                 return fail(self.closed or self._link.refused(e))
-            self._sent(method)
+            self._sent(method, body)
             return succeed(None)
         # registered before sending: the reply may come while we send (a
         # transport that answers at once, as a test double does)
@@ -317,14 +322,24 @@ class Channel(typed.ChannelMethods):
         except LocalProtocolError as e:
             self._waiting.remove(d)
             return fail(self.closed or self._link.refused(e))
-        self._sent(method)
+        self._sent(method, body)
         return d
 
-    def _sent(self, method: Method) -> None:
+    def _sent(self, method: Method, body: bytes) -> None:
+        name = method.NAME
         # confirm mode starts with the select, however it was called: the
         # broker numbers publishes from there
-        if method.NAME == "confirm.select" and self.confirms is None and self.closed is None:
+        if name == "confirm.select" and self.confirms is None and self.closed is None:
             self.confirms = ConfirmTracker()
+        elif name == "basic.ack":
+            self._acked += 1
+        elif name == "basic.nack":
+            self._nacked += 1
+        elif name == "basic.reject":
+            self._rejected += 1
+        elif name == "basic.publish":
+            self._published += 1
+            self._published_bytes += len(body)
 
     def make(self, name: str, **fields: Any) -> Method:
         """
@@ -439,6 +454,27 @@ class Channel(typed.ChannelMethods):
         """
         return self.confirms is not None
 
+    def stats(self) -> ChannelStats:
+        """
+        What this channel did so far (see L{ChannelStats}).
+
+        @return: a snapshot of the channel's counters; it does not change
+            afterwards.
+        """
+        confirms = self.confirms
+        return ChannelStats(
+            published=self._published,
+            published_bytes=self._published_bytes,
+            confirmed=confirms.acked if confirms is not None else 0,
+            publish_nacked=confirms.nacked if confirms is not None else 0,
+            returned=self._returned,
+            delivered=self._delivered,
+            delivered_bytes=self._delivered_bytes,
+            acked=self._acked,
+            nacked=self._nacked,
+            rejected=self._rejected,
+        )
+
     def add_listener(self, listener: MethodListener) -> None:
         """
         Call C{listener(method)} with each method the broker sends on this
@@ -528,7 +564,10 @@ class Channel(typed.ChannelMethods):
             link.send_method(self.id, method, props, body)
         except LocalProtocolError as e:
             return fail(self.closed or self._link.refused(e))
-        link.flush(size=len(body), publish=True)
+        size = len(body)
+        self._published += 1
+        self._published_bytes += size
+        link.flush(size=size, publish=True)
         if self.confirms is not None:
             return self.confirms.add()
         return succeed(None)
@@ -568,6 +607,8 @@ class Channel(typed.ChannelMethods):
             except LocalProtocolError as e:
                 d.errback(self.closed or link.refused(e))
                 continue
+            self._published += 1
+            self._published_bytes += len(body)
             if self.confirms is not None:
                 # the held Deferred itself waits for the broker's ack
                 self.confirms.add(d)
@@ -606,6 +647,7 @@ class Channel(typed.ChannelMethods):
             self._link.send(self.id, cls(delivery_tag=delivery_tag, multiple=multiple))
         except LocalProtocolError as e:
             return fail(self.closed or self._link.refused(e))
+        self._acked += 1
         return succeed(None)
 
     def basic_consume(
@@ -725,8 +767,12 @@ class Channel(typed.ChannelMethods):
             return
         d = self._waiting.popleft()
         if properties is not None:
+            self._delivered += 1
+            self._delivered_bytes += len(body)
             d.callback(Message(self, method, properties, body))
         else:
+            if method.NAME == "channel.open-ok":
+                self._link.count_opened()
             d.callback(method)
 
     def _method_received(self, method: Method) -> None:
@@ -762,6 +808,8 @@ class Channel(typed.ChannelMethods):
     def _content_received(self, method: Method, properties: Properties, body: bytes) -> None:
         message = Message(self, method, properties, body)
         if method.NAME == "basic.deliver":
+            self._delivered += 1
+            self._delivered_bytes += len(body)
             consumer = self.consumers.get(method.consumer_tag)
             if consumer is not None:
                 consumer.deliver(message)
@@ -775,11 +823,12 @@ class Channel(typed.ChannelMethods):
                     consumer_tag=method.consumer_tag,
                     channel=self.id,
                 )
-        elif method.NAME == "basic.return" and self.confirms is not None:
-            self.confirms.returned(message)
-            for handler in self._return_handlers:
-                self._link.call_hook(handler, message)
-        elif method.NAME == "basic.return" and self._return_handlers:
+        elif method.NAME == "basic.return":
+            self._returned += 1
+            if self.confirms is not None:
+                self.confirms.returned(message)
+            elif not self._return_handlers:
+                self.log.info("unhandled basic.return on channel {channel}", channel=self.id)
             for handler in self._return_handlers:
                 self._link.call_hook(handler, message)
         else:

@@ -60,10 +60,15 @@ class ConfirmTracker:
     settled.
 
     @ivar next_tag: the sequence number the next publish will get.
+    @ivar acked: how many publishes the broker acked (a returned one
+        included: RabbitMQ acks it after the return).
+    @ivar nacked: how many publishes the broker nacked.
     """
 
     def __init__(self) -> None:
         self.next_tag = 1
+        self.acked = 0
+        self.nacked = 0
         # in publish order, so also ascending tags
         self._pending: dict[int, Deferred[None]] = {}
         self._returned: list[Message] = []
@@ -116,6 +121,10 @@ class ConfirmTracker:
                 tags.append(tag)
         else:
             tags = [delivery_tag] if delivery_tag in self._pending else []
+        if error is None:
+            self.acked += len(tags)
+        else:
+            self.nacked += len(tags)
         for tag in tags:
             d = self._pending.pop(tag)
             if returned is not None and tag == delivery_tag:

@@ -54,6 +54,7 @@ from txamqp_next.errors import (
 )
 from txamqp_next.errors import ConnectionClosed as ConnectionClosedError
 from txamqp_next.spec import Spec
+from txamqp_next.stats import ChannelStats, ConnectionStats, connection_stats, sum_channels
 
 __all__ = ["AMQPConnection", "ChannelLink"]
 
@@ -75,6 +76,24 @@ _TCP_BUFFER_SIZE = 262144
 #: larger writes go to the transport whole: what a socket does not take at
 #: once would have to be copied to hand the rest over
 _DIRECT_SEND_MAX = 65536
+
+
+def _peer_name(transport: object) -> str:
+    """
+    C{host:port} of the transport's peer, or what it says of itself.
+    """
+    peer = transport.getPeer()  # type: ignore[attr-defined]
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None else str(peer)
+
+
+def _text(value: object) -> str:
+    """
+    A server property as text (the broker sends long strings as bytes).
+    """
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
 
 
 class ChannelLink:
@@ -197,11 +216,19 @@ class ChannelLink:
 
     def forget(self, channel: Channel) -> None:
         """
-        The channel closed: drop it from the connection's registry.
+        The channel closed: drop it from the connection's registry, and add
+        its counters to the connection's.
         """
         connection = self._connection
         if connection._channels.get(channel.id) is channel:
             del connection._channels[channel.id]
+        connection._closed_channels = sum_channels((connection._closed_channels, channel.stats()))
+
+    def count_opened(self) -> None:
+        """
+        The broker opened a channel (C{channel.open-ok}).
+        """
+        self._connection._channels_opened += 1
 
 
 @implementer(IPushProducer)
@@ -281,6 +308,15 @@ class AMQPConnection(Protocol):
         self._turn_flush: IDelayedCall | None = None
         # whether _flush may send on the socket itself (see connectionMade)
         self._send_direct = False
+        # counters (see stats): those of the channels closed so far, and the
+        # connection's own; when the broker's current block began
+        self._closed_channels = ChannelStats()
+        self._channels_opened = 0
+        self._blocked_since: float | None = None
+        self._blocked_seconds = 0.0
+        self._heartbeat_timeouts = 0
+        # whether the connection ends because the application closed it
+        self._closing_by_client = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} vhost={self.vhost!r} {self.core.state.value}>"
@@ -304,6 +340,13 @@ class AMQPConnection(Protocol):
 
     def connectionMade(self) -> None:
         assert self.transport is not None
+        self.log.info(
+            "connected to {peer}; opening virtual host {vhost}",
+            amqp_event="connection.connecting",
+            peer=_peer_name(self.transport),
+            vhost=self.vhost,
+            connection_name=self.params.connection_name,
+        )
         self._send_direct = type(self.transport) in _DIRECT_SEND_TRANSPORTS
         if self._send_direct:
             self.transport.bufferSize = _TCP_BUFFER_SIZE  # type: ignore[attr-defined]
@@ -341,6 +384,8 @@ class AMQPConnection(Protocol):
         self._lost = True
         if self.closed is None:
             self.closed = self._lost_reason(reason)
+        self._end_block()
+        self._log_ended(self.closed)
         self._fail_everything(self.closed)
         self._connection_ended(self.closed, reason)
         waiters, self._lost_waiters = self._lost_waiters, []
@@ -349,6 +394,32 @@ class AMQPConnection(Protocol):
         producers, self._producers = self._producers, []
         for producer in producers:
             self._call_hook(producer.stopProducing)
+
+    def _log_ended(self, reason: BaseException) -> None:
+        """
+        Log the end of the connection: C{connection.closed} when the
+        application closed it, else C{connection.lost}.
+        """
+        code = getattr(reason, "reply_code", None)
+        text = getattr(reason, "reply_text", str(reason))
+        if self._closing_by_client:
+            self.log.info(
+                "connection to virtual host {vhost} closed",
+                amqp_event="connection.closed",
+                vhost=self.vhost,
+                reply_code=code,
+                reply_text=text,
+            )
+        else:
+            self.log.warn(
+                "connection to virtual host {vhost} lost: {error}",
+                amqp_event="connection.lost",
+                vhost=self.vhost,
+                reply_code=code,
+                reply_text=text,
+                error=reason,
+                opened=self._opened,
+            )
 
     def _lost_reason(self, reason: Failure) -> BaseException:
         tls_error = tls_error_for(reason.value) if reason.value is not None else None
@@ -566,7 +637,9 @@ class AMQPConnection(Protocol):
             return d
         if self.core.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return d
-        self.core.close(reply_text=str(reason) if reason else "")
+        reply_text = str(reason) if reason else ""
+        self._client_closing(reply_text)
+        self.core.close(reply_text=reply_text)
         self._flush(now=True)
         if not self._core_closing():
             self.closed = ConnectionClosedError(reply_text="closed by the client")
@@ -575,6 +648,21 @@ class AMQPConnection(Protocol):
         timeout = within or self.params.close_timeout
         self._close_call = self.clock.callLater(timeout, self._close_timed_out)
         return d
+
+    def _client_closing(self, reply_text: str) -> None:
+        """
+        The application is closing the connection: log it, and count the
+        end as no loss.
+        """
+        self._closing_by_client = True
+        self.log.info(
+            "closing the connection to virtual host {vhost}",
+            amqp_event="connection.closing",
+            vhost=self.vhost,
+            initiator="client",
+            reply_code=200,
+            reply_text=reply_text,
+        )
 
     def _core_closing(self) -> bool:
         return self.core.state is ConnectionState.CLOSING
@@ -727,6 +815,20 @@ class AMQPConnection(Protocol):
     def _on_open(self, event: ConnectionOpened) -> None:
         self._opened = True
         self.server_properties = event.server_properties
+        core = self.core
+        self.log.info(
+            "opened virtual host {vhost} on {product} {version}: channel_max {channel_max}, "
+            "frame_max {frame_max}, heartbeat {heartbeat}s",
+            amqp_event="connection.opened",
+            vhost=self.vhost,
+            connection_name=self.params.connection_name,
+            product=_text(event.server_properties.get("product")),
+            version=_text(event.server_properties.get("version")),
+            server_properties=event.server_properties,
+            channel_max=core.channel_max,
+            frame_max=core.frame_max,
+            heartbeat=core.heartbeat,
+        )
         if event.heartbeat:
             self._heartbeat = LoopingCall(self._tick)
             self._heartbeat.clock = self.clock
@@ -740,7 +842,20 @@ class AMQPConnection(Protocol):
         if event.error is None:
             self.closed = ConnectionClosedError(200, "closed by the client")
         else:
-            self.log.warn("connection closed: {error}", error=event.error)
+            # the broker's (or a heartbeat's) close wins over ours
+            self._closing_by_client = False
+            timed_out = isinstance(event.error, HeartbeatTimeout)
+            if timed_out:
+                self._heartbeat_timeouts += 1
+            self.log.warn(
+                "the connection is closing: {error}",
+                amqp_event="connection.closing",
+                vhost=self.vhost,
+                initiator="heartbeat" if timed_out else "broker",
+                reply_code=getattr(event.error, "reply_code", None),
+                reply_text=getattr(event.error, "reply_text", str(event.error)),
+                error=event.error,
+            )
             self.closed = event.error
         self._fail_everything(self.closed)
         self._flush(now=True)
@@ -809,12 +924,25 @@ class AMQPConnection(Protocol):
         name = method.NAME
         if name == "connection.blocked":
             self.blocked = str(getattr(method, "reason", "")) or "blocked"
-            self.log.warn("the broker blocked publishing: {reason}", reason=self.blocked)
+            if self._blocked_since is None:
+                self._blocked_since = self.clock.seconds()
+            self.log.warn(
+                "the broker blocked publishing: {reason}",
+                amqp_event="connection.blocked",
+                vhost=self.vhost,
+                reason=self.blocked,
+            )
             self._notify_blocked(True)
             self._update_paused()
         elif name == "connection.unblocked":
             self.blocked = None
-            self.log.info("the broker unblocked publishing")
+            seconds = self._end_block()
+            self.log.info(
+                "the broker unblocked publishing after {blocked_seconds:.3f}s",
+                amqp_event="connection.unblocked",
+                vhost=self.vhost,
+                blocked_seconds=seconds,
+            )
             self._notify_blocked(False)
             self._update_paused()
         elif name not in ("connection.start", "connection.tune", "connection.secure"):
@@ -831,6 +959,42 @@ class AMQPConnection(Protocol):
         on unblock; L{blocked} holds the reason.
         """
         self._blocked_handlers.append(handler)
+
+    def _end_block(self) -> float:
+        """
+        The broker's block (if any) is over: add its time to the total.
+
+        @return: how long it lasted (0 when there was none).
+        """
+        since, self._blocked_since = self._blocked_since, None
+        if since is None:
+            return 0.0
+        seconds = self.clock.seconds() - since
+        self._blocked_seconds += seconds
+        return seconds
+
+    def stats(self) -> ConnectionStats:
+        """
+        What this connection did so far: the counters of its channels
+        (open and closed) summed, and its own (see L{ConnectionStats}).
+
+        @return: a snapshot; it does not change afterwards.
+        """
+        channels = sum_channels(
+            [self._closed_channels, *(ch.stats() for ch in self._channels.values())]
+        )
+        since = self._blocked_since
+        blocked_seconds = self._blocked_seconds
+        if since is not None:
+            blocked_seconds += self.clock.seconds() - since
+        return connection_stats(
+            channels,
+            channels_opened=self._channels_opened,
+            blocked=since is not None,
+            blocked_seconds=blocked_seconds,
+            heartbeat_timeouts=self._heartbeat_timeouts,
+            connections_lost=int(self._lost and not self._closing_by_client),
+        )
 
     def _notify_blocked(self, blocked: bool) -> None:
         for handler in list(self._blocked_handlers):

@@ -517,6 +517,7 @@ class AMQClient(AMQPConnection):
             return super().close(text, within)
         d = self.when_closed()
         if self.closed is None and self.transport is not None and not self._lost:
+            self._client_closing(text)
             self.core.close(reply_text=text)
             self._flush(now=True)
             self.closed = ConnectionClosedError(

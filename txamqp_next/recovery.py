@@ -85,6 +85,7 @@ from txamqp_next.errors import (
 from txamqp_next.message import Message
 from txamqp_next.queue import TimeoutDeferredQueue
 from txamqp_next.spec import Spec, load, python_name, spec_name
+from txamqp_next.stats import ChannelStats, ConnectionStats, sum_channels, sum_connections
 
 __all__ = [
     "PERMANENT_ERRORS",
@@ -170,12 +171,20 @@ class _Factory(Factory):
 
     noisy = False
 
-    def __init__(self, reactor: Any, failover: FailoverEndpoint) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        failover: FailoverEndpoint,
+        built: Callable[[AMQPConnection], object] = lambda connection: None,
+    ) -> None:
         self._reactor = reactor
         self._failover = failover
+        self._built = built
 
     def buildProtocol(self, addr: Any) -> AMQPConnection:
-        return AMQPConnection(self._failover.connecting.params, clock=self._reactor)
+        connection = AMQPConnection(self._failover.connecting.params, clock=self._reactor)
+        self._built(connection)
+        return connection
 
 
 class RecoveringConnection:
@@ -219,10 +228,11 @@ class RecoveringConnection:
         self.clock: IReactorTime = reactor
         self.brokers = brokers_for(reactor, brokers, params, **overrides)
         self._failover = FailoverEndpoint(self.brokers)
+        self._retry_policy = retry_policy if retry_policy is not None else backoffPolicy()
         self._service = ClientService(
             self._failover,
-            _Factory(reactor, self._failover),
-            retryPolicy=retry_policy if retry_policy is not None else backoffPolicy(),
+            _Factory(reactor, self._failover, self._built),
+            retryPolicy=self._retry_delay,
             clock=reactor,
             prepareConnection=self._prepare,
         )
@@ -244,6 +254,12 @@ class RecoveringConnection:
         self._started = False
         self._closing = False
         self.failed: BaseException | None = None
+        # counters (see stats): the sums of the connections that ended, the
+        # connections not ended yet, and our own
+        self._ended_stats = ConnectionStats()
+        self._connections: list[AMQPConnection] = []
+        self._reconnect_attempts = 0
+        self._recoveries = 0
 
     def __repr__(self) -> str:
         state = "connected" if self._current is not None else "not connected"
@@ -348,6 +364,48 @@ class RecoveringConnection:
         """
         self._listeners.append(listener)
 
+    def stats(self) -> ConnectionStats:
+        """
+        What this connection did so far, over every connection it made (the
+        counters of those lost are kept), with its C{reconnect_attempts} and
+        C{recoveries} (see L{ConnectionStats}).
+
+        @return: a snapshot; it does not change afterwards.
+        """
+        return sum_connections(
+            [self._ended_stats, *(c.stats() for c in self._connections)],
+            reconnect_attempts=self._reconnect_attempts,
+            recoveries=self._recoveries,
+        )
+
+    def _built(self, connection: AMQPConnection) -> None:
+        """
+        A connection was made: count it until it ends.
+        """
+        self._connections.append(connection)
+        connection.when_closed().addCallback(lambda _: self._ended(connection))
+
+    def _ended(self, connection: AMQPConnection) -> None:
+        self._connections.remove(connection)
+        self._ended_stats = sum_connections((self._ended_stats, connection.stats()))
+
+    def _retry_delay(self, attempt: int) -> float:
+        """
+        C{ClientService}'s retry policy: the delay before attempt
+        C{attempt}, from ours, counted and logged.
+        """
+        delay = self._retry_policy(attempt)
+        self._reconnect_attempts += 1
+        self.log.info(
+            "{who}reconnecting to {brokers} in {delay:.3g}s (attempt {attempt})",
+            amqp_event="recovery.reconnecting",
+            who=self._who,
+            brokers=self._names(),
+            attempt=attempt,
+            delay=delay,
+        )
+        return delay
+
     def open_channel(self) -> Deferred[RecoveringChannel]:
         """
         Open a recovering channel.
@@ -412,7 +470,10 @@ class RecoveringConnection:
         self._fail_waiters(error)
         self._emit(ConnectionEvent("closed"))
         self.log.info(
-            "{who}closed the connection to {brokers}", who=self._who, brokers=self._names()
+            "{who}closed the connection to {brokers}",
+            amqp_event="recovery.closed",
+            who=self._who,
+            brokers=self._names(),
         )
 
     # -- recording what the channels declare -------------------------------------
@@ -538,6 +599,7 @@ class RecoveringConnection:
             elif not self._closing:
                 self.log.warn(
                     "{who}cannot set up a connection to {broker}: {error}; will retry",
+                    amqp_event="recovery.setup_failed",
                     who=self._who,
                     broker=broker.name,
                     error=e,
@@ -573,12 +635,19 @@ class RecoveringConnection:
         for d in waiters:
             d.callback(connection)
         if first:
-            self.log.info("{who}connected to {broker}", who=self._who, broker=broker.name)
+            self.log.info(
+                "{who}connected to {broker}",
+                amqp_event="recovery.connected",
+                who=self._who,
+                broker=broker.name,
+            )
             self._emit(ConnectionEvent("connected", broker.name))
         else:
+            self._recoveries += 1
             self.log.info(
                 "{who}recovered the connection to {broker}: {channels} channels, "
                 "{republished} publishes sent again, {renamed} queues renamed",
+                amqp_event="recovery.recovered",
                 who=self._who,
                 broker=broker.name,
                 channels=len(self._channels),
@@ -598,6 +667,9 @@ class RecoveringConnection:
         reason = connection.closed
         self.log.warn(
             "{who}lost the connection to {broker} ({reason}); reconnecting",
+            amqp_event="recovery.lost",
+            reply_code=getattr(reason, "reply_code", None),
+            reply_text=getattr(reason, "reply_text", str(reason)),
             who=self._who,
             broker=broker,
             reason=reason,
@@ -613,6 +685,7 @@ class RecoveringConnection:
         self.failed = error
         self.log.error(
             "{who}giving up on {brokers}: {error}",
+            amqp_event="recovery.failed",
             who=self._who,
             brokers=self._names(),
             error=error,
@@ -842,9 +915,22 @@ class RecoveringChannel(typed.ChannelMethods):
         self._return_handlers: list[Callable[[Message], object]] = []
         self._listeners: list[Callable[[Any], object]] = []
         self.closed: BaseException | None = None
+        # the counters of the channels underneath that closed, and the
+        # channels not closed yet
+        self._closed_stats = ChannelStats()
+        self._underneath: list[Channel] = []
 
     def __repr__(self) -> str:
         return f"<RecoveringChannel on {self._channel!r}>"
+
+    def stats(self) -> ChannelStats:
+        """
+        What this channel did so far, summed over the channels it opened on
+        each connection (see L{ChannelStats}).
+
+        @return: a snapshot; it does not change afterwards.
+        """
+        return sum_channels([self._closed_stats, *(c.stats() for c in self._underneath)])
 
     @property
     def connection(self) -> RecoveringConnection:
@@ -953,6 +1039,7 @@ class RecoveringChannel(typed.ChannelMethods):
         """
         channel = await connection.open_channel()
         self._restoring = channel
+        self._underneath.append(channel)
         channel.when_closed().addCallback(self._underneath_closed, channel, connection)
         for handler in self._return_handlers:
             channel.add_return_handler(handler)
@@ -990,6 +1077,8 @@ class RecoveringChannel(typed.ChannelMethods):
     def _underneath_closed(
         self, reason: BaseException, channel: Channel, connection: AMQPConnection
     ) -> None:
+        self._underneath.remove(channel)
+        self._closed_stats = sum_channels((self._closed_stats, channel.stats()))
         if channel is self._restoring:
             self._restoring = None
         if channel is not self._channel:
