@@ -9,7 +9,10 @@ L{txamqp_next.testing.MemoryBroker} instead.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -406,3 +409,15 @@ class CapturedLog:
 
     def texts(self) -> list[str]:
         return [formatEvent(e) for e in self.events]
+
+
+def load_script(name: str) -> ModuleType:
+    """
+    Import C{scripts/<name>.py}, which is no package, as a module.
+    """
+    location = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    module_spec = importlib.util.spec_from_file_location(name, location)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module

@@ -7,7 +7,6 @@ with the spec's own text.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -16,18 +15,14 @@ from types import ModuleType
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers import load_script
 from txamqp_next import spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def builder() -> ModuleType:
-    location = ROOT / "scripts" / "build_api_docs.py"
-    module_spec = importlib.util.spec_from_file_location("build_api_docs", location)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    return load_script("build_api_docs")
 
 
 class ReferenceTests(SynchronousTestCase):

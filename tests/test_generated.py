@@ -8,7 +8,6 @@ refuses wrong ones.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import pydoc
 import re
@@ -20,7 +19,7 @@ from typing import Any, cast
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers import open_broker
+from tests.helpers import load_script, open_broker
 from txamqp_next import methods, spec
 from txamqp_next._methods import methods_for
 from txamqp_next.channel import Channel
@@ -33,12 +32,7 @@ D08 = "/usr/share/amqp/specs/0-8/amqp0-8.stripped.xml"
 
 
 def generator() -> ModuleType:
-    location = ROOT / "scripts" / "generate_api.py"
-    module_spec = importlib.util.spec_from_file_location("generate_api", location)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    return load_script("generate_api")
 
 
 def client_calls() -> list[spec.MethodSpec]:

@@ -61,7 +61,7 @@ class ChannelStats:
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionStats:
+class ConnectionStats(ChannelStats):
     """
     What a connection did: the counters of L{ChannelStats} summed over its
     channels (those closed since included), and its own.
@@ -84,16 +84,6 @@ class ConnectionStats:
         set up again after a loss; 0 otherwise.
     """
 
-    published: int = 0
-    published_bytes: int = 0
-    confirmed: int = 0
-    publish_nacked: int = 0
-    returned: int = 0
-    delivered: int = 0
-    delivered_bytes: int = 0
-    acked: int = 0
-    nacked: int = 0
-    rejected: int = 0
     channels_opened: int = 0
     blocked: bool = False
     blocked_seconds: float = 0.0
