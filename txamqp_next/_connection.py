@@ -234,6 +234,14 @@ def truncate_shortstr(text: str) -> str:
     return data[:255].decode("utf-8", "ignore")
 
 
+def _body_too_long(ch: _Channel) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        UNEXPECTED_FRAME,
+        f"content body of {ch.content_received} bytes exceeds the {ch.content_size} declared",
+        ch.id,
+    )
+
+
 def _too_large(
     method: Method, channel: int, what: str, size: int, frame_max: int
 ) -> LocalProtocolError:
@@ -293,7 +301,7 @@ class _Channel:
         self.content_properties: Properties | None = None
         self.content_size = 0
         self.content_received = 0
-        self.content_body: list[bytes] = []
+        self.content_body: list[bytes | memoryview] = []
         # why the channel closed while our close-ok is still due (a fault,
         # or the broker's close crossing ours); the application was told
         self.error: ChannelClosedError | None = None
@@ -348,7 +356,9 @@ class Connection:
         #: why the connection closed, once a fault or the broker closed it
         self.error: ProtocolError | ConnectionClosedError | None = None
         frame_max = params.frame_max
-        self._reader = _frames.FrameReader(max(frame_max, 131072) if frame_max else 131072)
+        self._reader = _frames.FrameReader(
+            max(frame_max, 131072) if frame_max else 131072, views=True
+        )
         self._outbox: list[bytes] = [self.spec.protocol_header]
         self._channels: dict[int, _Channel] = {}
         # the synchronous connection method waiting for its reply, and those
@@ -1160,21 +1170,27 @@ class Connection:
         if size == 0:
             self._deliver(ch, events)
 
-    def _handle_body(self, ch: _Channel, payload: bytes, events: list[Event]) -> None:
+    def _handle_body(
+        self, ch: _Channel, payload: _frames.BodyPayload, events: list[Event]
+    ) -> None:
         if ch.state is _CH_CLOSING:
             return
         if ch.content_properties is None:
             raise RemoteProtocolError(
                 UNEXPECTED_FRAME, "content body without a content header", ch.id
             )
+        if isinstance(payload, tuple):
+            # a frame that straddled received chunks, in pieces
+            ch.content_received += sum(map(len, payload))
+            ch.content_body.extend(payload)
+            if ch.content_received > ch.content_size:
+                raise _body_too_long(ch)
+            if ch.content_received == ch.content_size:
+                self._deliver(ch, events)
+            return
         ch.content_received += len(payload)
         if ch.content_received > ch.content_size:
-            raise RemoteProtocolError(
-                UNEXPECTED_FRAME,
-                f"content body of {ch.content_received} bytes exceeds the "
-                f"{ch.content_size} declared",
-                ch.id,
-            )
+            raise _body_too_long(ch)
         ch.content_body.append(payload)
         if ch.content_received == ch.content_size:
             self._deliver(ch, events)
@@ -1184,7 +1200,8 @@ class Connection:
         properties = ch.content_properties
         assert method is not None and properties is not None
         chunks = ch.content_body
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        # the one copy of a body in pieces (views of the received data)
+        body = chunks[0] if len(chunks) == 1 and type(chunks[0]) is bytes else b"".join(chunks)
         ch.content_method = None
         ch.content_properties = None
         ch.content_body = []

@@ -57,6 +57,16 @@ NEED_DATA: Final = _NeedData()
 
 Frame = tuple[int, int, bytes]
 
+#: A body frame's payload from a L{FrameReader} made with C{views=True}:
+#: bytes, a view of a received chunk, or, for a frame that straddles
+#: chunks, a tuple of such pieces.  Whoever collects a body joins the pieces
+#: of all its frames once.
+BodyPayload = bytes | memoryview | tuple["bytes | memoryview", ...]
+
+# body frames at least this large are handed out as views of the received
+# chunk (with views=True): copying them would be a copy more per byte
+_VIEW_MIN = 4096
+
 
 class FrameReader:
     """
@@ -70,12 +80,18 @@ class FrameReader:
     C{frame_max} is refused as soon as its 7 bytes are in, before its
     payload is buffered.
 
+    With C{views=True}, body frames are not copied at all: a body frame of
+    at least 4 KiB within one chunk comes as a C{memoryview} of it, and one
+    that straddles chunks as a tuple of pieces (see L{BodyPayload}), so a
+    large message is copied once, when its collector joins the pieces.
+
     @ivar frame_max: the largest frame accepted, envelope included; C{0}
         means no limit.  The connection lowers it once C{tune} has settled it.
     """
 
-    def __init__(self, frame_max: int = 131072) -> None:
+    def __init__(self, frame_max: int = 131072, views: bool = False) -> None:
         self.frame_max = frame_max
+        self._views = views
         # the chunk frames are cut from, and where the next one starts
         self._data = b""
         self._pos = 0
@@ -159,7 +175,10 @@ class FrameReader:
                 # the common case in one test: a whole method, header or body
                 # frame (types 1 to 3) within frame_max, ending in 0xce
                 if end < n and size <= most and data[end] == 0xCE and 0 < frame_type < 4:
-                    append((frame_type, channel, data[pos + 7 : end]))
+                    if frame_type == 3 and size >= _VIEW_MIN and self._views:
+                        append((3, channel, memoryview(data)[pos + 7 : end]))  # type: ignore[arg-type]
+                    else:
+                        append((frame_type, channel, data[pos + 7 : end]))
                     pos = end + 1
                     if limit and len(frames) == limit:
                         break
@@ -189,6 +208,24 @@ class FrameReader:
             # whole of it (or its header) has arrived
             if n - pos + self._parts_size < needed:
                 break
+            if needed > 7 and frame_type == 3 and self._views:
+                # a body frame: its pieces, uncopied
+                pieces, index, offset = self._take_pieces(data, pos + 7, size)
+                data = self._parts[index]
+                if data[offset] != FRAME_END:
+                    if frames:
+                        break
+                    self._pos = pos
+                    raise self._bad_frame(frame_type, channel, data[offset])
+                append((3, channel, pieces))  # type: ignore[arg-type]
+                self._parts = self._parts[index + 1 :]
+                self._parts_size = sum(map(len, self._parts))
+                self._data = data
+                pos = offset + 1
+                n = len(data)
+                if limit and len(frames) == limit:
+                    break
+                continue
             self._pos = pos
             self._join()
             data = self._data
@@ -199,6 +236,29 @@ class FrameReader:
             pos = 0
         self._pos = pos
         return frames
+
+    def _take_pieces(self, data: bytes, start: int, size: int) -> tuple[BodyPayload, int, int]:
+        """
+        Find a body frame's C{size} payload bytes, from C{start} in C{data}
+        (where its envelope ends) on into the buffered parts, and its end
+        octet; consume nothing.
+
+        @return: the payload as pieces, the index of the part holding the
+            end octet, and the octet's offset in it.
+        """
+        pieces: list[bytes | memoryview] = []
+        if start < len(data):
+            pieces.append(memoryview(data)[start:])
+        remaining = size - (len(data) - start)
+        parts = self._parts
+        index = 0
+        while len(parts[index]) <= remaining:
+            pieces.append(parts[index])
+            remaining -= len(parts[index])
+            index += 1
+        if remaining:
+            pieces.append(memoryview(parts[index])[:remaining])
+        return tuple(pieces), index, remaining
 
     def _bad_envelope(self, frame_type: int, channel: int, size: int) -> RemoteProtocolError:
         if frame_type not in _FRAME_TYPES:
