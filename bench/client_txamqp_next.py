@@ -16,8 +16,11 @@ from twisted.internet import defer, task
 import txamqp_next
 from bench import common
 from bench.common import BenchError, Meter, check_body
+from txamqp_next.pool import ChannelPool
 
 CLIENT = "txamqp_next"
+#: channels of the pool the declare workload spreads its calls over
+DECLARE_POOL = 64
 
 
 def sleep(reactor: Any, seconds: float = 0) -> defer.Deferred[None]:
@@ -209,17 +212,19 @@ async def declare(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     prefix = common.queue_name(CLIENT, "declare")
     names = [f"{prefix}-{i}" for i in range(args.count)]
     client = await txamqp_next.connect(reactor, args.url)
-    ch = await client.open_channel()
+    # the feature for many calls at once: each in flight on a channel of
+    # its own (opened within the meter, as they are needed)
+    pool = ChannelPool(client, size=DECLARE_POOL)
     meter = Meter()
     meter.start()
     oks = await defer.gatherResults(
-        [ch.queue_declare(queue=name, exclusive=True) for name in names], consumeErrors=True
+        [pool.queue_declare(queue=name, exclusive=True) for name in names], consumeErrors=True
     )
     for name, ok in zip(names, oks, strict=True):
         if ok.queue != name:
             raise BenchError(f"declared {ok.queue!r}, not {name!r}")
     deleted = await defer.gatherResults(
-        [ch.queue_delete(queue=name) for name in names], consumeErrors=True
+        [pool.queue_delete(queue=name) for name in names], consumeErrors=True
     )
     if len(deleted) != len(names):
         raise BenchError(f"{len(deleted)} deletes answered, not {len(names)}")

@@ -36,6 +36,7 @@ CLIENTS: dict[str, tuple[str, str]] = {
     "txamqp": ("txAMQP", "txAMQP"),
     "pika": ("pika-Twisted", "pika"),
     "aiormq": ("aiormq", "aiormq"),
+    "puka": ("puka", "puka"),
     "floor": ("floor (stdlib, pre-encoded)", ""),
 }
 OURS = "txamqp_next"
@@ -53,12 +54,15 @@ MATCH_TARGETS = ("declare", "large")
 #: workload -> client -> why that client has no such workload: shown as
 #: "n/a" in the table, neither run nor counted as a failure
 NOT_APPLICABLE: dict[str, dict[str, str]] = {
-    "thrift": {
-        "pika": "no Thrift transport",
-        "aiormq": "no Thrift transport",
-        "floor": "reference client, no Thrift",
-    },
+    # puka is here as the anchor for many synchronous calls at once
+    workload: {"puka": "a peer for declare only"}
+    for workload in ("publish", "confirm", "consume", "rpc", "large", "thrift")
 }
+NOT_APPLICABLE["thrift"].update(
+    pika="no Thrift transport",
+    aiormq="no Thrift transport",
+    floor="reference client, no Thrift",
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -109,6 +109,22 @@ class BenchDriverTests(SynchronousTestCase):
         self.assertIn("| thrift | *floor (stdlib, pre-encoded), reference* | n/a |", text)
         self.assertNotIn("failed", text)
 
+    def test_puka_runs_declare_only(self) -> None:
+        """
+        puka, the peer for many calls at once, runs C{declare} (checking
+        every queue name) and shows as n/a for the other workloads.
+        """
+        out = tiny_run("puka")
+        [raw] = out.glob("*.json")
+        records = {r["workload"]: r for r in json.loads(raw.read_text())["records"]}
+        self.assertEqual(list(records), WORKLOADS)
+        self.assertNotIn("error", records["declare"], records["declare"])
+        self.assertEqual(records["declare"]["count"], 5)
+        self.assertGreater(records["declare"]["msgs_per_s"], 0)
+        for workload, record in records.items():
+            if workload != "declare":
+                self.assertEqual(record["na"], "a peer for declare only")
+
     def test_failing_client_is_reported(self) -> None:
         """
         A client run that cannot connect comes back as a failed record with

@@ -25,6 +25,7 @@ from tests.integration.broker import BROKER, BrokerTestCase, async_test, reactor
 from tests.integration.nodes import PrivateNode, spare_ports
 from tests.integration.proxy import Proxy
 from tests.thrift.support import Handler, calculator, generate, processor
+from txamqp_next.confirms import PublishNacked
 from txamqp_next.endpoint import parse_url
 from txamqp_next.message import Message
 from txamqp_next.recovery import ConnectionEvent, RecoveringConnection, connect_recovering
@@ -319,6 +320,23 @@ class ClusterTests(BrokerTestCase):
         self.assertEqual(service.connection.broker.name, first)  # type: ignore[union-attr]
         self.assertIn(str(nodes[0].port), first)
 
+        nacked: list[bytes] = []
+
+        async def publish(body: bytes) -> None:
+            # a quorum queue without a leader (just declared, or its node
+            # killed) nacks: the publisher sends such a message again, as an
+            # application would
+            for _ in range(100):
+                try:
+                    await pub.basic_publish(
+                        routing_key=queue, body=body, properties={"delivery_mode": 2}
+                    )
+                    return
+                except PublishNacked:
+                    nacked.append(body)
+                    await sleep(0.1)
+            raise AssertionError(f"publish {body!r} nacked 100 times")
+
         started = time.monotonic()
         killed_at = 0.0
         for start in range(0, total, batch):
@@ -327,16 +345,13 @@ class ClusterTests(BrokerTestCase):
                 killed_at = time.monotonic()
                 log.info("fault: killed the first node of the cluster")
             await defer.gatherResults(
-                [
-                    pub.basic_publish(
-                        routing_key=queue, body=b"%d" % n, properties={"delivery_mode": 2}
-                    )
-                    for n in range(start, start + batch)
-                ],
+                [defer.ensureDeferred(publish(b"%d" % n)) for n in range(start, start + batch)],
                 consumeErrors=True,
             )
             await sleep(0.02)
         await wait_until(lambda: len(bodies) >= total, 120, "every message consumed")
+        if nacked:
+            log.info("{nacked} publishes nacked and sent again", nacked=len(nacked))
         elapsed = time.monotonic() - started
 
         self.assertEqual(set(bodies), {b"%d" % n for n in range(total)})

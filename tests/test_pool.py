@@ -1,0 +1,149 @@
+# -*- test-case-name: tests.test_pool -*-
+"""
+Tests for L{txamqp_next.pool}: calls spread over pooled channels, on the
+in-memory broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.trial.unittest import SynchronousTestCase
+
+from txamqp_next.connection import AMQPConnection
+from txamqp_next.errors import ConnectionClosed, NotFound
+from txamqp_next.pool import ChannelPool, PoolClosed
+from txamqp_next.testing import MemoryBroker
+
+
+class PoolTests(SynchronousTestCase):
+    """
+    A pool of four channels on one connection.
+    """
+
+    def setUp(self) -> None:
+        self.broker = MemoryBroker()
+        self.connection: AMQPConnection = self.successResultOf(self.broker.open_connection())
+        self.pool = ChannelPool(self.connection, size=4)
+
+    def result(self, d: Deferred[Any]) -> Any:
+        self.broker.flush()
+        return self.successResultOf(d)
+
+    def open_channels(self) -> int:
+        """
+        How many channels the broker has open on the connection.
+        """
+        return len(self.broker.current.channels)
+
+    def test_calls_in_parallel(self) -> None:
+        """
+        Ten declarations at once open four channels, each carrying one call
+        at a time; all ten are answered with their own queue names.
+        """
+        names = [f"q{i}" for i in range(10)]
+        calls = [self.pool.queue_declare(queue=name) for name in names]
+        self.assertEqual(self.pool.channels, 4)
+        oks = [self.result(d) for d in calls]
+        self.assertEqual([ok.queue for ok in oks], names)
+        self.assertEqual(sorted(self.broker.queues), names)
+        self.assertEqual(self.pool.channels, 4)
+        self.assertEqual(self.open_channels(), 4)
+
+    def test_channels_reused(self) -> None:
+        """
+        Calls made one after the other use one channel.
+        """
+        for i in range(5):
+            self.result(self.pool.queue_declare(queue=f"q{i}"))
+        self.assertEqual(self.pool.channels, 1)
+
+    def test_error_fails_its_call_only(self) -> None:
+        """
+        A passive declaration of a missing queue fails with NotFound; the
+        calls made with it succeed; the failed call's channel is closed and
+        replaced when needed, so the pool keeps working.
+        """
+        calls = [self.pool.queue_declare(queue=f"q{i}") for i in range(3)]
+        missing = self.pool.queue_declare(queue="missing", passive=True)
+        calls += [self.pool.queue_declare(queue=f"r{i}") for i in range(3)]
+        self.broker.flush()
+        self.failureResultOf(missing, NotFound)
+        self.assertEqual(len([self.successResultOf(d) for d in calls]), 6)
+        more = [self.pool.queue_delete(queue=f"q{i}") for i in range(3)]
+        self.assertEqual([self.result(d).message_count for d in more], [0, 0, 0])
+        self.assertLessEqual(self.pool.channels, 4)
+        self.assertEqual(self.open_channels(), self.pool.channels)
+
+    def test_waiting_call_gets_new_channel(self) -> None:
+        """
+        A call waiting for a channel is given a new one when the channel it
+        would have had closed over another call's error.
+        """
+        pool = ChannelPool(self.connection, size=1)
+        missing = pool.queue_declare(queue="missing", passive=True)
+        after = pool.queue_declare(queue="after")
+        self.broker.flush()
+        self.failureResultOf(missing, NotFound)
+        self.assertEqual(self.successResultOf(after).queue, "after")
+        self.assertEqual(pool.channels, 1)
+
+    def test_typed_fields_checked_at_once(self) -> None:
+        """
+        A field the spec does not take raises TypeError at the call, before
+        any channel is opened.
+        """
+        self.assertRaises(TypeError, self.pool.invoke, "queue.declare", durabel=True)
+        self.assertEqual(self.pool.channels, 0)
+
+    def test_close(self) -> None:
+        """
+        Closing the pool fails the calls waiting for a channel with
+        PoolClosed, closes the idle channels, and later calls fail at once.
+        """
+        pool = ChannelPool(self.connection, size=1)
+        self.result(pool.queue_declare(queue="a"))
+        busy = pool.queue_declare(queue="b")
+        waiting = pool.queue_declare(queue="c")
+        closed = pool.close()
+        self.failureResultOf(waiting, PoolClosed)
+        self.broker.flush()
+        self.assertEqual(self.successResultOf(busy).queue, "b")
+        self.successResultOf(closed)
+        self.failureResultOf(pool.queue_declare(queue="d"), PoolClosed)
+        self.assertEqual(pool.channels, 0)
+        self.assertEqual(self.open_channels(), 0)
+
+    def test_cancel_waiting(self) -> None:
+        """
+        Cancelling a call waiting for a channel takes it out of the queue.
+        """
+        pool = ChannelPool(self.connection, size=1)
+        busy = pool.queue_declare(queue="a")
+        waiting = pool.queue_declare(queue="b")
+        waiting.cancel()
+        self.failureResultOf(waiting, CancelledError)
+        self.assertEqual(self.result(busy).queue, "a")
+        self.assertNotIn("b", self.broker.queues)
+
+    def test_connection_lost(self) -> None:
+        """
+        When the connection is lost, calls in flight and waiting fail with
+        its error, and so do later ones.
+        """
+        pool = ChannelPool(self.connection, size=1)
+        busy = pool.queue_declare(queue="a")
+        waiting = pool.queue_declare(queue="b")
+        self.broker.close_connections()
+        self.broker.flush()
+        self.failureResultOf(busy, ConnectionClosed)
+        self.failureResultOf(waiting, ConnectionClosed)
+        self.failureResultOf(pool.queue_declare(queue="c"), ConnectionClosed)
+        self.assertEqual(pool.channels, 0)
+
+    def test_size_at_least_one(self) -> None:
+        """
+        A pool of no channels is refused.
+        """
+        self.assertRaises(ValueError, ChannelPool, self.connection, size=0)
