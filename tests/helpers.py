@@ -10,7 +10,7 @@ L{txamqp_next.testing.MemoryBroker} instead.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -30,6 +30,7 @@ from txamqp_next._methods import Method, MethodSet, methods_for
 from txamqp_next.channel import Channel
 from txamqp_next.connection import AMQPConnection
 from txamqp_next.spec import Spec, load
+from txamqp_next.testing import MemoryBroker
 
 
 class FrameFactory:
@@ -421,3 +422,13 @@ def load_script(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
+
+
+def flush_brokers(brokers: Iterable[MemoryBroker]) -> None:
+    """
+    Let clients talk with every broker of a test until all are quiet (a
+    client that fails over to another broker makes that one busy).
+    """
+    for _ in range(3):
+        for broker in brokers:
+            broker.flush()

@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers import CapturedLog
+from tests.helpers import CapturedLog, flush_brokers
 from txamqp_next._params import ConnectionParameters, Credentials
 from txamqp_next.channel import ConsumerCancelled
 from txamqp_next.endpoint import Broker
@@ -75,9 +75,7 @@ class RecoveryCase(SynchronousTestCase):
         Let the client talk with every broker of this test until all are
         quiet.
         """
-        for _ in range(3):
-            for broker in self.brokers:
-                broker.flush()
+        flush_brokers(self.brokers)
 
     def kinds(self) -> list[str]:
         return [event.kind for event in self.events]

@@ -14,6 +14,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers import flush_brokers
 from txamqp_next import Message
 from txamqp_next._methods import Method
 from txamqp_next._params import ConnectionParameters, Credentials
@@ -71,9 +72,7 @@ class ServiceTestCase(SynchronousTestCase):
         Let the clients talk with every broker of this test until all are
         quiet.
         """
-        for _ in range(3):
-            for broker in self.brokers:
-                broker.flush()
+        flush_brokers(self.brokers)
 
     def sent(self, name: str) -> list[Method]:
         """

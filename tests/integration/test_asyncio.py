@@ -4,19 +4,24 @@ asyncio applications against the real broker: under Twisted's
 C{AsyncioSelectorReactor}, asyncio tasks (not C{ensureDeferred}) await the
 library's calls directly and iterate its consumers.
 
-These tests run in the suite's asyncio pass (C{scripts/run_tests.py} runs
-the integration modules again with C{--reactor=asyncio}); under another
-reactor there is no asyncio loop to run tasks on, and they are skipped.
+Under the asyncio reactor each test runs its coroutine as an asyncio task
+in this process.  Under another reactor there is no asyncio loop to run
+tasks on, so each test runs itself in a child trial process with
+C{--reactor=asyncio} and passes only if that run passes: the tests never
+skip, whatever reactor trial was given.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.trial.unittest import SkipTest
+from twisted.internet.utils import getProcessOutputAndValue
 
 import txamqp_next
 from tests.integration.broker import BROKER, BrokerTestCase, reactor, unique
@@ -27,13 +32,16 @@ from txamqp_next.message import Message
 from txamqp_next.recovery import RecoveringChannel, connect_recovering
 from txamqp_next.rpc import RPCClient, respond
 
+ROOT = Path(__file__).resolve().parent.parent.parent
+
 
 def in_task(
     method: Callable[[Any], Coroutine[Any, Any, None]],
 ) -> Callable[[Any], Deferred[None]]:
     """
     Run an C{async def} test method as an asyncio task on the asyncio
-    reactor's loop; skip it under another reactor.
+    reactor's loop; under another reactor, in a child trial process that
+    uses the asyncio reactor.
     """
 
     def run(self: Any) -> Deferred[None]:
@@ -41,10 +49,7 @@ def in_task(
 
         installed = reactor()
         if not isinstance(installed, AsyncioSelectorReactor):
-            raise SkipTest(
-                f"needs the asyncio reactor (trial --reactor=asyncio), not "
-                f"{type(installed).__name__}: the suite's asyncio pass runs it"
-            )
+            return in_asyncio_trial(self, method.__name__)
 
         async def checked() -> None:
             # the point of these tests: an asyncio task, not Twisted, drives
@@ -57,6 +62,28 @@ def in_task(
     run.__name__ = method.__name__
     run.__doc__ = method.__doc__
     return run
+
+
+def in_asyncio_trial(test: Any, name: str) -> Deferred[None]:
+    """
+    Run the test method C{name} of C{test}'s class in a child trial process
+    with the asyncio reactor; fail with its output unless it passes.
+    """
+    test_id = f"{type(test).__module__}.{type(test).__qualname__}.{name}"
+    running = getProcessOutputAndValue(
+        sys.executable,
+        ["-m", "twisted.trial", "--reactor=asyncio", test_id],
+        env=dict(os.environ),
+        path=str(ROOT),
+    )
+
+    def check(result: tuple[bytes, bytes, int]) -> None:
+        out, err, code = result
+        text = (out + err).decode(errors="replace")
+        if code != 0 or "PASSED (successes=1)" not in text:
+            test.fail(f"{test_id} under the asyncio reactor:\n{text[-3000:]}")
+
+    return running.addCallback(check)
 
 
 class AsyncioTaskTests(BrokerTestCase):

@@ -714,7 +714,6 @@ def _exchange_delete(conn: ServerConnection, channel: ServerChannel, method: Met
 
 
 def _exchange_bind(conn: ServerConnection, channel: ServerChannel, method: Method) -> None:
-    vhost = conn.vhost
     binding = Binding(
         method.destination,
         method.routing_key,
@@ -723,15 +722,7 @@ def _exchange_bind(conn: ServerConnection, channel: ServerChannel, method: Metho
     )
     source = _bindable(conn, method.source)
     _bindable(conn, method.destination)
-    if method.NAME == "exchange.bind":
-        if binding not in source.bindings:
-            source.bindings.append(binding)
-        conn.reply(channel, method, "exchange.bind-ok")
-    else:
-        if binding in source.bindings:
-            source.bindings.remove(binding)
-            vhost.drop_if_unused(source)
-        conn.reply(channel, method, "exchange.unbind-ok")
+    _bind_or_unbind(conn, channel, method, source, binding)
 
 
 def _bindable(conn: ServerConnection, name: str) -> Exchange:
@@ -807,15 +798,27 @@ def _queue_bind(conn: ServerConnection, channel: ServerChannel, method: Method) 
     binding = Binding(
         queue.name, method.routing_key, tuple(sorted((method.arguments or {}).items()))
     )
-    if method.NAME == "queue.bind":
+    _bind_or_unbind(conn, channel, method, exchange, binding)
+
+
+def _bind_or_unbind(
+    conn: ServerConnection,
+    channel: ServerChannel,
+    method: Method,
+    exchange: Exchange,
+    binding: Binding,
+) -> None:
+    """
+    Add C{binding} to C{exchange} for a C{*.bind}, remove it for a
+    C{*.unbind} (dropping an auto-delete exchange left unused), and reply.
+    """
+    if method.NAME.endswith(".bind"):
         if binding not in exchange.bindings:
             exchange.bindings.append(binding)
-        conn.reply(channel, method, "queue.bind-ok")
-    else:
-        if binding in exchange.bindings:
-            exchange.bindings.remove(binding)
-            conn.vhost.drop_if_unused(exchange)
-        conn.reply(channel, method, "queue.unbind-ok")
+    elif binding in exchange.bindings:
+        exchange.bindings.remove(binding)
+        conn.vhost.drop_if_unused(exchange)
+    conn.reply(channel, method, f"{method.NAME}-ok")
 
 
 def _queue_purge(conn: ServerConnection, channel: ServerChannel, method: Method) -> None:
