@@ -14,6 +14,7 @@ from txamqp_next._methods import methods_for
 from txamqp_next.confirms import ConfirmTracker, PublishNacked, Unroutable
 from txamqp_next.message import Message
 from txamqp_next.spec import load
+from txamqp_next.testing import MemoryBroker
 
 MS = methods_for(load())
 
@@ -125,3 +126,35 @@ class ConfirmTrackerTests(SynchronousTestCase):
 
         self.assertTrue(issubclass(PublishNacked, AMQPError))
         self.assertTrue(issubclass(Unroutable, AMQPError))
+
+
+class EarlierReturnTests(SynchronousTestCase):
+    """
+    A return of a message published before confirm mode began.
+    """
+
+    def test_not_taken_for_a_confirmed_publish(self) -> None:
+        """
+        A mandatory message published before C{confirm_select}, whose
+        return arrives after the select was sent, goes to the return
+        handlers; the first publish in confirm mode is acked, not failed as
+        unroutable, and so is the next.
+        """
+        broker = MemoryBroker()
+        client = self.successResultOf(broker.open_connection())
+        opening = client.open_channel()
+        broker.flush()
+        channel = self.successResultOf(opening)
+        returned: list[Message] = []
+        channel.add_return_handler(returned.append)
+        broker.declare_queue("q")
+        early = channel.basic_publish(routing_key="nowhere", body=b"early", mandatory=True)
+        channel.confirm_select()
+        first = channel.basic_publish(routing_key="q", body=b"first")
+        second = channel.basic_publish(routing_key="q", body=b"second")
+        broker.flush()
+        self.successResultOf(early)
+        self.successResultOf(first)
+        self.successResultOf(second)
+        self.assertEqual([m.body for m in returned], [b"early"])
+        self.assertEqual(broker.queues["q"].bodies(), [b"first", b"second"])

@@ -330,7 +330,8 @@ class Channel(typed.ChannelMethods):
         # confirm mode starts with the select, however it was called: the
         # broker numbers publishes from there
         if name == "confirm.select" and self.confirms is None and self.closed is None:
-            self.confirms = ConfirmTracker()
+            # with no_wait there is no select-ok to wait for
+            self.confirms = ConfirmTracker(started=bool(getattr(method, "no_wait", False)))
         elif name == "basic.ack":
             self._acked += 1
         elif name == "basic.nack":
@@ -773,6 +774,8 @@ class Channel(typed.ChannelMethods):
         else:
             if method.NAME == "channel.open-ok":
                 self._link.count_opened()
+            elif method.NAME == "confirm.select-ok" and self.confirms is not None:
+                self.confirms.started = True
             d.callback(method)
 
     def _method_received(self, method: Method) -> None:
@@ -825,9 +828,8 @@ class Channel(typed.ChannelMethods):
                 )
         elif method.NAME == "basic.return":
             self._returned += 1
-            if self.confirms is not None:
-                self.confirms.returned(message)
-            elif not self._return_handlers:
+            confirmed = self.confirms is not None and self.confirms.returned(message)
+            if not confirmed and not self._return_handlers:
                 self.log.info("unhandled basic.return on channel {channel}", channel=self.id)
             for handler in self._return_handlers:
                 self._link.call_hook(handler, message)

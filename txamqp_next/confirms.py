@@ -63,9 +63,14 @@ class ConfirmTracker:
     @ivar acked: how many publishes the broker acked (a returned one
         included: RabbitMQ acks it after the return).
     @ivar nacked: how many publishes the broker nacked.
+    @ivar started: whether the broker has put the channel in confirm mode
+        (C{confirm.select-ok} arrived, or the select was sent with
+        C{no_wait}); a return before that is of a message published before
+        confirm mode, which no ack follows.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, started: bool = True) -> None:
+        self.started = started
         self.next_tag = 1
         self.acked = 0
         self.nacked = 0
@@ -93,11 +98,18 @@ class ConfirmTracker:
         self.next_tag += 1
         return d
 
-    def returned(self, message: Message) -> None:
+    def returned(self, message: Message) -> bool:
         """
         A C{basic.return} arrived; the next ack or nack names its publish.
+
+        @return: whether it is the return of a publish in confirm mode; the
+            broker handles a channel's methods in order, so a return before
+            C{confirm.select-ok} is of a message published before the select.
         """
+        if not self.started:
+            return False
         self._returned.append(message)
+        return True
 
     def ack(self, delivery_tag: int, multiple: bool) -> None:
         """
