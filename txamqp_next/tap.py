@@ -163,9 +163,9 @@ def _protocol_factory(name: str) -> Any:
         from thrift.protocol.TJSONProtocol import TJSONProtocolFactory
 
         return TJSONProtocolFactory()
-    from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
+    from txamqp_next.thrift._client import binary_protocol
 
-    return TBinaryProtocolFactory()
+    return binary_protocol()
 
 
 def environment_variable(option: str) -> str:

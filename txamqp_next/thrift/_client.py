@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeAlias, TypeVar
 
-from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
+from thrift.protocol.TBinaryProtocol import TBinaryProtocolAcceleratedFactory
 from thrift.Thrift import TMessageType
 from thrift.transport.TTransport import TMemoryBuffer
 from twisted.internet.defer import Deferred
@@ -79,6 +79,17 @@ DEFAULT_RESPONSES_EXCHANGE = "amq.direct"
 The exchange replies are published to unless told otherwise: the broker's
 predeclared direct exchange.
 """
+
+
+def binary_protocol() -> TBinaryProtocolAcceleratedFactory:
+    """
+    The Thrift protocol clients and servers use unless told otherwise:
+    Thrift's binary protocol, the one txAMQP uses, with its C codec
+    (C{thrift.protocol.fastbinary}) for the calls' arguments and results
+    where Thrift was built with it, and Thrift's Python codec where not.
+    Both put the same bytes on the wire.
+    """
+    return TBinaryProtocolAcceleratedFactory()
 
 
 def declare_exchange(channel: AnyChannel, exchange: str) -> Deferred[Any]:
@@ -323,7 +334,7 @@ class ThriftClient(Generic[ClientT]):
         self.client_name = client_name or getattr(client_class, "__name__", "") + service_name
         self.closed: BaseException | None = None
         self._clock = clock if clock is not None else channel.connection.clock
-        self._iprot_factory = iprot_factory or TBinaryProtocolFactory()
+        self._iprot_factory = iprot_factory or binary_protocol()
         self._oprot_factory = oprot_factory or self._iprot_factory
         self._owns_channel = owns_channel
         self._calls: dict[int, _Call] = {}
@@ -638,7 +649,7 @@ def open_client(
     @param timeout: seconds each call waits for its reply before failing
         with L{CallTimeout}; C{None} waits for ever.
     @param protocol_factory: the Thrift protocol factory for calls and
-        replies (C{TBinaryProtocolFactory()} by default); C{iprot_factory}
+        replies (L{binary_protocol} by default); C{iprot_factory}
         and C{oprot_factory} set each direction apart.
     @param declare: declare C{exchange} and C{responses_exchange} (direct,
         not durable, as txAMQP does) unless they are the broker's own.

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
 from thrift.transport.TTransport import TMemoryBuffer
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
@@ -28,6 +27,7 @@ from txamqp_next.thrift._client import (
     DEFAULT_RESPONSES_EXCHANGE,
     Amqp,
     AnyChannel,
+    binary_protocol,
     declare_exchange,
     read_header,
     return_router,
@@ -115,7 +115,7 @@ class ThriftServer:
         self.queue = queue
         self.responses_exchange = responses_exchange
         self._calls = _InFlight()
-        self._iprot_factory = iprot_factory or TBinaryProtocolFactory()
+        self._iprot_factory = iprot_factory or binary_protocol()
         self._oprot_factory = oprot_factory or self._iprot_factory
         self._owns_channel = owns_channel
         self._consumer: Consumer | RecoveringConsumer | None = None
@@ -331,7 +331,7 @@ def serve(
         used when the loaded spec has it (0-8, 0-9 and the plain 0-9-1 file
         have no C{confirm} class).
     @param protocol_factory: the Thrift protocol factory
-        (C{TBinaryProtocolFactory()} by default); C{iprot_factory} and
+        (L{binary_protocol} by default); C{iprot_factory} and
         C{oprot_factory} set each direction apart.
     @return: a L{Deferred} firing with the started L{ThriftServer}, or
         failing with the broker's error (for instance
