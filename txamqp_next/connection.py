@@ -73,6 +73,9 @@ _DIRECT_SEND_TRANSPORTS: frozenset[type] = frozenset({tcp.Client, tcp.Server})
 #: what such a transport reads at most per C{recv}, and buffers before it
 #: pauses its producer (Twisted's default is 64 KiB)
 _TCP_BUFFER_SIZE = 262144
+#: the most such a transport hands its socket per C{send} (Twisted's default
+#: is 128 KiB, a turn of the reactor for each)
+_TCP_SEND_LIMIT = 1 << 20
 #: larger writes go to the transport whole: what a socket does not take at
 #: once would have to be copied to hand the rest over
 _DIRECT_SEND_MAX = 65536
@@ -350,6 +353,7 @@ class AMQPConnection(Protocol):
         self._send_direct = type(self.transport) in _DIRECT_SEND_TRANSPORTS
         if self._send_direct:
             self.transport.bufferSize = _TCP_BUFFER_SIZE  # type: ignore[attr-defined]
+            self.transport.SEND_LIMIT = _TCP_SEND_LIMIT  # type: ignore[attr-defined]
         try:
             self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
         except (AttributeError, RuntimeError) as e:

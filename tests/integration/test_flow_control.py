@@ -267,6 +267,32 @@ class DirectSendTests(BrokerTestCase):
         self.assertEqual(await drain(ch, queue), [b"at once"])
 
     @async_test
+    async def test_large_sends(self) -> None:
+        """
+        The transport hands its socket up to 1 MiB per send, not Twisted's
+        128 KiB (a turn of the reactor each), and a 4 MiB publish sent that
+        way arrives whole.
+        """
+        client, ch = await self.channel()
+        transport: Any = client.transport
+        self.assertEqual(transport.SEND_LIMIT, 1 << 20)
+        sizes: list[int] = []
+        write_some = transport.writeSomeData
+
+        def counted(data: Any) -> Any:
+            sent = write_some(data)
+            sizes.append(sent)
+            return sent
+
+        transport.writeSomeData = counted
+        queue = (await ch.queue_declare(queue=unique("sends"), exclusive=True)).queue
+        body = bytes(range(256)) * (1 << 14)
+        await ch.basic_publish(routing_key=queue, body=body)
+        self.assertEqual(await drain(ch, queue), [body])
+        self.assertLessEqual(max(sizes), 1 << 20)
+        self.assertGreater(max(sizes), 128 * 1024)
+
+    @async_test
     async def test_socket_refuses(self) -> None:
         """
         When the socket refuses a send (here: its sending side is shut
