@@ -187,12 +187,14 @@ async def large(args: argparse.Namespace) -> dict[str, Any]:
     await ch.queue_declare(queue, exclusive=True)
     await ch.basic_qos(prefetch_count=common.LARGE_PREFETCH)
     count, size = args.count, args.size
+    # made before the meter starts, as the floor's and the other workloads' are
+    payloads = common.bodies(count, size)
     meter = Meter()
     meter.start()
     for start in range(0, count, common.LARGE_BATCH):
         await asyncio.gather(
             *(
-                ch.basic_publish(common.body(i, size), routing_key=queue)
+                ch.basic_publish(payloads[i], routing_key=queue)
                 for i in range(start, min(start + common.LARGE_BATCH, count))
             )
         )

@@ -252,11 +252,13 @@ async def large(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     await ch.queue_declare(queue=queue, exclusive=True)
     await ch.basic_qos(prefetch_count=common.LARGE_PREFETCH)
     count, size = args.count, args.size
+    # made before the meter starts, as the floor's and the other workloads' are
+    payloads = common.bodies(count, size)
     meter = Meter()
     meter.start()
     for start in range(0, count, common.LARGE_BATCH):
         for i in range(start, min(start + common.LARGE_BATCH, count)):
-            ch.basic_publish(exchange="", routing_key=queue, content=Content(common.body(i, size)))
+            ch.basic_publish(exchange="", routing_key=queue, content=Content(payloads[i]))
         await sleep(reactor)
     reply = await ch.basic_consume(queue=queue)
     deliveries = await client.queue(reply.consumer_tag)

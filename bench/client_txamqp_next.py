@@ -192,13 +192,15 @@ async def large(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     await ch.queue_declare(queue=queue, exclusive=True)
     await ch.basic_qos(prefetch_count=common.LARGE_PREFETCH)
     count, size = args.count, args.size
+    # made before the meter starts, as the floor's and the other workloads' are
+    payloads = common.bodies(count, size)
     on_message, done = _checking_consumer(count, size)
 
     meter = Meter()
     meter.start()
     for start in range(0, count, common.LARGE_BATCH):
         for i in range(start, min(start + common.LARGE_BATCH, count)):
-            ch.basic_publish(exchange="", routing_key=queue, body=common.body(i, size))
+            ch.basic_publish(exchange="", routing_key=queue, body=payloads[i])
         await sleep(reactor)
     consumer = await ch.basic_consume(queue=queue, callback=on_message)
     await done
