@@ -121,17 +121,57 @@ def bodies(count: int, size: int) -> list[bytes]:
     return [body(i, size) for i in range(count)]
 
 
+def broker_pid() -> int | None:
+    """
+    The process id of the broker whose CPU time the meter reads: the
+    C{BENCH_BROKER_PID} environment variable, else the one C{beam.smp}
+    process on this machine (none when there are several, or none).
+    """
+    given = os.environ.get("BENCH_BROKER_PID")
+    if given:
+        return int(given)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() == "beam.smp":
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found[0] if len(found) == 1 else None
+
+
+def process_cpu(pid: int) -> float | None:
+    """
+    The user + system CPU seconds process C{pid} has used, from
+    C{/proc/<pid>/stat}; C{None} if it cannot be read.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # utime and stime are the 14th and 15th fields, in clock ticks
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Meter:
     """
     Wall and CPU time (user + system, this process only) between L{start}
-    and L{stop}.
+    and L{stop}, and the broker's CPU time over the same span (see
+    L{broker_pid}; C{None} when it cannot be read).
     """
 
     def __init__(self) -> None:
         self.wall = 0.0
         self.cpu = 0.0
+        self.broker_cpu: float | None = None
         self._t0 = 0.0
         self._c0 = 0.0
+        self._b0: float | None = None
+        self._broker = broker_pid()
 
     @staticmethod
     def _cpu() -> float:
@@ -139,12 +179,16 @@ class Meter:
         return r.ru_utime + r.ru_stime
 
     def start(self) -> None:
+        self._b0 = None if self._broker is None else process_cpu(self._broker)
         self._c0 = self._cpu()
         self._t0 = time.perf_counter()
 
     def stop(self) -> None:
         self.wall = time.perf_counter() - self._t0
         self.cpu = self._cpu() - self._c0
+        if self._broker is not None and self._b0 is not None:
+            now = process_cpu(self._broker)
+            self.broker_cpu = None if now is None else now - self._b0
 
 
 def confirm_window(count: int, publish: Callable[[int], Any]) -> tuple[Callable[[], None], Any]:
@@ -210,6 +254,8 @@ def result(args: argparse.Namespace, meter: Meter, **extra: Any) -> dict[str, An
         "cpu_s": round(meter.cpu, 4),
         "cpu_us_per_msg": round(meter.cpu / count * 1e6, 2),
     }
+    if meter.broker_cpu is not None:
+        record["broker_cpu_us_per_msg"] = round(meter.broker_cpu / count * 1e6, 2)
     if args.workload == "large":
         record["mb_per_s"] = round(count * args.size / meter.wall / 1e6, 2)
     record.update(extra)

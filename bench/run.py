@@ -38,19 +38,15 @@ CLIENTS: dict[str, tuple[str, str]] = {
     "aiormq": ("aiormq", "aiormq"),
     "puka": ("puka", "puka"),
     "floor": ("floor (stdlib, pre-encoded)", ""),
+    "floor_twisted": ("floor on Twisted (pre-encoded)", ""),
 }
 OURS = "txamqp_next"
 #: clients shown for reference only, never peers: not in the *vs best peer*
 #: ratios nor in the targets.  C{floor} is a minimal standard-library client
 #: with pre-encoded frames: about what the broker allows on this machine.
-REFERENCE_ONLY = frozenset({"floor"})
-#: the peer the issue's speed targets are measured against
-REFERENCE = "pika"
-#: workloads with a target against the reference peer: at least 1.5x its
-#: msgs/s and at most half its CPU per message
-RATIO_TARGETS = ("publish", "confirm", "consume", "rpc")
-#: workloads where we must at least match the best peer
-MATCH_TARGETS = ("declare", "large")
+#: C{floor_twisted} is the floor's frames and parsing driven by Twisted's
+#: reactor, for C{rpc}: what the reactor alone costs a round trip.
+REFERENCE_ONLY = frozenset({"floor", "floor_twisted"})
 #: workload -> client -> why that client has no such workload: shown as
 #: "n/a" in the table, neither run nor counted as a failure
 NOT_APPLICABLE: dict[str, dict[str, str]] = {
@@ -58,6 +54,9 @@ NOT_APPLICABLE: dict[str, dict[str, str]] = {
     workload: {"puka": "a peer for declare only"}
     for workload in ("publish", "confirm", "consume", "rpc", "large", "thrift")
 }
+NOT_APPLICABLE["declare"] = {}
+for _workload in ("publish", "confirm", "consume", "large", "declare", "thrift"):
+    NOT_APPLICABLE[_workload]["floor_twisted"] = "a reference for rpc only"
 NOT_APPLICABLE["thrift"].update(
     pika="no Thrift transport",
     aiormq="no Thrift transport",
@@ -225,6 +224,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
             "errors": [r["error"] for r in runs if "error" in r],
             "msgs_per_s": _median(ok, "msgs_per_s"),
             "cpu_us_per_msg": _median(ok, "cpu_us_per_msg"),
+            "broker_cpu_us_per_msg": _median(ok, "broker_cpu_us_per_msg"),
             "p50_us": _median(ok, "p50_us"),
             "p99_us": _median(ok, "p99_us"),
             "mb_per_s": _median(ok, "mb_per_s"),
@@ -300,11 +300,13 @@ def markdown(
         "time per message (`resource.getrusage`).  *vs best peer* divides by the best "
         "other client's median (highest msgs/s, lowest CPU).  *busy* is the share of "
         "one core the client used (CPU time / wall time): near 100% the client is the "
-        "limit, well below it the broker or the round trips are.",
+        "limit, well below it the broker or the round trips are.  *broker CPU* is the "
+        "broker's own user + system time per message over the same measured span "
+        "(`/proc/<pid>/stat` of its `beam.smp`): what the broker spent serving that client.",
         "",
         "| workload | client | msgs/s | vs best peer | CPU us/msg | vs best peer | busy | "
-        "extra | runs ok |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+        "broker CPU us/msg | extra | runs ok |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for workload in args.workloads:
         best_rate = best_peer(summary, workload, args.clients, "msgs_per_s")
@@ -319,12 +321,12 @@ def markdown(
             elif client in REFERENCE_ONLY:
                 label = f"*{label}, reference*"
             if s["na"] is not None:
-                lines.append(f"| {workload} | {label} | n/a | - | - | - | - | {s['na']} | - |")
+                lines.append(f"| {workload} | {label} | n/a | - | - | - | - | - | {s['na']} | - |")
                 continue
             if s["ok"] == 0:
                 error = s["errors"][0].replace("|", "/") if s["errors"] else "?"
                 lines.append(
-                    f"| {workload} | {label} | failed | - | - | - | - | {error[:120]} "
+                    f"| {workload} | {label} | failed | - | - | - | - | - | {error[:120]} "
                     f"| 0/{s['runs']} |"
                 )
                 continue
@@ -344,7 +346,8 @@ def markdown(
             lines.append(
                 f"| {workload} | {label} | {_fmt(s['msgs_per_s'])} | "
                 f"{_ratio(s['msgs_per_s'], best_rate)} | {_fmt(s['cpu_us_per_msg'], 1)} | "
-                f"{_ratio(s['cpu_us_per_msg'], best_cpu)} | {_busy(s)} | {extra} | "
+                f"{_ratio(s['cpu_us_per_msg'], best_cpu)} | {_busy(s)} | "
+                f"{_fmt(s['broker_cpu_us_per_msg'], 1)} | {extra} | "
                 f"{s['ok']}/{s['runs']} |"
             )
     if REFERENCE_ONLY.intersection(args.clients):
@@ -353,8 +356,11 @@ def markdown(
             "The *floor* row is a reference, not a peer: a minimal client on Python's "
             "standard library (`bench/client_floor.py`, blocking sockets, every frame it "
             "can encoded before the measured part), about the least client CPU any "
-            "client could spend, so its msgs/s is about what the broker allows here.  It "
-            "is left out of every other row's *vs best peer* and of the targets.",
+            "client could spend, so its msgs/s is about what the broker allows here.  The "
+            "*floor on Twisted* row (`bench/client_floor_twisted.py`, `rpc` only) is the "
+            "same frames driven by Twisted's reactor: what the reactor itself adds to a "
+            "round trip.  Reference rows are left out of every other row's *vs best peer*; "
+            "the targets below measure against the floor.",
         ]
     lines += ["", *targets(summary, args), ""]
     counts = ", ".join(_count_text(summary, w, args) for w in args.workloads)
@@ -394,9 +400,33 @@ def summary_count(
     return count_for(workload, args.count_scale)
 
 
+#: the speed targets: (workload, what, client measured against, key,
+#: bound, at least?) -- ours / theirs must be at least (or at most) the
+#: bound; C{("rpc", "p50_us")} as the client means the floor's rpc p50
+TARGETS: list[tuple[str, str, str, str, float, bool]] = [
+    *[
+        row
+        for workload in ("publish", "confirm", "consume")
+        for row in (
+            (workload, "msgs/s vs floor", "floor", "msgs_per_s", 0.9, True),
+            (workload, "CPU/msg vs pika-Twisted", "pika", "cpu_us_per_msg", 0.25, False),
+        )
+    ],
+    ("rpc", "round trips/s vs floor", "floor", "msgs_per_s", 0.95, True),
+    ("rpc", "CPU/round trip vs floor", "floor", "cpu_us_per_msg", 1.5, False),
+    ("large", "MB/s vs floor", "floor", "mb_per_s", 0.9, True),
+    ("large", "CPU/MiB vs floor", "floor", "cpu_us_per_msg", 1.5, False),
+    ("thrift", "sequential calls/s vs txAMQP", "txamqp", "msgs_per_s", 3.0, True),
+    ("thrift", "concurrent calls/s vs txAMQP", "txamqp", "concurrent_per_s", 5.0, True),
+    ("thrift", "p50 vs the floor's rpc p50", "floor:rpc", "p50_us", 1.3, False),
+    ("declare", "queues/s vs puka", "puka", "msgs_per_s", 1.5, True),
+]
+
+
 def targets(summary: dict[tuple[str, str], dict[str, Any]], args: argparse.Namespace) -> list[str]:
     """
-    The issue's speed targets, met or not.
+    The issue's speed targets (L{TARGETS}) that this run can judge, met or
+    not: each needs our client and the one it is measured against.
     """
     if OURS not in args.clients:
         return []
@@ -404,33 +434,24 @@ def targets(summary: dict[tuple[str, str], dict[str, Any]], args: argparse.Names
         "| target | measured | met |",
         "|---|---:|---|",
     ]
-    for workload in args.workloads:
-        ours = summary.get((workload, OURS))
-        if ours is None or ours["ok"] == 0:
+    for workload, what, against, key, bound, at_least in TARGETS:
+        their_workload = workload
+        if ":" in against:
+            against, their_workload = against.split(":")
+        if workload not in args.workloads or their_workload not in args.workloads:
             continue
-        if workload in RATIO_TARGETS and REFERENCE in args.clients:
-            ref = summary.get((workload, REFERENCE))
-            if ref is None or ref["ok"] == 0:
-                continue
-            rate = ours["msgs_per_s"] / ref["msgs_per_s"]
-            cpu = ours["cpu_us_per_msg"] / ref["cpu_us_per_msg"]
-            lines.append(
-                f"| {workload}: >= 1.5x pika-Twisted msgs/s | {rate:.2f}x | "
-                f"{'yes' if rate >= 1.5 else 'no'} |"
-            )
-            lines.append(
-                f"| {workload}: <= 0.5x pika-Twisted CPU/msg | {cpu:.2f}x | "
-                f"{'yes' if cpu <= 0.5 else 'no'} |"
-            )
-        elif workload in MATCH_TARGETS:
-            best = best_peer(summary, workload, args.clients, "msgs_per_s")
-            if best is None:
-                continue
-            rate = ours["msgs_per_s"] / best
-            lines.append(
-                f"| {workload}: >= best peer msgs/s | {rate:.2f}x | "
-                f"{'yes' if rate >= 1.0 else 'no'} |"
-            )
+        ours = summary.get((workload, OURS))
+        theirs = summary.get((their_workload, against))
+        if not ours or not theirs or not ours["ok"] or not theirs["ok"]:
+            continue
+        if ours.get(key) is None or not theirs.get(key):
+            continue
+        ratio = ours[key] / theirs[key]
+        met = ratio >= bound if at_least else ratio <= bound
+        sign = ">=" if at_least else "<="
+        lines.append(
+            f"| {workload}: {what} {sign} {bound:g}x | {ratio:.2f}x | {'yes' if met else 'no'} |"
+        )
     return lines if len(lines) > 2 else []
 
 
@@ -456,6 +477,8 @@ def plot(
         "pika": "#ff7f0e",
         "aiormq": "#2ca02c",
         "floor": "#d9d9d9",
+        "floor_twisted": "#bdbdbd",
+        "puka": "#9467bd",
     }
     for ax, workload in zip(axes.flat, workloads, strict=False):
         labels, values, bar_colors = [], [], []

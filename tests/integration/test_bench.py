@@ -109,6 +109,24 @@ class BenchDriverTests(SynchronousTestCase):
         self.assertIn("| thrift | *floor (stdlib, pre-encoded), reference* | n/a |", text)
         self.assertNotIn("failed", text)
 
+    def test_floor_on_twisted_runs_rpc_only(self) -> None:
+        """
+        The floor on Twisted's reactor runs C{rpc} (checking every reply)
+        and shows as n/a, as a reference, for the other workloads.
+        """
+        out = tiny_run("floor_twisted")
+        [raw] = out.glob("*.json")
+        records = {r["workload"]: r for r in json.loads(raw.read_text())["records"]}
+        self.assertEqual(list(records), WORKLOADS)
+        self.assertNotIn("error", records["rpc"], records["rpc"])
+        self.assertEqual(records["rpc"]["count"], 25)
+        self.assertIn("p50_us", records["rpc"])
+        for workload, record in records.items():
+            if workload != "rpc":
+                self.assertEqual(record["na"], "a reference for rpc only")
+        text = next(out.glob("*.md")).read_text()
+        self.assertIn("| rpc | *floor on Twisted (pre-encoded), reference* |", text)
+
     def test_puka_runs_declare_only(self) -> None:
         """
         puka, the peer for many calls at once, runs C{declare} (checking
@@ -207,12 +225,12 @@ class ReferenceClientTests(SynchronousTestCase):
             "cpu_us_per_msg": cpu,
         }
 
-    def test_floor_is_run_by_default_last(self) -> None:
+    def test_floors_are_run_by_default_last(self) -> None:
         """
-        Without C{--clients}, every client runs, the floor last.
+        Without C{--clients}, every client runs, the two floors last.
         """
-        self.assertEqual(run.parse_args([]).clients[-1], "floor")
-        self.assertIn("floor", run.REFERENCE_ONLY)
+        self.assertEqual(run.parse_args([]).clients[-2:], ["floor", "floor_twisted"])
+        self.assertEqual(run.REFERENCE_ONLY, {"floor", "floor_twisted"})
 
     def test_floor_is_not_a_peer(self) -> None:
         """
@@ -228,9 +246,10 @@ class ReferenceClientTests(SynchronousTestCase):
                 self.record("declare", "txamqp_next", 300, 300.0),
                 self.record("declare", "pika", 250, 500.0),
                 self.record("declare", "floor", 1000, 100.0),
+                self.record("declare", "puka", 150, 100.0),
             ]
         )
-        clients = ["txamqp_next", "pika", "floor"]
+        clients = ["txamqp_next", "pika", "puka", "floor"]
         self.assertEqual(run.best_peer(summary, "publish", clients, "msgs_per_s"), 40_000)
         self.assertEqual(run.best_peer(summary, "publish", clients, "cpu_us_per_msg"), 16.0)
         self.assertEqual(run.best_peer(summary, "declare", clients, "msgs_per_s"), 250)
@@ -240,9 +259,38 @@ class ReferenceClientTests(SynchronousTestCase):
         self.assertIn(
             "| publish | *floor (stdlib, pre-encoded), reference* | 120,000 | 3.00x |", text
         )
-        self.assertIn("| publish: >= 1.5x pika-Twisted msgs/s | 1.50x | yes |", text)
-        self.assertIn("| declare: >= best peer msgs/s | 1.20x | yes |", text)
+        # the targets measure against the floor, pika-Twisted and puka
+        self.assertIn("| publish: msgs/s vs floor >= 0.9x | 0.50x | no |", text)
+        self.assertIn("| publish: CPU/msg vs pika-Twisted <= 0.25x | 0.50x | no |", text)
+        self.assertIn("| declare: queues/s vs puka >= 1.5x | 2.00x | yes |", text)
         self.assertIn("The *floor* row is a reference, not a peer", text)
+
+    def test_targets_across_workloads(self) -> None:
+        """
+        A target may compare two workloads: the Thrift p50 is measured
+        against the floor's C{rpc} p50, and the concurrent Thrift rate
+        against txAMQP's; a target whose rows are missing is left out.
+        """
+        ours = self.record("thrift", "txamqp_next", 3000, 200.0)
+        ours.update(p50_us=260.0, concurrent_per_s=10_000.0)
+        theirs = self.record("thrift", "txamqp", 1000, 500.0)
+        theirs.update(p50_us=700.0, concurrent_per_s=2500.0)
+        floor_rpc = self.record("rpc", "floor", 5000, 50.0)
+        floor_rpc.update(p50_us=200.0)
+        summary = run.summarise([ours, theirs, floor_rpc])
+        args = run.parse_args(
+            ["--workloads", "rpc,thrift", "--clients", "txamqp_next,txamqp,floor"]
+        )
+        self.assertEqual(
+            run.targets(summary, args),
+            [
+                "| target | measured | met |",
+                "|---|---:|---|",
+                "| thrift: sequential calls/s vs txAMQP >= 3x | 3.00x | yes |",
+                "| thrift: concurrent calls/s vs txAMQP >= 5x | 4.00x | no |",
+                "| thrift: p50 vs the floor's rpc p50 <= 1.3x | 1.30x | yes |",
+            ],
+        )
 
     def test_floor_is_shown_last(self) -> None:
         """
@@ -338,6 +386,49 @@ class FloorFramingTests(SynchronousTestCase):
         with self.assertRaises(BenchError) as caught:
             self.receive(data[:-10], [64], 3, 100)
         self.assertIn("closed", str(caught.exception))
+
+
+class MeterTests(SynchronousTestCase):
+    """
+    The meter reads the broker's CPU time from C{/proc}, as it reads its
+    own.
+    """
+
+    def test_process_cpu(self) -> None:
+        """
+        A process's CPU time read from C{/proc/<pid>/stat} is this process's
+        own (user + system) to within a few clock ticks, and a process that
+        does not exist reads as C{None}.
+        """
+        import resource
+
+        from bench.common import process_cpu
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        read = process_cpu(os.getpid())
+        assert read is not None
+        self.assertLess(abs(read - (usage.ru_utime + usage.ru_stime)), 0.1)
+        self.assertIsNone(process_cpu(2**22 + 1))
+
+    def test_broker_cpu_in_record(self) -> None:
+        """
+        With C{BENCH_BROKER_PID} naming a process, the meter measures that
+        process's CPU time over its span, and the record gives it per
+        message.
+        """
+        from bench import common
+
+        os.environ["BENCH_BROKER_PID"] = str(os.getpid())
+        self.addCleanup(os.environ.pop, "BENCH_BROKER_PID")
+        meter = common.Meter()
+        meter.start()
+        sum(i * i for i in range(2_000_000))
+        meter.stop()
+        assert meter.broker_cpu is not None
+        self.assertLess(abs(meter.broker_cpu - meter.cpu), 0.05)
+        args = common.parse_args("txamqp_next", ["--workload", "rpc", "--count", "10"])
+        record = common.result(args, meter)
+        self.assertEqual(record["broker_cpu_us_per_msg"], round(meter.broker_cpu / 10 * 1e6, 2))
 
 
 class BodyTests(SynchronousTestCase):
