@@ -180,15 +180,39 @@ class Meter:
 
     def start(self) -> None:
         self._b0 = None if self._broker is None else process_cpu(self._broker)
+        _profile_start()
         self._c0 = self._cpu()
         self._t0 = time.perf_counter()
 
     def stop(self) -> None:
         self.wall = time.perf_counter() - self._t0
         self.cpu = self._cpu() - self._c0
+        _profile_stop()
         if self._broker is not None and self._b0 is not None:
             now = process_cpu(self._broker)
             self.broker_cpu = None if now is None else now - self._b0
+
+
+#: with C{BENCH_PROFILE} set to a path, every meter's span is profiled with
+#: C{cProfile} and the statistics written there (see L{bench.profile})
+_PROFILE_PATH = os.environ.get("BENCH_PROFILE")
+_profiler: Any = None
+
+
+def _profile_start() -> None:
+    global _profiler
+    if _PROFILE_PATH:
+        import cProfile
+
+        if _profiler is None:
+            _profiler = cProfile.Profile()
+        _profiler.enable()
+
+
+def _profile_stop() -> None:
+    if _profiler is not None:
+        _profiler.disable()
+        _profiler.dump_stats(_PROFILE_PATH)
 
 
 def confirm_window(count: int, publish: Callable[[int], Any]) -> tuple[Callable[[], None], Any]:

@@ -388,6 +388,62 @@ class FloorFramingTests(SynchronousTestCase):
         self.assertIn("closed", str(caught.exception))
 
 
+class ProfileTests(SynchronousTestCase):
+    """
+    C{python -m bench.profile} profiles a workload's measured part only.
+    """
+
+    def test_rpc_profile(self) -> None:
+        """
+        Profiling 20 round trips prints the run's record, the shares of the
+        layers (the poller's wait, our core and adapter, Twisted) adding up
+        to 100%, and the functions with the most own time.
+        """
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.profile", "--workload", "rpc", "--count", "20"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        lines = proc.stdout.splitlines()
+        self.assertEqual(json.loads(lines[0])["count"], 20)
+        shares = {}
+        for line in lines[2:]:
+            if line.startswith("top "):
+                break
+            share, layer = line.split("%", 1)
+            shares[layer.strip()] = float(share)
+        self.assertLess(abs(sum(shares.values()) - 100), 1)
+        for layer in ("waiting in epoll (the broker's turn)", "txamqp_next core (sans-IO)"):
+            self.assertIn(layer, shares)
+        self.assertIn("Twisted", shares)
+
+    def test_layers(self) -> None:
+        """
+        Profile entries fall in the layer of their module.
+        """
+        from bench.profile import OTHER, layer_of
+
+        self.assertEqual(
+            layer_of("/x/txamqp_next/_frames.py", "read_frames"), "txamqp_next core (sans-IO)"
+        )
+        self.assertEqual(
+            layer_of("<txamqp_next Basic.Deliver codec>", "decode"), "txamqp_next core (sans-IO)"
+        )
+        self.assertEqual(
+            layer_of("/x/txamqp_next/channel.py", "basic_publish"), "txamqp_next adapter"
+        )
+        self.assertEqual(layer_of("/x/site-packages/twisted/internet/defer.py", "f"), "Twisted")
+        self.assertEqual(
+            layer_of("~", "<method 'send' of '_socket.socket' objects>"),
+            "socket send/recv (kernel)",
+        )
+        self.assertEqual(layer_of("/x/bench/common.py", "check_body"), OTHER)
+
+
 class MeterTests(SynchronousTestCase):
     """
     The meter reads the broker's CPU time from C{/proc}, as it reads its
