@@ -230,6 +230,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
             "mb_per_s": _median(ok, "mb_per_s"),
             "concurrent_per_s": _median(ok, "concurrent_per_s"),
             "concurrent_cpu_us": _median(ok, "concurrent_cpu_us"),
+            "concurrent_broker_cpu_us": _median(ok, "concurrent_broker_cpu_us"),
             "busy": statistics.median([r["cpu_s"] / r["wall_s"] for r in ok]) if ok else None,
             "count": runs[0]["count"],
             "size": runs[0]["size"],
@@ -339,6 +340,8 @@ def markdown(
                     f"concurrent {_fmt(s['concurrent_per_s'])} calls/s at "
                     f"{_fmt(s['concurrent_cpu_us'], 1)} us CPU/call"
                 )
+                if s["concurrent_broker_cpu_us"] is not None:
+                    extra += f", broker {_fmt(s['concurrent_broker_cpu_us'], 1)} us/call"
             elif workload == "large":
                 extra = f"{_fmt(s['mb_per_s'], 1)} MB/s"
             if s["errors"]:
