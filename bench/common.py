@@ -30,6 +30,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 _W = TypeVar("_W")
 
@@ -121,26 +122,57 @@ def bodies(count: int, size: int) -> list[bytes]:
     return [body(i, size) for i in range(count)]
 
 
-def broker_pid() -> int | None:
+def broker_pid(url: str = BROKER_URL) -> int | None:
     """
     The process id of the broker whose CPU time the meter reads: the
-    C{BENCH_BROKER_PID} environment variable, else the one C{beam.smp}
-    process on this machine (none when there are several, or none).
+    C{BENCH_BROKER_PID} environment variable, else the C{beam.smp} process
+    listening on C{url}'s port (found through C{/proc/net/tcp} and the
+    processes' open sockets), else the only C{beam.smp} process; C{None}
+    when none can be told.
     """
     given = os.environ.get("BENCH_BROKER_PID")
     if given:
         return int(given)
-    found = []
+    beams = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/comm") as f:
                 if f.read().strip() == "beam.smp":
-                    found.append(int(entry))
+                    beams.append(int(entry))
         except OSError:
             continue
-    return found[0] if len(found) == 1 else None
+    if len(beams) == 1:
+        return beams[0]
+    inodes = _listening_inodes(urlsplit(url).port or 5672)
+    for pid in beams:
+        try:
+            links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        except OSError:
+            continue
+        if any(f"socket:[{inode}]" in links for inode in inodes):
+            return pid
+    return None
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """
+    The inodes of the TCP sockets listening on C{port}.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(inode)
+        except (OSError, StopIteration):
+            continue
+    return inodes
 
 
 def process_cpu(pid: int) -> float | None:

@@ -466,6 +466,23 @@ class MeterTests(SynchronousTestCase):
         self.assertLess(abs(read - (usage.ru_utime + usage.ru_stime)), 0.1)
         self.assertIsNone(process_cpu(2**22 + 1))
 
+    def test_broker_found(self) -> None:
+        """
+        Without C{BENCH_BROKER_PID}, the meter reads the C{beam.smp}
+        process that listens on the broker's port, even while other nodes
+        (the fault tests' own) run beside it.
+        """
+        from bench.common import _listening_inodes, broker_pid
+
+        self.assertNotIn("BENCH_BROKER_PID", os.environ)
+        pid = broker_pid(BROKER)
+        assert pid is not None
+        with open(f"/proc/{pid}/comm") as f:
+            self.assertEqual(f.read().strip(), "beam.smp")
+        port = int(BROKER.rsplit(":", 1)[1].strip("/"))
+        links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        self.assertTrue(any(f"socket:[{inode}]" in links for inode in _listening_inodes(port)))
+
     def test_broker_cpu_in_record(self) -> None:
         """
         With C{BENCH_BROKER_PID} naming a process, the meter measures that
