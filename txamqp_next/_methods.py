@@ -518,7 +518,7 @@ class MethodSet:
                 values[field_spec.name] = value
         known = cls.field_names
         for raw, value in (fields or {}).items():
-            name = python_name(raw)
+            name = _cached_python_name(raw)
             if name in known:
                 if name in values:
                     raise TypeError(
