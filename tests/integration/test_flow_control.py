@@ -285,6 +285,9 @@ class DirectSendTests(BrokerTestCase):
             return sent
 
         transport.writeSomeData = counted
+        # a send buffer that takes a whole 1 MiB send when empty (the
+        # kernel's own starts at 16 KiB and grows)
+        transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         queue = (await ch.queue_declare(queue=unique("sends"), exclusive=True)).queue
         body = bytes(range(256)) * (1 << 14)
         await ch.basic_publish(routing_key=queue, body=body)
