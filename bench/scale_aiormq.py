@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiormq
@@ -67,13 +67,13 @@ async def consumers(args: argparse.Namespace) -> dict[str, Any]:
     async def ignore(message: Any) -> None:
         pass
 
-    warm = (await ch.queue_declare("", exclusive=True)).queue
-    await ch.basic_cancel((await ch.basic_consume(warm, ignore)).consumer_tag)
+    warm = str((await ch.queue_declare("", exclusive=True)).queue)
+    await ch.basic_cancel(str((await ch.basic_consume(warm, ignore)).consumer_tag))
     await asyncio.gather(*(ch.queue_declare(name, auto_delete=True) for name in names))
     deliveries = Deliveries(n, args.messages, args.size)
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def callback_for(index: int) -> Callable[[Any], Awaitable[None]]:
+    def callback_for(index: int) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def on_message(message: Any) -> None:
             if done.done():
                 return
@@ -109,7 +109,7 @@ async def consumers(args: argparse.Namespace) -> dict[str, Any]:
     publisher.finish()
     scale.deliver = deliveries.meter
     scale.closing()
-    await asyncio.gather(*(ch.basic_cancel(ok.consumer_tag) for ok in oks))
+    await asyncio.gather(*(ch.basic_cancel(str(ok.consumer_tag)) for ok in oks))
     scale.closed()
     await asyncio.gather(*(ch.queue_delete(name) for name in names))
     await conn.close()
@@ -120,7 +120,7 @@ async def queues(args: argparse.Namespace) -> dict[str, Any]:
     _, names = scale_common.queue_names(CLIENT, "queues", args.n)
     conn = await aiormq.connect(args.url)
     ch = await conn.channel(publisher_confirms=False)
-    await ch.queue_delete((await ch.queue_declare("", exclusive=True)).queue)
+    await ch.queue_delete(str((await ch.queue_declare("", exclusive=True)).queue))
     scale = Scale(args)
     scale.opening()
     oks = await asyncio.gather(*(ch.queue_declare(name, exclusive=True) for name in names))
