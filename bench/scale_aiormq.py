@@ -95,6 +95,8 @@ async def consumers(args: argparse.Namespace) -> dict[str, Any]:
         *(ch.basic_consume(name, callback) for name, callback in zip(names, callbacks, strict=True))
     )
     scale.opened()
+    if len({ok.consumer_tag for ok in oks}) != n:
+        raise BenchError(f"{len({ok.consumer_tag for ok in oks})} tags for {n} consumers")
     await asyncio.sleep(0.05)
     scale.idle()
     publisher = Publisher(args.url, prefix, n, args.messages, args.size)

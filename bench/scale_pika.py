@@ -108,6 +108,8 @@ async def consumers(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     started = await gather([ch.basic_consume(queue=name) for name in names])
     scale.opened()
+    if len({tag for _queue_obj, tag in started}) != n:
+        raise BenchError(f"{len({tag for _queue_obj, tag in started})} tags for {n} consumers")
     for index, (queue_obj, _tag) in enumerate(started):
         arm(index, queue_obj)
     await sleep(reactor, 0.05)
@@ -126,6 +128,10 @@ async def consumers(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     scale.deliver = deliveries.meter
     scale.closing()
     await gather([ch.basic_cancel(tag) for _queue_obj, tag in started])
+    # pika registers each basic_cancel's callback for any cancel-ok on the
+    # channel, so all of them fire on the first; one more call, which pika
+    # sends only once every earlier call is answered, waits for the rest
+    await ch.basic_qos(prefetch_count=scale_common.PREFETCH)
     scale.closed()
     await gather([ch.queue_delete(queue=name) for name in names])
     await close(conn)

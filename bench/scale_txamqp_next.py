@@ -102,6 +102,8 @@ async def consumers(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
         ]
     )
     scale.opened()
+    if len({consumer.consumer_tag for consumer in started}) != n:
+        raise BenchError(f"{len({c.consumer_tag for c in started})} tags for {n} consumers")
     await sleep(reactor, 0.05)
     scale.idle()
     publisher = Publisher(args.url, prefix, n, args.messages, args.size)
