@@ -59,6 +59,11 @@ KEYS = (
     "bytes_per_item",
     "cpu_us_per_delivery",
 )
+#: the memory figures the target is checked on: resident memory, and the
+#: Python heap kept (from the traced runs)
+MEMORY_KEYS = (("bytes_per_item", "resident memory"), ("traced_bytes_per_item", "Python heap"))
+#: what the traced runs add: the Python heap kept per item, and its peak
+TRACED_KEYS = ("traced_bytes_per_item", "traced_peak_per_item")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=800,
         help="the most connections the broker can take (default 800); above, n/a",
+    )
+    parser.add_argument(
+        "--no-traced",
+        dest="traced",
+        action="store_false",
+        help="no last round with tracemalloc (the Python heap per item)",
     )
     parser.add_argument("--url", default=BROKER_URL)
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
@@ -122,9 +133,14 @@ def not_applicable(kind: str, n: int, args: argparse.Namespace) -> str | None:
     return None
 
 
-def run_one(client: str, kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(
+    client: str, kind: str, n: int, args: argparse.Namespace, traced: bool = False
+) -> dict[str, Any]:
     """
     Run one client on one kind and N in its own process.
+
+    @param traced: trace the Python allocations (C{--traced}); the record
+        is then used for its heap figures only.
 
     @return: its JSON record; on any failure a record with C{error}; for a
         run L{not_applicable} a record with C{na}, the reason, and nothing
@@ -136,6 +152,9 @@ def run_one(client: str, kind: str, n: int, args: argparse.Namespace) -> dict[st
         return {**base, "na": reason}
     argv = [sys.executable, "-m", f"bench.scale_{client}", "--kind", kind, "--n", str(n)]
     argv += ["--messages", str(args.messages), "--size", str(args.size), "--url", args.url]
+    if traced:
+        argv.append("--traced")
+        base["traced"] = True
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -168,16 +187,22 @@ def summarise(records: list[dict[str, Any]]) -> Summary:
     for r in records:
         groups.setdefault((r["kind"], r["n"], r["client"]), []).append(r)
     summary: Summary = {}
-    for key, runs in groups.items():
-        ok = [r for r in runs if "error" not in r and "na" not in r]
+    for key, all_runs in groups.items():
+        # the traced runs give the heap figures only: tracing slows them
+        runs = [r for r in all_runs if not r.get("traced")] or all_runs
+        ok = [r for r in runs if "error" not in r and "na" not in r and not r.get("traced")]
+        traced = [r for r in all_runs if r.get("traced") and "error" not in r and "na" not in r]
         s: dict[str, Any] = {
             "na": runs[0].get("na"),
             "runs": len(runs),
             "ok": len(ok),
-            "errors": [r["error"] for r in runs if "error" in r],
+            "errors": [r["error"] for r in all_runs if "error" in r],
         }
         for k in KEYS:
             values = [r[k] for r in ok if k in r]
+            s[k] = statistics.median(values) if values else None
+        for k in TRACED_KEYS:
+            values = [r[k] for r in traced if k in r]
             s[k] = statistics.median(values) if values else None
         summary[key] = s
     return summary
@@ -194,8 +219,8 @@ def _num(value: float | None, digits: int = 0) -> str:
 def table(summary: Summary, args: argparse.Namespace) -> list[str]:
     lines = [
         "| kind | N | client | open ms | open CPU ms | close ms | close CPU ms | "
-        "bytes / item | CPU us / delivery | runs ok |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "RSS B / item | heap B / item | heap peak B / item | CPU us / delivery | runs ok |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind in args.kinds:
         for n in args.ns:
@@ -206,11 +231,13 @@ def table(summary: Summary, args: argparse.Namespace) -> list[str]:
                 label = f"**{CLIENTS[client]}**" if client == OURS else CLIENTS[client]
                 head = f"| {kind} | {n:,} | {label} |"
                 if s["na"] is not None:
-                    lines.append(f"{head} n/a | - | - | - | {s['na']} | - | - |")
+                    lines.append(f"{head} n/a | - | - | - | {s['na']} | - | - | - | - |")
                     continue
                 if s["ok"] == 0:
                     error = (s["errors"][0] if s["errors"] else "?").replace("|", "/")
-                    lines.append(f"{head} failed | - | - | - | {error[:120]} | - | 0/{s['runs']} |")
+                    lines.append(
+                        f"{head} failed | - | - | - | {error[:120]} | - | - | - | 0/{s['runs']} |"
+                    )
                     continue
                 cpu = _num(s["cpu_us_per_delivery"], 1) if kind == "consumers" else ""
                 note = ""
@@ -219,7 +246,8 @@ def table(summary: Summary, args: argparse.Namespace) -> list[str]:
                 lines.append(
                     f"{head} {_ms(s['open_s'])} | {_ms(s['open_cpu_s'])} | "
                     f"{_ms(s['close_s'])} | {_ms(s['close_cpu_s'])} | "
-                    f"{_num(s['bytes_per_item'])} | {cpu} | {s['ok']}/{s['runs']}{note} |"
+                    f"{_num(s['bytes_per_item'])} | {_num(s['traced_bytes_per_item'])} | "
+                    f"{_num(s['traced_peak_per_item'])} | {cpu} | {s['ok']}/{s['runs']}{note} |"
                 )
     return lines
 
@@ -255,19 +283,23 @@ def targets(summary: Summary, args: argparse.Namespace) -> list[tuple[str, str, 
         for kind in ("channels", "consumers"):
             if kind not in args.kinds:
                 continue
-            ours = _value(summary, kind, high, OURS, "bytes_per_item")
-            ref = _value(summary, kind, high, REFERENCE, "bytes_per_item")
-            item = kind[:-1]
-            name = (
-                f"txamqp_next memory per idle {item} ({high:,}): "
-                f"<= {MEMORY_SHARE:g}x pika-Twisted's"
-            )
-            if ours is not None and ref:
-                share = ours / ref
-                measured = f"{ours:,.0f} vs {ref:,.0f} B ({share:.2f}x)"
-                rows.append((name, measured, share <= MEMORY_SHARE))
-            else:
-                rows.append((name, "not measured", None))
+            for key, what in MEMORY_KEYS:
+                if key in TRACED_KEYS and not args.traced:
+                    continue
+                s_ours = summary.get((kind, high, OURS))
+                s_ref = summary.get((kind, high, REFERENCE))
+                ours = s_ours[key] if s_ours else None
+                ref = s_ref[key] if s_ref else None
+                name = (
+                    f"txamqp_next {what} per idle {kind[:-1]} ({high:,}): "
+                    f"<= {MEMORY_SHARE:g}x pika-Twisted's"
+                )
+                if ours is not None and ref:
+                    share = ours / ref
+                    measured = f"{ours:,.0f} vs {ref:,.0f} B ({share:.2f}x)"
+                    rows.append((name, measured, share <= MEMORY_SHARE))
+                else:
+                    rows.append((name, "not measured", None))
     return rows
 
 
@@ -283,11 +315,16 @@ def markdown(
         "Medians over the rounds.  *open* and *close*: wall and CPU time (user + system "
         "of the client process) to open all N at once and to close them all at once "
         "(consumers: `basic.consume` and `basic.cancel`; queues: `queue.declare` and "
-        "`queue.delete`).  *bytes / item*: the growth of resident memory "
+        "`queue.delete`).  *RSS B / item*: the growth of resident memory "
         "(`/proc/self/statm`, after `gc.collect()`) from before opening to all N open "
         "and idle, divided by N (in pages of 4 KiB, so imprecise below N = 100).  "
-        "*CPU us / delivery*: the client's CPU time from the first delivery to the "
-        "last, per delivery, acking each.",
+        "*heap B / item*: the Python heap kept per item, and *heap peak*: the most it "
+        "held while opening, per item (`tracemalloc`, in one more run of each, whose "
+        "times are not used); resident memory follows the peak more than what is kept, "
+        "as CPython seldom gives freed memory back.  "
+        "*CPU us / delivery*: the client's CPU time from the end of the publishing "
+        "(during which its event loop waited, so the deliveries were queued) to the "
+        "last delivery, per delivery, acking each.",
         "",
         *table(summary, args),
         "",
@@ -374,6 +411,19 @@ def main(argv: list[str] | None = None) -> int:
                             file=sys.stderr,
                             flush=True,
                         )
+    if args.traced:
+        for kind in args.kinds:
+            for n in args.ns:
+                for client in args.clients:
+                    record = run_one(client, kind, n, args, traced=True)
+                    record["round"] = "traced"
+                    records.append(record)
+                    if not args.quiet:
+                        print(
+                            f"traced  {kind:11} {n:5} {client:12} {_progress(record)}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
     env["duration"] = f"{time.monotonic() - started:.0f} s"
     summary = summarise(records)
     args.output_dir.mkdir(parents=True, exist_ok=True)
@@ -396,6 +446,11 @@ def main(argv: list[str] | None = None) -> int:
 def _progress(record: dict[str, Any]) -> str:
     if "error" in record or "na" in record:
         return str(record.get("error") or record.get("na"))
+    if record.get("traced"):
+        return (
+            f"heap {record['traced_bytes_per_item']:,} B/item, "
+            f"peak {record['traced_peak_per_item']:,} B/item"
+        )
     text = (
         f"open {record['open_s'] * 1e3:,.1f} ms, close {record['close_s'] * 1e3:,.1f} ms, "
         f"{record['bytes_per_item']:,} B/item"

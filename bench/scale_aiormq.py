@@ -18,7 +18,7 @@ import aiormq
 
 from bench import common, scale_common
 from bench.common import BenchError
-from bench.scale_common import Deliveries, Publisher, Scale
+from bench.scale_common import Deliveries, Scale
 
 CLIENT = "aiormq"
 
@@ -99,16 +99,12 @@ async def consumers(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchError(f"{len({ok.consumer_tag for ok in oks})} tags for {n} consumers")
     await asyncio.sleep(0.05)
     scale.idle()
-    publisher = Publisher(args.url, prefix, n, args.messages, args.size)
+    scale_common.publish_spread(args.url, prefix, n, args.messages, args.size)
+    deliveries.start()
     try:
         await asyncio.wait_for(done, scale_common.DELIVERY_TIMEOUT)
     except asyncio.TimeoutError:
-        publisher.kill()
         raise deliveries.missing() from None
-    except BaseException:
-        publisher.kill()
-        raise
-    publisher.finish()
     scale.deliver = deliveries.meter
     scale.closing()
     await asyncio.gather(*(ch.basic_cancel(str(ok.consumer_tag)) for ok in oks))

@@ -15,7 +15,13 @@ all N at once), C{close_s}/C{close_cpu_s} (to close them all at once),
 C{rss_before}/C{rss_after} (resident bytes, after C{gc.collect()}, before
 opening and once all N are open and idle) and C{bytes_per_item}; for
 C{consumers} also C{messages}, C{size}, C{deliver_s}, C{deliver_cpu_s} and
-C{cpu_us_per_delivery}.  A failure prints C{{"error": ...}} and exits
+C{cpu_us_per_delivery}.  With C{--traced}, allocations are traced
+(C{tracemalloc}) from before opening to all N idle, and the record adds
+C{traced_bytes_per_item} (the Python heap kept per item, after
+C{gc.collect()}) and C{traced_peak_per_item} (the highest the heap went while
+opening, per item, which resident memory keeps: CPython seldom gives freed
+memory back); tracing slows allocation, so the driver takes no times from
+such runs.  A failure prints C{{"error": ...}} and exits
 non-zero (L{bench.common.fail}).
 
 The kinds:
@@ -24,9 +30,10 @@ The kinds:
   - C{channels}: N channels on one connection.
   - C{consumers}: N consumers on one channel, each on its own queue; then a
     helper process publishes C{--messages} bodies round-robin over the N
-    queues and the client acks each one.  The CPU per delivery is the
-    client's, from the first delivery to the last, divided by the
-    deliveries after the first.
+    queues while the client's event loop waits for it (so the client reads
+    nothing meanwhile), and the client acks each one.  The CPU per delivery
+    is the client's, from the end of the publishing to the last delivery,
+    divided by the messages.
   - C{queues}: N C{queue.declare} on one channel, then N C{queue.delete}.
 
 Before measuring, each script opens and closes one item of its kind (a
@@ -40,12 +47,11 @@ import argparse
 import gc
 import os
 import resource
-import subprocess
-import sys
-import tempfile
+import tracemalloc
 import uuid
-from typing import IO, Any
+from typing import Any
 
+from bench import common
 from bench.common import BROKER_URL, BenchError, Meter, check_body
 
 WORKLOAD = "scale"
@@ -69,11 +75,17 @@ def parse_args(client: str, argv: list[str] | None = None) -> argparse.Namespace
     parser.add_argument("--messages", type=int, default=MESSAGES, help="consumers kind only")
     parser.add_argument("--size", type=int, default=SIZE, help="consumers kind only")
     parser.add_argument("--url", default=BROKER_URL)
+    parser.add_argument(
+        "--traced",
+        action="store_true",
+        help="also trace Python allocations (tracemalloc) while opening: the Python heap "
+        "kept per item and its peak; the times of such a run are not the client's",
+    )
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be at least 1")
-    if args.messages < 2:
-        parser.error("--messages must be at least 2 (the meter starts at the first)")
+    if args.messages < 1:
+        parser.error("--messages must be at least 1")
     if args.size < 12:
         parser.error("--size must be at least 12 bytes (the body carries its index)")
     args.client = client
@@ -115,13 +127,18 @@ class Scale:
         self.rss_before = 0
         self.rss_after = 0
         self.deliver: Meter | None = None
+        self.traced_before = self.traced_after = self.traced_peak = 0
 
     def opening(self) -> None:
         """
         Everything but the N items exists and is warm: take the memory
-        baseline and start the open meter.
+        baseline and start the open meter (and, with C{--traced}, start
+        tracing allocations).
         """
         self.rss_before = rss()
+        if self.args.traced:
+            tracemalloc.start()
+            self.traced_before = tracemalloc.get_traced_memory()[0]
         self.open.start()
 
     def opened(self) -> None:
@@ -133,6 +150,11 @@ class Scale:
 
     def idle(self) -> None:
         self.rss_after = rss()
+        if self.args.traced:
+            current, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            self.traced_after = current
+            self.traced_peak = peak
 
     def closing(self) -> None:
         self.close.start()
@@ -155,13 +177,20 @@ class Scale:
             "rss_after": self.rss_after,
             "bytes_per_item": round((self.rss_after - self.rss_before) / args.n),
         }
+        if args.traced:
+            n = args.n
+            record.update(
+                traced=True,
+                traced_bytes_per_item=round((self.traced_after - self.traced_before) / n),
+                traced_peak_per_item=round((self.traced_peak - self.traced_before) / n),
+            )
         if self.deliver is not None:
             record.update(
                 messages=args.messages,
                 size=args.size,
                 deliver_s=round(self.deliver.wall, 5),
                 deliver_cpu_s=round(self.deliver.cpu, 5),
-                cpu_us_per_delivery=round(self.deliver.cpu / (args.messages - 1) * 1e6, 2),
+                cpu_us_per_delivery=round(self.deliver.cpu / args.messages * 1e6, 2),
             )
         return record
 
@@ -171,7 +200,8 @@ class Deliveries:
     The consumers kind's check, the same for every client: queue C{q} of N
     gets bodies C{q}, C{q + N}, C{q + 2N}, ... in that order (the helper
     publishes body C{i} to queue C{i % N} on one channel); every body is
-    checked, and the meter runs from the first delivery to the last.
+    checked.  The meter runs from L{start}, once all are published, to the
+    last delivery.
 
     @ivar done: whether the last delivery arrived.
     @ivar error: the first wrong body, once one came.
@@ -187,6 +217,9 @@ class Deliveries:
         self.done = False
         self.error: BenchError | None = None
 
+    def start(self) -> None:
+        self.meter.start()
+
     def check(self, queue_index: int, got: bytes) -> bool:
         """
         Check one delivery to the consumer of queue C{queue_index}.
@@ -194,8 +227,6 @@ class Deliveries:
         @return: whether it was the last (then the meter has stopped).
         @raise BenchError: a wrong body, or more than were published.
         """
-        if self.received == 0:
-            self.meter.start()
         expected = self.next[queue_index]
         if expected >= self.messages:
             raise BenchError(f"queue {queue_index}: an extra message {bytes(got[:20])!r}")
@@ -213,61 +244,30 @@ class Deliveries:
         )
 
 
-class Publisher:
+def publish_spread(url: str, prefix: str, n: int, messages: int, size: int) -> None:
     """
-    The helper process (C{python -m bench.helper spread}) publishing the
-    consumers kind's messages, started without waiting so that the client's
-    event loop runs meanwhile; its CPU time is not the client's.
+    Publish the consumers kind's messages round-robin over the N queues
+    C{<prefix>-0} ... with the helper process, and wait for it.  The wait
+    blocks the client's event loop, so the client does not read its socket
+    meanwhile: the deliveries wait in the socket's buffer and in the
+    broker, and once this returns they come as fast as the client takes
+    them.  The helper's own CPU time is not the client's.
+
+    @raise BenchError: the helper failed.
     """
-
-    def __init__(self, url: str, prefix: str, n: int, messages: int, size: int) -> None:
-        # kept open while the helper runs; finish and kill close it
-        self._stderr: IO[str] = tempfile.TemporaryFile("w+")  # noqa: SIM115
-        self._argv = [
-            "spread",
-            "--url",
-            url,
-            "--queue",
-            prefix,
-            "--queues",
-            str(n),
-            "--count",
-            str(messages),
-            "--size",
-            str(size),
-        ]
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.helper", *self._argv],
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-        )
-
-    def finish(self) -> None:
-        """
-        Wait for the helper to end.
-
-        @raise BenchError: it failed.
-        """
-        try:
-            code = self._proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-            raise BenchError("bench.helper spread did not end") from None
-        self._stderr.seek(0)
-        err = self._stderr.read().strip()
-        self._stderr.close()
-        if code != 0:
-            raise BenchError(f"bench.helper {' '.join(self._argv)} failed: {err[-500:]}")
-
-    def kill(self) -> None:
-        """
-        Stop the helper, when the client failed before all arrived.
-        """
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._stderr.close()
+    common.helper(
+        "spread",
+        "--url",
+        url,
+        "--queue",
+        prefix,
+        "--queues",
+        str(n),
+        "--count",
+        str(messages),
+        "--size",
+        str(size),
+    )
 
 
 def limit_files(n: int) -> None:

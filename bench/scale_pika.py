@@ -17,7 +17,7 @@ from twisted.internet import defer
 from bench import common, scale_common
 from bench.client_pika import close, connect, sleep
 from bench.common import BenchError
-from bench.scale_common import Deliveries, Publisher, Scale
+from bench.scale_common import Deliveries, Scale
 
 CLIENT = "pika"
 
@@ -114,17 +114,13 @@ async def consumers(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
         arm(index, queue_obj)
     await sleep(reactor, 0.05)
     scale.idle()
-    publisher = Publisher(args.url, prefix, n, args.messages, args.size)
+    scale_common.publish_spread(args.url, prefix, n, args.messages, args.size)
+    deliveries.start()
     done.addTimeout(scale_common.DELIVERY_TIMEOUT, reactor)
     try:
         await done
     except defer.TimeoutError:
-        publisher.kill()
         raise deliveries.missing() from None
-    except BaseException:
-        publisher.kill()
-        raise
-    publisher.finish()
     scale.deliver = deliveries.meter
     scale.closing()
     await gather([ch.basic_cancel(tag) for _queue_obj, tag in started])

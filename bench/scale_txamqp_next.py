@@ -19,7 +19,7 @@ from twisted.internet import defer, task
 import txamqp_next
 from bench import common, scale_common
 from bench.common import BenchError
-from bench.scale_common import Deliveries, Publisher, Scale
+from bench.scale_common import Deliveries, Scale
 
 CLIENT = "txamqp_next"
 
@@ -106,17 +106,13 @@ async def consumers(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
         raise BenchError(f"{len({c.consumer_tag for c in started})} tags for {n} consumers")
     await sleep(reactor, 0.05)
     scale.idle()
-    publisher = Publisher(args.url, prefix, n, args.messages, args.size)
+    scale_common.publish_spread(args.url, prefix, n, args.messages, args.size)
+    deliveries.start()
     done.addTimeout(scale_common.DELIVERY_TIMEOUT, reactor)
     try:
         await done
     except defer.TimeoutError:
-        publisher.kill()
         raise deliveries.missing() from None
-    except BaseException:
-        publisher.kill()
-        raise
-    publisher.finish()
     scale.deliver = deliveries.meter
     scale.closing()
     await gather([consumer.cancel() for consumer in started])

@@ -71,17 +71,24 @@ class ScaleDriverTests(SynchronousTestCase):
 
     def test_every_kind_runs_and_verifies(self) -> None:
         """
-        One round of every kind for 1 and 10, our client only, ends with a
-        record for each and no failure, consumers with their CPU per
-        delivery; the table, chart and raw records are written.
+        One round of every kind for 1 and 10, our client only, then one
+        traced run of each, ends with a record for each and no failure,
+        consumers with their CPU per delivery, traced runs with the Python
+        heap per item; the table, chart and raw records are written.
         """
         out = tiny_run("--clients", "txamqp_next")
         [raw] = out.glob("scale-*.json")
         records = json.loads(raw.read_text())["records"]
-        self.assertEqual(
-            [(r["kind"], r["n"]) for r in records], [(k, n) for k in KINDS for n in (1, 10)]
-        )
-        for r in records:
+        runs = [(k, n) for k in KINDS for n in (1, 10)]
+        self.assertEqual([(r["kind"], r["n"]) for r in records], runs + runs)
+        traced = records[len(runs) :]
+        for r in traced:
+            self.assertNotIn("error", r, r)
+            self.assertIs(r["traced"], True)
+            self.assertGreaterEqual(r["traced_peak_per_item"], r["traced_bytes_per_item"])
+        channels = [r for r in traced if r["kind"] == "channels" and r["n"] == 10]
+        self.assertGreater(channels[0]["traced_bytes_per_item"], 0)
+        for r in records[: len(runs)]:
             self.assertNotIn("error", r, r)
             self.assertEqual(r["client"], "txamqp_next")
             self.assertGreater(r["open_s"], 0)
@@ -105,7 +112,7 @@ class ScaleDriverTests(SynchronousTestCase):
         pika-Twisted and aiormq run the consumers kind, every body checked,
         and the table compares their memory per consumer with ours.
         """
-        out = tiny_run("--kinds", "consumers")
+        out = tiny_run("--kinds", "consumers", "--no-traced")
         [raw] = out.glob("scale-*.json")
         records = json.loads(raw.read_text())["records"]
         self.assertEqual(len(records), 6)
@@ -114,7 +121,9 @@ class ScaleDriverTests(SynchronousTestCase):
             self.assertGreater(r["cpu_us_per_delivery"], 0)
         self.assertEqual({r["client"] for r in records}, {"txamqp_next", "pika", "aiormq"})
         [table] = out.glob("scale-*.md")
-        self.assertIn("memory per idle consumer (10): <= 0.5x pika-Twisted's", table.read_text())
+        text = table.read_text()
+        self.assertIn("resident memory per idle consumer (10): <= 0.5x pika-Twisted's", text)
+        self.assertNotIn("| txamqp_next Python heap", text)
 
     def test_failure_and_not_applicable(self) -> None:
         """
@@ -143,7 +152,8 @@ class ScaleTargetTests(SynchronousTestCase):
         """
         CPU per delivery within 20% from the fewest consumers to the most,
         and memory per channel and per consumer at most half of
-        pika-Twisted's at the largest N, are met or missed by the medians.
+        pika-Twisted's at the largest N, resident and Python heap, are met
+        or missed by the medians; the traced runs count for the heap only.
         """
         records = [
             record("consumers", 1, "txamqp_next", cpu_us_per_delivery=10.0, bytes_per_item=0),
@@ -153,6 +163,8 @@ class ScaleTargetTests(SynchronousTestCase):
             record("consumers", 1000, "pika", cpu_us_per_delivery=20.0, bytes_per_item=500),
             record("channels", 1000, "txamqp_next", bytes_per_item=2000),
             record("channels", 1000, "pika", bytes_per_item=4000),
+            record("consumers", 1000, "txamqp_next", traced=True, traced_bytes_per_item=400),
+            record("consumers", 1000, "pika", traced=True, traced_bytes_per_item=1200),
         ]
         args = scale.parse_args(["--kinds", "channels,consumers", "--clients", "txamqp_next,pika"])
         args.ns = [1, 1000]
@@ -166,14 +178,24 @@ class ScaleTargetTests(SynchronousTestCase):
                     True,
                 ),
                 (
-                    "txamqp_next memory per idle channel (1,000): <= 0.5x pika-Twisted's",
+                    "txamqp_next resident memory per idle channel (1,000): <= 0.5x pika-Twisted's",
                     "2,000 vs 4,000 B (0.50x)",
                     True,
                 ),
                 (
-                    "txamqp_next memory per idle consumer (1,000): <= 0.5x pika-Twisted's",
+                    "txamqp_next Python heap per idle channel (1,000): <= 0.5x pika-Twisted's",
+                    "not measured",
+                    None,
+                ),
+                (
+                    "txamqp_next resident memory per idle consumer (1,000): <= 0.5x pika-Twisted's",
                     "300 vs 500 B (0.60x)",
                     False,
+                ),
+                (
+                    "txamqp_next Python heap per idle consumer (1,000): <= 0.5x pika-Twisted's",
+                    "400 vs 1,200 B (0.33x)",
+                    True,
                 ),
             ],
         )
