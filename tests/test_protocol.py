@@ -27,6 +27,7 @@ from tests.helpers import (
     PASSWORD,
     Broker,
     CapturedLog,
+    RecordingTransport,
     TLSLikeTransport,
     open_broker,
 )
@@ -65,6 +66,29 @@ class HandshakeTests(SynchronousTestCase):
         self.assertIs(self.successResultOf(d), broker.client)
         self.assertEqual(broker.client.server_properties["product"], "RabbitMQ")
         self.assertIs(self.successResultOf(broker.client.when_open()), broker.client)
+
+    def test_tcp_no_delay(self) -> None:
+        """
+        On a TCP transport (or a TLS one, which passes the call on), the
+        connection turns Nagle's algorithm off as it connects, so a small
+        frame written behind another is not held for the broker's delayed
+        ACK; a transport without the option is left alone.
+        """
+
+        class TCPLike(RecordingTransport):
+            def __init__(self) -> None:
+                super().__init__()
+                self.no_delay: list[bool] = []
+
+            def setTcpNoDelay(self, enabled: bool) -> None:
+                self.no_delay.append(enabled)
+
+        transport = TCPLike()
+        Broker(transport=transport)
+        self.assertEqual(transport.no_delay, [True])
+        broker = Broker()
+        self.assertFalse(hasattr(broker.transport, "setTcpNoDelay"))
+        self.assertEqual(broker.transport.value(), b"AMQP\x00\x00\x09\x01")
 
     def test_login_after_start(self) -> None:
         """
