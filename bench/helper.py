@@ -6,6 +6,11 @@ hide a bug in the checks).
     python -m bench.helper prefill --queue Q --count N --size B
     python -m bench.helper drain --queue Q --count N --size B
     python -m bench.helper delete --queue Q
+    python -m bench.helper spread --queue PREFIX --queues N --count C --size B
+
+C{spread} publishes bodies 0 to C-1 round-robin over the existing queues
+C{PREFIX-0} to C{PREFIX-<N-1>} (body C{i} to queue C{i % N}), on one channel,
+so each queue gets its share in order.
 """
 
 from __future__ import annotations
@@ -70,16 +75,33 @@ def delete(url: str, queue: str) -> None:
     conn.close()
 
 
+def spread(url: str, prefix: str, queues: int, count: int, size: int) -> None:
+    conn = _connect(url)
+    ch = conn.channel()
+    for i in range(queues):
+        # each must exist: without confirms, a message to a missing queue
+        # would vanish and the client would only time out
+        ch.queue_declare(queue=f"{prefix}-{i}", passive=True)
+    props = pika.BasicProperties()
+    names = [f"{prefix}-{i}" for i in range(queues)]
+    for i in range(count):
+        ch.basic_publish("", names[i % queues], body(i, size), props)
+    conn.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.helper")
-    parser.add_argument("action", choices=["prefill", "drain", "delete"])
+    parser.add_argument("action", choices=["prefill", "drain", "delete", "spread"])
     parser.add_argument("--url", default=BROKER_URL)
     parser.add_argument("--queue", required=True)
+    parser.add_argument("--queues", type=int, default=1, help="spread: how many queues")
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--size", type=int, default=100)
     args = parser.parse_args(argv)
     if args.action == "prefill":
         prefill(args.url, args.queue, args.count, args.size)
+    elif args.action == "spread":
+        spread(args.url, args.queue, args.queues, args.count, args.size)
     elif args.action == "drain":
         drain(args.url, args.queue, args.count, args.size)
     else:

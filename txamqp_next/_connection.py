@@ -293,8 +293,10 @@ class _Channel:
         self.id = channel_id
         self.state = _CH_CLOSED
         self.awaiting: Method | None = None
-        # outbound items waiting for the outstanding synchronous call
-        self.pending: deque[tuple[Method, list[bytes]]] = deque()
+        # outbound items waiting for the outstanding synchronous call; made
+        # when the first one waits (an empty deque is some 600 bytes, and
+        # most channels never queue anything)
+        self.pending: deque[tuple[Method, list[bytes]]] | None = None
         self.content_method: Method | None = None
         # whether the content method answers the outstanding call
         self.content_reply = False
@@ -643,13 +645,15 @@ class Connection:
             # close goes out at once; whatever waited behind an outstanding
             # call is dropped (the driver fails it when the channel closes)
             self._channel_input(ch, "close", local=True)
-            ch.pending.clear()
+            ch.pending = None
             ch.awaiting = None
             self._transmit(ch, method, frames)
             return
         else:
             self._channel_input(ch, "send", local=True)
         if ch.pending or (ch.awaiting is not None and method.expects_reply):
+            if ch.pending is None:
+                ch.pending = deque()
             ch.pending.append((method, frames))
             return
         self._transmit(ch, method, frames)
@@ -1126,7 +1130,7 @@ class Connection:
         """
         self._channel_input(ch, "fault", local=False)
         ch.error = error
-        ch.pending.clear()
+        ch.pending = None
         ch.awaiting = None
         ch.content_method = None
         ch.content_body = []

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from txamqp_next import methods as typed
@@ -114,9 +114,26 @@ class MessageStream:
     @ivar cancelled: why the consumer ended, or C{None} while it runs.
     """
 
-    queue: TimeoutDeferredQueue[Message]
     cancelled: BaseException | None = None
     _end_waiters: list[Deferred[BaseException]]
+    # the clock of the queue's timeouts; the queue itself is made when first
+    # needed: a consumer with a callback never uses it, and an empty one is
+    # some 1,500 bytes (two deques), most of what a consumer would weigh
+    _clock: IReactorTime
+    _queue: TimeoutDeferredQueue[Message] | None = None
+
+    @property
+    def queue(self) -> TimeoutDeferredQueue[Message]:
+        """
+        The consumer's messages when it has no callback (a
+        L{TimeoutDeferredQueue}); closed once the consumer has ended.
+        """
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = TimeoutDeferredQueue(self._clock)
+            if self.cancelled is not None:
+                queue.close(self.cancelled)
+        return queue
 
     def _finish(self, reason: BaseException) -> bool:
         """
@@ -127,7 +144,8 @@ class MessageStream:
         if self.cancelled is not None:
             return False
         self.cancelled = reason
-        self.queue.close(reason)
+        if self._queue is not None:
+            self._queue.close(reason)
         waiters, self._end_waiters = self._end_waiters, []
         for d in waiters:
             d.callback(reason)
@@ -177,7 +195,7 @@ class Consumer(MessageStream):
     ) -> None:
         self.channel = channel
         self.consumer_tag = consumer_tag
-        self.queue: TimeoutDeferredQueue[Message] = TimeoutDeferredQueue(channel._link.clock)
+        self._clock = channel._link.clock
         self.callback = callback
         self.cancelled: BaseException | None = None
         self._end_waiters: list[Deferred[BaseException]] = []
@@ -249,7 +267,7 @@ class Channel(typed.ChannelMethods):
         self._waiting: deque[Deferred[Any]] = deque()
         # calls whose reply will never come because we closed the channel
         # while they waited; they fail when it has closed
-        self._dropped: deque[Deferred[Any]] = deque()
+        self._dropped: list[Deferred[Any]] = []
         self._close_waiters: list[Deferred[Any]] = []
         self._close_timer: IDelayedCall | None = None
         # the channel.close we sent, if we did
@@ -262,8 +280,9 @@ class Channel(typed.ChannelMethods):
         self.flow_active = True
         # publishes held while the connection is blocked, the transport's
         # buffer is full or flow is off; _holding is the one flag the publish
-        # path checks (see _resume_publishing)
-        self._held: deque[tuple[Method, Properties, bytes, Deferred[None]]] = deque()
+        # path checks (see _resume_publishing); the deque is made for the
+        # first held publish (an empty one is some 600 bytes per channel)
+        self._held: deque[tuple[Method, Properties, bytes, Deferred[None]]] | None = None
         self._holding = link.paused
         # method and property objects are immutable, so the publish path
         # reuses them: the basic.publish of each (exchange, routing key,
@@ -553,6 +572,8 @@ class Channel(typed.ChannelMethods):
                     )
                 )
             d: Deferred[None] = AsyncioDeferred()
+            if self._held is None:
+                self._held = deque()
             self._held.append((method, props, body, d))
             return d
         return self._publish_now(method, props, body)
@@ -901,7 +922,7 @@ class Channel(typed.ChannelMethods):
         self.consumers.clear()
         if self.confirms is not None:
             self.confirms.fail_all(reason)
-        held, self._held = self._held, deque()
+        held, self._held = self._held or (), None
         for _, _, body, d in held:
             self._link.release(len(body))
             d.errback(reason)

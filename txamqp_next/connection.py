@@ -359,6 +359,13 @@ class AMQPConnection(Protocol):
         except (AttributeError, RuntimeError) as e:
             # a transport without producers, or with one already registered
             self.log.warn("publishing ignores the transport's buffer: {error}", error=e)
+        # without it, a small frame written while an earlier one is not yet
+        # acknowledged (a basic.cancel after the last acks) waits for the
+        # broker's delayed ACK, some 40 ms on Linux (Nagle's algorithm); a
+        # TLS transport passes the call on to its TCP one
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         self._flush()
 
     def dataReceived(self, data: bytes) -> None:

@@ -83,7 +83,6 @@ from txamqp_next.errors import (
     PublishBufferFull,
 )
 from txamqp_next.message import Message
-from txamqp_next.queue import TimeoutDeferredQueue
 from txamqp_next.spec import Spec, load, python_name, spec_name
 from txamqp_next.stats import ChannelStats, ConnectionStats, sum_channels, sum_connections
 
@@ -811,9 +810,7 @@ class RecoveringConsumer(MessageStream):
         self._fields = fields
         self._given_tag = bool(fields.get("consumer_tag"))
         self.callback = callback
-        self.queue: TimeoutDeferredQueue[Message] = TimeoutDeferredQueue(
-            channel._connection._reactor
-        )
+        self._clock = channel._connection._reactor
         self.consumer_tag: str = fields.get("consumer_tag", "")
         self.cancelled: BaseException | None = None
         self._current: Consumer | None = None
