@@ -157,8 +157,19 @@ class ParityTests(BrokerTestCase):
     The same scenario against RabbitMQ and the in-memory broker.
     """
 
+    async def delete_queue(self, name: str) -> None:
+        """
+        Delete the scenario's queue on RabbitMQ (one never consumed from is
+        not auto-deleted); deleting a queue that does not exist succeeds.
+        """
+        amqp = await self._reach(txamqp_next.connect(reactor(), BROKER))
+        channel = await amqp.open_channel()
+        await channel.queue_delete(queue=name)
+        await amqp.close()
+
     async def both(self, scenario: Scenario) -> None:
         name = unique("parity")
+        self.addCleanup(self.delete_queue, name)
         real = await scenario(lambda: self._reach(txamqp_next.connect(reactor(), BROKER)), name)
 
         broker = MemoryBroker()

@@ -84,6 +84,16 @@ class ThriftTestCase(BrokerTestCase):
         await channel.exchange_delete(exchange=exchange)
         await amqp.close()
 
+    async def delete_queue(self, queue: str) -> None:
+        """
+        Delete a queue a test's service declared durable, so that it does
+        not outlive the test on the shared broker.
+        """
+        amqp = await self.connect()
+        channel = await amqp.open_channel()
+        await channel.queue_delete(queue=queue)
+        await amqp.close()
+
 
 class CallTests(ThriftTestCase):
     """
@@ -375,6 +385,8 @@ class ServiceTests(ThriftTestCase):
             exchange=self.exchange,
             retry_policy=lambda attempt: 0.2,
         )
+        # cleanups run last first: the queue goes once the service stopped
+        self.addCleanup(self.delete_queue, self.service)
         service.startService()
         self.addCleanup(service.stopService)
         self.addCleanup(self.delete_exchange, self.exchange)
@@ -421,6 +433,7 @@ class ServiceTests(ThriftTestCase):
         process = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
+        self.addCleanup(self.delete_queue, self.service)
         self.addCleanup(lambda: process.poll() is None and process.kill())
         self.addCleanup(self.delete_exchange, self.exchange)
 
