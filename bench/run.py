@@ -137,6 +137,17 @@ def run_one(
     reason = NOT_APPLICABLE.get(workload, {}).get(client)
     if reason is not None:
         return {**base, "na": reason}
+    return run_script(argv, base, timeout)
+
+
+def run_script(argv: list[str], base: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """
+    Run a benchmark script that prints its record as a JSON line.
+
+    @param base: what the record says of the run whatever happens.
+    @return: C{base} updated with the script's last JSON line; on a
+        timeout, a missing line or a non-zero exit, with C{error}.
+    """
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

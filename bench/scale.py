@@ -27,14 +27,13 @@ import argparse
 import datetime
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import BROKER_URL
-from bench.run import RESULTS, environment
+from bench.run import RESULTS, environment, run_script
 from bench.scale_common import KINDS, MESSAGES, NS, SIZE
 
 #: client script name -> the label in tables
@@ -155,24 +154,7 @@ def run_one(
     if traced:
         argv.append("--traced")
         base["traced"] = True
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return {**base, "error": f"timed out after {args.timeout:.0f}s"}
-    record: dict[str, Any] | None = None
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            break
-    if record is None:
-        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        return {**base, "error": f"no result: {tail[0][:300]}"}
-    if proc.returncode != 0 and "error" not in record:
-        record["error"] = f"exit status {proc.returncode}"
-    return {**base, **record}
+    return run_script(argv, base, args.timeout)
 
 
 Summary = dict[tuple[str, int, str], dict[str, Any]]
