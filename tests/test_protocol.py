@@ -90,6 +90,21 @@ class HandshakeTests(SynchronousTestCase):
         self.assertFalse(hasattr(broker.transport, "setTcpNoDelay"))
         self.assertEqual(broker.transport.value(), b"AMQP\x00\x00\x09\x01")
 
+    def test_tcp_no_delay_refused(self) -> None:
+        """
+        A transport that has C{setTcpNoDelay} but cannot set the option
+        (its socket is not TCP, or is gone) does not stop the connection:
+        the protocol header still goes out.
+        """
+
+        class Refusing(RecordingTransport):
+            def setTcpNoDelay(self, enabled: bool) -> None:
+                raise OSError(95, "Operation not supported")
+
+        transport = Refusing()
+        Broker(transport=transport)
+        self.assertEqual(transport.value()[:8], b"AMQP\x00\x00\x09\x01")
+
     def test_login_after_start(self) -> None:
         """
         Without credentials only the protocol header goes out and C{start}

@@ -365,7 +365,12 @@ class AMQPConnection(Protocol):
         # TLS transport passes the call on to its TCP one
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
-            set_no_delay(True)
+            try:
+                set_no_delay(True)
+            except (OSError, NotImplementedError) as e:
+                # a transport that has the call but not the option (or a
+                # socket already gone, which connectionLost will report)
+                self.log.info("could not turn Nagle's algorithm off: {error}", error=e)
         self._flush()
 
     def dataReceived(self, data: bytes) -> None:
