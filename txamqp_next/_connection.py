@@ -234,14 +234,6 @@ def truncate_shortstr(text: str) -> str:
     return data[:255].decode("utf-8", "ignore")
 
 
-def _body_too_long(ch: _Channel) -> RemoteProtocolError:
-    return RemoteProtocolError(
-        UNEXPECTED_FRAME,
-        f"content body of {ch.content_received} bytes exceeds the {ch.content_size} declared",
-        ch.id,
-    )
-
-
 def _too_large(
     method: Method, channel: int, what: str, size: int, frame_max: int
 ) -> LocalProtocolError:
@@ -1187,15 +1179,16 @@ class Connection:
             # a frame that straddled received chunks, in pieces
             ch.content_received += sum(map(len, payload))
             ch.content_body.extend(payload)
-            if ch.content_received > ch.content_size:
-                raise _body_too_long(ch)
-            if ch.content_received == ch.content_size:
-                self._deliver(ch, events)
-            return
-        ch.content_received += len(payload)
+        else:
+            ch.content_received += len(payload)
+            ch.content_body.append(payload)
         if ch.content_received > ch.content_size:
-            raise _body_too_long(ch)
-        ch.content_body.append(payload)
+            raise RemoteProtocolError(
+                UNEXPECTED_FRAME,
+                f"content body of {ch.content_received} bytes exceeds the "
+                f"{ch.content_size} declared",
+                ch.id,
+            )
         if ch.content_received == ch.content_size:
             self._deliver(ch, events)
 
