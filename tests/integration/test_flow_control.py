@@ -267,6 +267,20 @@ class DirectSendTests(BrokerTestCase):
         self.assertEqual(await drain(ch, queue), [b"at once"])
 
     @async_test
+    async def test_no_delay(self) -> None:
+        """
+        The connection's socket has Nagle's algorithm off (C{TCP_NODELAY}),
+        so a small frame written behind another unacknowledged one is not
+        held for the broker's delayed ACK; the connection works as before.
+        """
+        client, ch = await self.channel()
+        transport: Any = client.transport
+        self.assertTrue(transport.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        queue = (await ch.queue_declare(queue=unique("nodelay"), exclusive=True)).queue
+        await ch.basic_publish(routing_key=queue, body=b"small")
+        self.assertEqual(await drain(ch, queue), [b"small"])
+
+    @async_test
     async def test_large_sends(self) -> None:
         """
         The transport hands its socket up to 1 MiB per send, not Twisted's

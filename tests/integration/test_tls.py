@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,9 @@ class TLSTestCase(BrokerTestCase):
         self.assertTrue(ISSLTransport.providedBy(client.transport))
         # the check that failed connections leave no socket can see ours
         self.assertTrue(sockets_to(client.transport.getPeer().port))  # type: ignore[union-attr]
+        # Nagle's algorithm is off on the TCP connection under TLS too
+        tcp: Any = client.transport.transport  # type: ignore[union-attr]
+        self.assertTrue(tcp.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
         ch = await client.open_channel()
         queue = (await ch.queue_declare(queue=unique("tls"), exclusive=True)).queue
         await ch.basic_publish(routing_key=queue, body=b"over TLS")
