@@ -184,3 +184,20 @@ class PoolTests(SynchronousTestCase):
             self.failureResultOf(d, ConnectionClosed)
         self.assertEqual(pool.channels, 0)
         self.assertIn("0 calls waiting", repr(pool))
+
+    def test_no_reply_methods_refused(self) -> None:
+        """
+        Methods the broker does not answer (basic.nack, a no_wait
+        declaration) are refused with LocalProtocolError and open no
+        channel: the pool would hand their channel on at once, and a broker
+        error over them would fail the next call on it instead.
+        """
+        for d in (
+            self.pool.basic_nack(delivery_tag=7),
+            self.pool.invoke("basic.ack", delivery_tag=1),
+            self.pool.queue_declare(queue="q", no_wait=True),
+        ):
+            failure = self.failureResultOf(d, LocalProtocolError)
+            self.assertIn("send it on a Channel", str(failure.value))
+        self.assertEqual(self.pool.channels, 0)
+        self.assertEqual(self.broker.queues, {})

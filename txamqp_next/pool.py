@@ -17,7 +17,9 @@ fails that call alone (with its typed error, L{errors.NotFound} say); the
 pool drops the channel and opens another when it needs one.  The pool has
 the typed calls of L{ChannelMethods} (declare, bind, delete, purge, QoS
 and the others the default spec defines) and L{invoke} for any method by
-name; it is for independent calls whose order does not matter.  Publish
+name; it is for independent calls whose order does not matter, each
+answered by the broker (a method with no answer, or C{no_wait=True},
+is refused: its error would fail whichever call used the channel next).  Publish
 and consume on a L{txamqp_next.channel.Channel}: their order and their
 consumers belong to one channel.
 """
@@ -32,7 +34,7 @@ from twisted.internet.defer import CancelledError, Deferred
 
 from txamqp_next._deferred import AsyncioDeferred, fail, from_coroutine, succeed
 from txamqp_next.connection import AMQPConnection
-from txamqp_next.errors import AMQPError, LocalProtocolError
+from txamqp_next.errors import COMMAND_INVALID, AMQPError, LocalProtocolError
 from txamqp_next.methods import ChannelMethods
 
 if TYPE_CHECKING:
@@ -108,16 +110,28 @@ class ChannelPool(ChannelMethods):
             (its channel closes; the pool's other channels go on), the
             connection's error, or L{PoolClosed}; it fails with
             L{LocalProtocolError} naming the spec when the spec lacks the
-            method, as on a channel.
+            method, as on a channel, and for a method the broker does not
+            answer (C{basic.ack}, C{no_wait=True}): its error would come
+            back on the next call to take its channel.
         @raise TypeError: a field the spec does not take, at once.
         """
         if self._closed is not None:
             return fail(self._closed)
         # bad fields raise now, as on a Channel
         try:
-            self._methods.make(name, (), fields)
+            method = self._methods.make(name, (), fields)
         except LocalProtocolError as e:
             return fail(e)
+        if not method.expects_reply:
+            # its channel would go back to the pool at once, and a broker
+            # error over it would fail whichever call took the channel next
+            return fail(
+                LocalProtocolError(
+                    COMMAND_INVALID,
+                    f"{method.NAME} gets no answer from the broker, so a channel pool "
+                    "cannot tell its error from the next call's: send it on a Channel",
+                )
+            )
         return from_coroutine(self._call(name, fields))
 
     async def _call(self, name: str, fields: dict[str, Any]) -> Any:

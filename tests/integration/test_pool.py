@@ -69,6 +69,24 @@ class PoolTests(BrokerTestCase):
         await pool.close()
 
     @async_test
+    async def test_unanswered_method_refused(self) -> None:
+        """
+        A nack of an unknown delivery tag (which the broker answers by
+        closing the channel with 406) is refused by the pool, so the call
+        made next on a pool of one channel succeeds instead of failing with
+        the nack's PreconditionFailed.
+        """
+        from txamqp_next.errors import LocalProtocolError
+
+        client = await self.connect()
+        pool = ChannelPool(client, size=1)
+        await pool.queue_declare(queue="", exclusive=True)
+        await self.assertFailure(pool.basic_nack(delivery_tag=7), LocalProtocolError)
+        ok = await pool.queue_declare(queue="", exclusive=True)
+        self.assertTrue(ok.queue)
+        await pool.close()
+
+    @async_test
     async def test_recovering_connection(self) -> None:
         """
         A pool works on a recovering connection too.
