@@ -12,7 +12,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from txamqp_next.connection import AMQPConnection
-from txamqp_next.errors import ConnectionClosed, NotFound
+from txamqp_next.errors import ConnectionClosed, LocalProtocolError, NotFound
 from txamqp_next.pool import ChannelPool, PoolClosed
 from txamqp_next.testing import MemoryBroker
 
@@ -147,3 +147,57 @@ class PoolTests(SynchronousTestCase):
         A pool of no channels is refused.
         """
         self.assertRaises(ValueError, ChannelPool, self.connection, size=0)
+
+    def test_size_an_int(self) -> None:
+        """
+        A size that is not an int (a float, a string, None, a bool) is
+        refused with a TypeError naming it, rather than taken as a bound
+        (1.5 would have opened two channels) or failing on a comparison.
+        """
+        for size in (1.5, "4", None, True):
+            with self.assertRaises(TypeError) as caught:
+                ChannelPool(self.connection, size=size)  # type: ignore[arg-type]
+            self.assertIn(repr(size), str(caught.exception))
+
+    def test_unknown_method_fails_its_deferred(self) -> None:
+        """
+        A method the spec lacks fails the call's Deferred with
+        LocalProtocolError naming the spec, as Channel.invoke does, and
+        opens no channel.
+        """
+        failure = self.failureResultOf(self.pool.invoke("queue.frobnicate"), LocalProtocolError)
+        self.assertIn("queue.frobnicate", str(failure.value))
+        self.assertEqual(self.pool.channels, 0)
+
+    def test_connection_lost_many_waiting(self) -> None:
+        """
+        When the connection is lost with more calls waiting than the pool
+        has channels, every call fails with ConnectionClosed: a closed
+        channel hands none of them on, so each tries a channel of its own,
+        which fails at once.
+        """
+        pool = ChannelPool(self.connection, size=2)
+        calls = [pool.queue_declare(queue=f"q{i}") for i in range(10)]
+        self.broker.close_connections()
+        self.broker.flush()
+        for d in calls:
+            self.failureResultOf(d, ConnectionClosed)
+        self.assertEqual(pool.channels, 0)
+        self.assertIn("0 calls waiting", repr(pool))
+
+    def test_no_reply_methods_refused(self) -> None:
+        """
+        Methods the broker does not answer (basic.nack, a no_wait
+        declaration) are refused with LocalProtocolError and open no
+        channel: the pool would hand their channel on at once, and a broker
+        error over them would fail the next call on it instead.
+        """
+        for d in (
+            self.pool.basic_nack(delivery_tag=7),
+            self.pool.invoke("basic.ack", delivery_tag=1),
+            self.pool.queue_declare(queue="q", no_wait=True),
+        ):
+            failure = self.failureResultOf(d, LocalProtocolError)
+            self.assertIn("send it on a Channel", str(failure.value))
+        self.assertEqual(self.pool.channels, 0)
+        self.assertEqual(self.broker.queues, {})

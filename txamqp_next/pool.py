@@ -17,7 +17,9 @@ fails that call alone (with its typed error, L{errors.NotFound} say); the
 pool drops the channel and opens another when it needs one.  The pool has
 the typed calls of L{ChannelMethods} (declare, bind, delete, purge, QoS
 and the others the default spec defines) and L{invoke} for any method by
-name; it is for independent calls whose order does not matter.  Publish
+name; it is for independent calls whose order does not matter, each
+answered by the broker (a method with no answer, or C{no_wait=True},
+is refused: its error would fail whichever call used the channel next).  Publish
 and consume on a L{txamqp_next.channel.Channel}: their order and their
 consumers belong to one channel.
 """
@@ -32,7 +34,7 @@ from twisted.internet.defer import CancelledError, Deferred
 
 from txamqp_next._deferred import AsyncioDeferred, fail, from_coroutine, succeed
 from txamqp_next.connection import AMQPConnection
-from txamqp_next.errors import AMQPError
+from txamqp_next.errors import COMMAND_INVALID, AMQPError, LocalProtocolError
 from txamqp_next.methods import ChannelMethods
 
 if TYPE_CHECKING:
@@ -64,8 +66,11 @@ class ChannelPool(ChannelMethods):
             channels are opened again after a reconnection.
         @param size: the most channels open at once, at least 1 (and within
             the connection's C{channel_max}).
+        @raise TypeError: C{size} is not an C{int}.
         @raise ValueError: C{size} below 1.
         """
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise TypeError(f"a channel pool's size is an int, not {size!r}")
         if size < 1:
             raise ValueError(f"a channel pool needs a size of at least 1, not {size}")
         self.connection = connection
@@ -80,6 +85,7 @@ class ChannelPool(ChannelMethods):
         self._count = 0
         self._waiting: deque[Deferred[Channel | RecoveringChannel]] = deque()
         self._closed: PoolClosed | None = None
+        self._serving = False
 
     def __repr__(self) -> str:
         return (
@@ -102,13 +108,30 @@ class ChannelPool(ChannelMethods):
         @return: a L{Deferred} firing with the reply (C{None} for a method
             that has none), or failing with the broker's error for this call
             (its channel closes; the pool's other channels go on), the
-            connection's error, or L{PoolClosed}.
+            connection's error, or L{PoolClosed}; it fails with
+            L{LocalProtocolError} naming the spec when the spec lacks the
+            method, as on a channel, and for a method the broker does not
+            answer (C{basic.ack}, C{no_wait=True}): its error would come
+            back on the next call to take its channel.
         @raise TypeError: a field the spec does not take, at once.
         """
         if self._closed is not None:
             return fail(self._closed)
         # bad fields raise now, as on a Channel
-        self._methods.make(name, (), fields)
+        try:
+            method = self._methods.make(name, (), fields)
+        except LocalProtocolError as e:
+            return fail(e)
+        if not method.expects_reply:
+            # its channel would go back to the pool at once, and a broker
+            # error over it would fail whichever call took the channel next
+            return fail(
+                LocalProtocolError(
+                    COMMAND_INVALID,
+                    f"{method.NAME} gets no answer from the broker, so a channel pool "
+                    "cannot tell its error from the next call's: send it on a Channel",
+                )
+            )
         return from_coroutine(self._call(name, fields))
 
     async def _call(self, name: str, fields: dict[str, Any]) -> Any:
@@ -136,17 +159,36 @@ class ChannelPool(ChannelMethods):
 
         def failed(reason: Any) -> Any:
             self._count -= 1
+            # no busy channel may be left to hand to the calls waiting (the
+            # connection is gone, say): each tries a channel of its own
+            self._serve_waiting()
             return reason
 
         return d.addErrback(failed)
+
+    def _serve_waiting(self) -> None:
+        """
+        Open a channel for each waiting call while the pool has room: after
+        a channel closed or failed to open, so that no call waits for a
+        channel that will never come.  On a lost connection every open
+        fails at once with its error, and so every waiting call.
+        """
+        if self._serving:
+            # an open that failed at once, inside the loop below
+            return
+        self._serving = True
+        try:
+            while self._waiting and self._count < self.size and self._closed is None:
+                self._open().chainDeferred(self._waiting.popleft())
+        finally:
+            self._serving = False
 
     def _release(self, channel: Channel | RecoveringChannel) -> None:
         if not channel.is_open:
             # the broker closed it over this call's error: another takes
             # its place when a call needs one
             self._count -= 1
-            if self._waiting and self._closed is None:
-                self._open().chainDeferred(self._waiting.popleft())
+            self._serve_waiting()
             return
         if self._closed is not None:
             self._count -= 1
