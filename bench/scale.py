@@ -371,29 +371,21 @@ def main(argv: list[str] | None = None) -> int:
         env.pop(peer, None)
     records: list[dict[str, Any]] = []
     started = time.monotonic()
-    for round_no in range(1, args.rounds + 1):
+    rounds: list[int | str] = list(range(1, args.rounds + 1))
+    if args.traced:
+        rounds.append("traced")
+    for round_no in rounds:
+        traced = round_no == "traced"
+        label = "traced " if traced else f"round {round_no}"
         for kind in args.kinds:
             for n in args.ns:
                 for client in args.clients:
-                    record = run_one(client, kind, n, args)
+                    record = run_one(client, kind, n, args, traced=traced)
                     record["round"] = round_no
                     records.append(record)
                     if not args.quiet:
                         print(
-                            f"round {round_no} {kind:11} {n:5} {client:12} {_progress(record)}",
-                            file=sys.stderr,
-                            flush=True,
-                        )
-    if args.traced:
-        for kind in args.kinds:
-            for n in args.ns:
-                for client in args.clients:
-                    record = run_one(client, kind, n, args, traced=True)
-                    record["round"] = "traced"
-                    records.append(record)
-                    if not args.quiet:
-                        print(
-                            f"traced  {kind:11} {n:5} {client:12} {_progress(record)}",
+                            f"{label} {kind:11} {n:5} {client:12} {_progress(record)}",
                             file=sys.stderr,
                             flush=True,
                         )
