@@ -88,8 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
-    args.workloads = _names(parser, args.workloads, WORKLOADS, "workload")
-    args.clients = _names(parser, args.clients, list(CLIENTS), "client")
+    args.workloads = name_list(parser, args.workloads, WORKLOADS, "workload")
+    args.clients = name_list(parser, args.clients, list(CLIENTS), "client")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     if args.count_scale <= 0:
@@ -97,7 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _names(parser: argparse.ArgumentParser, text: str, known: list[str], what: str) -> list[str]:
+def name_list(parser: argparse.ArgumentParser, text: str, known: list[str], what: str) -> list[str]:
+    """
+    The comma-separated names in C{text}, each one of C{known}; any other,
+    or none at all, ends the command line with an error naming C{what}.
+    """
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BROKER_URL
-from bench.run import RESULTS, environment, run_script
+from bench.run import RESULTS, environment, name_list, run_script
 from bench.scale_common import KINDS, MESSAGES, NS, SIZE
 
 #: client script name -> the label in tables
@@ -99,8 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600, help="seconds one run may take")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
-    args.kinds = _names(parser, args.kinds, KINDS, "kind")
-    args.clients = _names(parser, args.clients, list(CLIENTS), "client")
+    args.kinds = name_list(parser, args.kinds, KINDS, "kind")
+    args.clients = name_list(parser, args.clients, list(CLIENTS), "client")
     try:
         args.ns = sorted({int(n) for n in args.ns.split(",") if n.strip()})
     except ValueError:
@@ -112,15 +112,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.messages < 2:
         parser.error("--messages must be at least 2")
     return args
-
-
-def _names(parser: argparse.ArgumentParser, text: str, known: list[str], what: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        wrong = ", ".join(unknown) or "(none)"
-        parser.error(f"unknown {what} {wrong}; pick from {', '.join(known)}")
-    return names
 
 
 def not_applicable(kind: str, n: int, args: argparse.Namespace) -> str | None:
@@ -380,29 +371,21 @@ def main(argv: list[str] | None = None) -> int:
         env.pop(peer, None)
     records: list[dict[str, Any]] = []
     started = time.monotonic()
-    for round_no in range(1, args.rounds + 1):
+    rounds: list[int | str] = list(range(1, args.rounds + 1))
+    if args.traced:
+        rounds.append("traced")
+    for round_no in rounds:
+        traced = round_no == "traced"
+        label = "traced " if traced else f"round {round_no}"
         for kind in args.kinds:
             for n in args.ns:
                 for client in args.clients:
-                    record = run_one(client, kind, n, args)
+                    record = run_one(client, kind, n, args, traced=traced)
                     record["round"] = round_no
                     records.append(record)
                     if not args.quiet:
                         print(
-                            f"round {round_no} {kind:11} {n:5} {client:12} {_progress(record)}",
-                            file=sys.stderr,
-                            flush=True,
-                        )
-    if args.traced:
-        for kind in args.kinds:
-            for n in args.ns:
-                for client in args.clients:
-                    record = run_one(client, kind, n, args, traced=True)
-                    record["round"] = "traced"
-                    records.append(record)
-                    if not args.quiet:
-                        print(
-                            f"traced  {kind:11} {n:5} {client:12} {_progress(record)}",
+                            f"{label} {kind:11} {n:5} {client:12} {_progress(record)}",
                             file=sys.stderr,
                             flush=True,
                         )

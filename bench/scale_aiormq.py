@@ -30,7 +30,7 @@ async def connections(args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     conns = await asyncio.gather(*(aiormq.connect(args.url) for _ in range(args.n)))
     scale.opened()
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(scale_common.SETTLE)
     scale.idle()
     scale.closing()
     await asyncio.gather(*(conn.close() for conn in conns))
@@ -45,10 +45,8 @@ async def channels(args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     chans = await asyncio.gather(*(conn.channel(publisher_confirms=False) for _ in range(args.n)))
     scale.opened()
-    ids = {ch.number for ch in chans}
-    if len(ids) != args.n:
-        raise BenchError(f"{len(ids)} channel ids for {args.n} channels")
-    await asyncio.sleep(0.05)
+    scale_common.check_distinct((ch.number for ch in chans), args.n, "channel ids", "channels")
+    await asyncio.sleep(scale_common.SETTLE)
     scale.idle()
     scale.closing()
     await asyncio.gather(*(ch.close() for ch in chans))
@@ -95,9 +93,8 @@ async def consumers(args: argparse.Namespace) -> dict[str, Any]:
         *(ch.basic_consume(name, callback) for name, callback in zip(names, callbacks, strict=True))
     )
     scale.opened()
-    if len({ok.consumer_tag for ok in oks}) != n:
-        raise BenchError(f"{len({ok.consumer_tag for ok in oks})} tags for {n} consumers")
-    await asyncio.sleep(0.05)
+    scale_common.check_distinct((ok.consumer_tag for ok in oks), n, "tags", "consumers")
+    await asyncio.sleep(scale_common.SETTLE)
     scale.idle()
     scale_common.publish_spread(args.url, prefix, n, args.messages, args.size)
     deliveries.start()
@@ -123,9 +120,7 @@ async def queues(args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     oks = await asyncio.gather(*(ch.queue_declare(name, exclusive=True) for name in names))
     scale.opened()
-    for name, ok in zip(names, oks, strict=True):
-        if ok.queue != name:
-            raise BenchError(f"declared {ok.queue!r}, not {name!r}")
+    scale_common.check_declared(names, (ok.queue for ok in oks))
     scale.idle()
     scale.closing()
     await asyncio.gather(*(ch.queue_delete(name) for name in names))

@@ -49,6 +49,7 @@ import os
 import resource
 import tracemalloc
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from bench import common
@@ -64,6 +65,8 @@ SIZE = 100
 PREFETCH = 1_000
 #: seconds the consumers kind waits for its last delivery
 DELIVERY_TIMEOUT = 120.0
+#: seconds the N open items are left to settle before their memory is taken
+SETTLE = 0.05
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -112,6 +115,29 @@ def rss() -> int:
     gc.collect()
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * _PAGE
+
+
+def check_distinct(values: Iterable[object], n: int, what: str, items: str) -> None:
+    """
+    Check that the N C{items} opened got N different C{what} (channel ids,
+    consumer tags).
+
+    @raise BenchError: fewer.
+    """
+    distinct = len(set(values))
+    if distinct != n:
+        raise BenchError(f"{distinct} {what} for {n} {items}")
+
+
+def check_declared(names: list[str], declared: Iterable[object]) -> None:
+    """
+    Check that the broker declared each queue under the name asked for.
+
+    @raise BenchError: one it named otherwise.
+    """
+    for name, got in zip(names, declared, strict=True):
+        if got != name:
+            raise BenchError(f"declared {got!r}, not {name!r}")
 
 
 class Scale:

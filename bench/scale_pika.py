@@ -43,7 +43,7 @@ async def connections(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     conns = await gather([defer.ensureDeferred(connect(reactor, args.url)) for _ in range(args.n)])
     scale.opened()
-    await sleep(reactor, 0.05)
+    await sleep(reactor, scale_common.SETTLE)
     scale.idle()
     scale.closing()
     await gather([defer.ensureDeferred(close(conn)) for conn in conns])
@@ -58,10 +58,10 @@ async def channels(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     chans = await gather([conn.channel() for _ in range(args.n)])
     scale.opened()
-    ids = {ch.channel_number for ch in chans}
-    if len(ids) != args.n:
-        raise BenchError(f"{len(ids)} channel ids for {args.n} channels")
-    await sleep(reactor, 0.05)
+    scale_common.check_distinct(
+        (ch.channel_number for ch in chans), args.n, "channel ids", "channels"
+    )
+    await sleep(reactor, scale_common.SETTLE)
     scale.idle()
     scale.closing()
     await gather([close_channel(ch) for ch in chans])
@@ -108,11 +108,10 @@ async def consumers(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     started = await gather([ch.basic_consume(queue=name) for name in names])
     scale.opened()
-    if len({tag for _queue_obj, tag in started}) != n:
-        raise BenchError(f"{len({tag for _queue_obj, tag in started})} tags for {n} consumers")
+    scale_common.check_distinct((tag for _queue_obj, tag in started), n, "tags", "consumers")
     for index, (queue_obj, _tag) in enumerate(started):
         arm(index, queue_obj)
-    await sleep(reactor, 0.05)
+    await sleep(reactor, scale_common.SETTLE)
     scale.idle()
     scale_common.publish_spread(args.url, prefix, n, args.messages, args.size)
     deliveries.start()
@@ -144,9 +143,7 @@ async def queues(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     frames = await gather([ch.queue_declare(queue=name, exclusive=True) for name in names])
     scale.opened()
-    for name, frame in zip(names, frames, strict=True):
-        if frame.method.queue != name:
-            raise BenchError(f"declared {frame.method.queue!r}, not {name!r}")
+    scale_common.check_declared(names, (frame.method.queue for frame in frames))
     scale.idle()
     scale.closing()
     await gather([ch.queue_delete(queue=name) for name in names])

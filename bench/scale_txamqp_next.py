@@ -39,7 +39,7 @@ async def connections(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     clients = await gather([txamqp_next.connect(reactor, args.url) for _ in range(args.n)])
     scale.opened()
-    await sleep(reactor, 0.05)
+    await sleep(reactor, scale_common.SETTLE)
     scale.idle()
     scale.closing()
     await gather([client.close() for client in clients])
@@ -54,9 +54,8 @@ async def channels(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     chans = await gather([client.open_channel() for _ in range(args.n)])
     scale.opened()
-    if len({ch.id for ch in chans}) != args.n:
-        raise BenchError(f"{len({ch.id for ch in chans})} channel ids for {args.n} channels")
-    await sleep(reactor, 0.05)
+    scale_common.check_distinct((ch.id for ch in chans), args.n, "channel ids", "channels")
+    await sleep(reactor, scale_common.SETTLE)
     scale.idle()
     scale.closing()
     await gather([ch.close() for ch in chans])
@@ -102,9 +101,8 @@ async def consumers(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
         ]
     )
     scale.opened()
-    if len({consumer.consumer_tag for consumer in started}) != n:
-        raise BenchError(f"{len({c.consumer_tag for c in started})} tags for {n} consumers")
-    await sleep(reactor, 0.05)
+    scale_common.check_distinct((c.consumer_tag for c in started), n, "tags", "consumers")
+    await sleep(reactor, scale_common.SETTLE)
     scale.idle()
     scale_common.publish_spread(args.url, prefix, n, args.messages, args.size)
     deliveries.start()
@@ -132,9 +130,7 @@ async def queues(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     scale.opening()
     oks = await gather([ch.queue_declare(queue=name, exclusive=True) for name in names])
     scale.opened()
-    for name, ok in zip(names, oks, strict=True):
-        if ok.queue != name:
-            raise BenchError(f"declared {ok.queue!r}, not {name!r}")
+    scale_common.check_declared(names, (ok.queue for ok in oks))
     scale.idle()
     scale.closing()
     await gather([ch.queue_delete(queue=name) for name in names])

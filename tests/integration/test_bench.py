@@ -20,9 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bench import client_floor, run
 from bench.common import WORKLOADS, BenchError, body, check_body
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-BROKER = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+from tests.integration.broker import BROKER
+from tests.integration.drivers import ROOT, run_driver
 
 
 def tiny_run(client: str) -> Path:
@@ -32,20 +31,8 @@ def tiny_run(client: str) -> Path:
 
     @return: the output folder (table, chart and raw records).
     """
-    out = Path(tempfile.mkdtemp(prefix="bench-test-"))
-    args = ["--clients", client, "--rounds", "1", "--count-scale", "0.005"]
-    args += ["--output-dir", str(out), "--url", BROKER, "--quiet"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"bench.run --clients {client} failed: {proc.stderr[-2000:]}")
-    return out
+    argv = ["--clients", client, "--rounds", "1", "--count-scale", "0.005"]
+    return run_driver("bench.run", "bench-test-", argv)
 
 
 class BenchDriverTests(SynchronousTestCase):

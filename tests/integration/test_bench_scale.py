@@ -9,10 +9,6 @@ benchmark (C{python -m bench.scale}) is not part of the suite.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from bench import scale
 from bench.common import BenchError, body
 from bench.scale_common import KINDS, Deliveries
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-BROKER = os.environ.get("TXAMQP_NEXT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+from tests.integration.drivers import run_driver
 
 
 def tiny_run(*args: str) -> Path:
@@ -33,20 +27,8 @@ def tiny_run(*args: str) -> Path:
 
     @return: the output folder (table, chart and raw records).
     """
-    out = Path(tempfile.mkdtemp(prefix="bench-scale-test-"))
-    argv = ["--rounds", "1", "--ns", "1,10", "--messages", "50", "--quiet"]
-    argv += ["--output-dir", str(out), "--url", BROKER, *args]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.scale", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"bench.scale {' '.join(args)} failed: {proc.stderr[-2000:]}")
-    return out
+    argv = ["--rounds", "1", "--ns", "1,10", "--messages", "50", *args]
+    return run_driver("bench.scale", "bench-scale-test-", argv)
 
 
 def record(kind: str, n: int, client: str, **values: Any) -> dict[str, Any]:

@@ -39,6 +39,25 @@ async def drain(ch: Channel, queue: str) -> list[bytes]:
         bodies.append(message.body)
 
 
+def record_sends(transport: Any) -> list[Any]:
+    """
+    Spy on a TCP transport's sends.
+
+    @return: a list that gets what each later C{writeSomeData} call returns:
+        the bytes sent, or the error.
+    """
+    results: list[Any] = []
+    send = transport.writeSomeData
+
+    def spy(data: Any) -> Any:
+        result = send(data)
+        results.append(result)
+        return result
+
+    transport.writeSomeData = spy
+    return results
+
+
 class BlockedTests(BrokerTestCase):
     """
     C{connection.blocked} and C{unblocked} from a broker with a memory
@@ -290,15 +309,7 @@ class DirectSendTests(BrokerTestCase):
         client, ch = await self.channel()
         transport: Any = client.transport
         self.assertEqual(transport.SEND_LIMIT, 1 << 20)
-        sizes: list[int] = []
-        write_some = transport.writeSomeData
-
-        def counted(data: Any) -> Any:
-            sent = write_some(data)
-            sizes.append(sent)
-            return sent
-
-        transport.writeSomeData = counted
+        sizes = record_sends(transport)
         # a send buffer that takes a whole 1 MiB send when empty (the
         # kernel's own starts at 16 KiB and grows)
         transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
@@ -319,15 +330,7 @@ class DirectSendTests(BrokerTestCase):
         """
         client, ch = await self.channel()
         transport: Any = client.transport
-        results: list[object] = []
-        send = transport.writeSomeData
-
-        def spy(data: Any) -> object:
-            result = send(data)
-            results.append(result)
-            return result
-
-        transport.writeSomeData = spy
+        results = record_sends(transport)
         # out of the handling of received frames (the channel's open-ok),
         # where a publish would wait for the write after the batch
         await sleep(0)
