@@ -15,8 +15,9 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from tests.integration.broker import BrokerTestCase, async_test, sleep, unique
+from tests.integration.broker import BrokerTestCase, async_test, reactor, sleep, unique
 from tests.integration.nodes import PrivateNode
+from tests.integration.proxy import Proxy
 from txamqp_next import errors
 from txamqp_next.channel import Channel
 from txamqp_next.message import Message
@@ -164,9 +165,15 @@ class BackpressureTests(BrokerTestCase):
         Publishing 32 MiB at once (2,048 messages of 16 KiB) fills the
         socket's buffer (up to 4 MiB here) and then the transport's: the
         client pauses, later publishes stay pending, and once the socket
-        drains they all go out, in order.
+        drains they all go out, in order.  The connection goes through an
+        in-process proxy, which reads only when the reactor runs: a broker
+        on the other core could otherwise drain the socket as fast as the
+        loop fills it.
         """
-        client, ch = await self.channel()
+        proxy = Proxy(reactor())
+        await proxy.start()
+        self.addCleanup(proxy.stop)
+        client, ch = await self.channel(url=proxy.url)
         queue = (await ch.queue_declare(queue=unique("held"), exclusive=True)).queue
         ds = [ch.basic_publish(routing_key=queue, body=b"%04d" % i * 4096) for i in range(2048)]
         self.assertTrue(client.publishing_paused)
