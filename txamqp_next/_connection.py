@@ -285,10 +285,14 @@ class _Channel:
         self.id = channel_id
         self.state = _CH_CLOSED
         self.awaiting: Method | None = None
-        # outbound items waiting for the outstanding synchronous call; made
-        # when the first one waits (an empty deque is some 600 bytes, and
-        # most channels never queue anything)
-        self.pending: deque[tuple[Method, list[bytes]]] | None = None
+        # outbound items waiting for the outstanding synchronous call, each
+        # with its frames, or None for a method without content: it is
+        # encoded again when sent, so that a thousand calls queued on one
+        # channel keep no frames (they were encoded once, to refuse a value
+        # that does not fit before anything changed); made when the first
+        # one waits (an empty deque is some 600 bytes, and most channels
+        # never queue anything)
+        self.pending: deque[tuple[Method, list[bytes] | None]] | None = None
         self.content_method: Method | None = None
         # whether the content method answers the outstanding call
         self.content_reply = False
@@ -646,7 +650,7 @@ class Connection:
         if ch.pending or (ch.awaiting is not None and method.expects_reply):
             if ch.pending is None:
                 ch.pending = deque()
-            ch.pending.append((method, frames))
+            ch.pending.append((method, frames if method.CONTENT else None))
             return
         self._transmit(ch, method, frames)
 
@@ -825,8 +829,11 @@ class Connection:
                 raise _too_large(method, channel, "its content header", header_size, frame_max)
         return [frame, *content]
 
-    def _transmit(self, ch: _Channel, method: Method, frames: list[bytes]) -> None:
-        self._outbox.extend(frames)
+    def _transmit(self, ch: _Channel, method: Method, frames: list[bytes] | None) -> None:
+        if frames is None:
+            self._outbox.append(method.encode_frame(ch.id))
+        else:
+            self._outbox.extend(frames)
         if method.expects_reply:
             ch.awaiting = method
 

@@ -814,7 +814,6 @@ class RecoveringConsumer(MessageStream):
         self.consumer_tag: str = fields.get("consumer_tag", "")
         self.cancelled: BaseException | None = None
         self._current: Consumer | None = None
-        self._end_waiters: list[Deferred[BaseException]] = []
 
     def __repr__(self) -> str:
         return f"<RecoveringConsumer {self.consumer_tag!r} of {self.queue_name!r}>"
