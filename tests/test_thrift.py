@@ -7,9 +7,18 @@ options for a Thrift server.
 
 from __future__ import annotations
 
+from struct import pack
 from typing import Any
+from unittest import mock
 
-from thrift.protocol.TBinaryProtocol import TBinaryProtocolFactory
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from thrift.protocol.TBinaryProtocol import (
+    TBinaryProtocol,
+    TBinaryProtocolAccelerated,
+    TBinaryProtocolAcceleratedFactory,
+    TBinaryProtocolFactory,
+)
 from thrift.Thrift import TMessageType
 from thrift.transport.TTransport import TMemoryBuffer, TTransportException
 from twisted.application.service import MultiService
@@ -36,7 +45,7 @@ from txamqp_next.thrift import (
     close_client,
     open_client,
 )
-from txamqp_next.thrift._client import set_up_channel
+from txamqp_next.thrift._client import _BinaryProtocolFactory, read_header, set_up_channel
 
 BINARY = TBinaryProtocolFactory()
 
@@ -322,6 +331,32 @@ class BinaryProtocolTests(SynchronousTestCase):
         oprot = binary_protocol().getProtocol(TMemoryBuffer())
         self.assertIs(oprot._fast_encode, expected)
 
+    def test_protocols_as_thrift_builds_them(self) -> None:
+        """
+        L{binary_protocol}'s protocols are the ones Thrift's factory builds,
+        attribute for attribute, each with its own transport; a limit set on
+        the factory afterwards holds for the next protocol.
+        """
+        factory = binary_protocol()
+        self.assertIsInstance(factory, _BinaryProtocolFactory)
+        self.assertIsInstance(factory, TBinaryProtocolAcceleratedFactory)
+        reference = TBinaryProtocolAcceleratedFactory()
+        first, second = TMemoryBuffer(), TMemoryBuffer()
+        protocols = [factory.getProtocol(first), factory.getProtocol(second)]
+        self.assertEqual([p.trans for p in protocols], [first, second])
+        for protocol in protocols:
+            self.assertIs(type(protocol), TBinaryProtocolAccelerated)
+            self.assertEqual(vars(protocol), vars(reference.getProtocol(protocol.trans)))
+        oprot = factory.getProtocol(TMemoryBuffer())
+        oprot.writeString("hello")
+        unlimited = factory.getProtocol(TMemoryBuffer(oprot.trans.getvalue()))
+        self.assertEqual(unlimited.readString(), "hello")
+        factory.string_length_limit = reference.string_length_limit = 4
+        limited = factory.getProtocol(TMemoryBuffer(oprot.trans.getvalue()))
+        self.assertEqual(vars(limited), vars(reference.getProtocol(limited.trans)))
+        error = self.assertRaises(TTransportException, limited.readString)
+        self.assertEqual(error.type, TTransportException.SIZE_LIMIT)
+
     def test_same_bytes(self) -> None:
         """
         Calls and replies encode to the same bytes with either codec, and
@@ -333,6 +368,84 @@ class BinaryProtocolTests(SynchronousTestCase):
             self.assertEqual(self.encode(fast, struct), reference, struct)
             self.assertEqual(self.decode(fast, reference, type(struct)), struct)
             self.assertEqual(self.decode(BINARY, self.encode(fast, struct), type(struct)), struct)
+
+
+def header(version: int, mtype: int, name: bytes, seqid: int) -> bytes:
+    """
+    A message header in Thrift's binary protocol: strict (a negative
+    C{version}: the version word, the name, the seqid) or not (the name's
+    size, the name, the type, the seqid).
+    """
+    if version < 0:
+        return pack(">ii", version | mtype, len(name)) + name + pack(">i", seqid)
+    return pack(">i", len(name)) + name + pack(">Bi", mtype, seqid)
+
+
+class ReadHeaderTests(SynchronousTestCase):
+    """
+    L{read_header} reads a strict binary header straight from the bytes
+    when the factory is L{binary_protocol}'s, with the same result or error
+    as reading it through the factory's protocol.
+    """
+
+    def reference(self, body: bytes) -> Any:
+        try:
+            return read_header(body, TBinaryProtocolAcceleratedFactory())
+        except ThriftTransportError:
+            return ThriftTransportError
+
+    def fast(self, body: bytes, factory: Any = None) -> Any:
+        try:
+            return read_header(body, factory or binary_protocol())
+        except ThriftTransportError:
+            return ThriftTransportError
+
+    def test_strict_header_read_directly(self) -> None:
+        """
+        A strict header does not build a protocol.
+        """
+        factory = binary_protocol()
+        body = header(TBinaryProtocol.VERSION_1, TMessageType.CALL, "añadir".encode(), 7)
+        with mock.patch.object(factory, "getProtocol", side_effect=AssertionError):
+            self.assertEqual(read_header(body + b"args", factory), ("añadir", TMessageType.CALL, 7))
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        version=st.sampled_from([TBinaryProtocol.VERSION_1, -0x7FFE0000, -1, 0, 1, 2**31 - 1]),
+        mtype=st.integers(0, 255),
+        name=st.one_of(st.text(max_size=20).map(str.encode), st.binary(max_size=20)),
+        seqid=st.integers(-(2**31), 2**31 - 1),
+        cut=st.integers(0, 40),
+        tail=st.binary(max_size=8),
+    )
+    def test_same_as_protocol(
+        self, version: int, mtype: int, name: bytes, seqid: int, cut: int, tail: bytes
+    ) -> None:
+        """
+        Strict and non-strict headers, cut short or followed by more bytes,
+        with names that are or are not UTF-8: the same result or error
+        either way, also under a string length limit.
+        """
+        body = header(version, mtype, name, seqid) + tail
+        for data in (body, body[:cut]):
+            self.assertEqual(self.fast(data), self.reference(data), data)
+            limited = binary_protocol()
+            limited.string_length_limit = 3
+            reference = TBinaryProtocolAcceleratedFactory()
+            reference.string_length_limit = 3
+            try:
+                expected = read_header(data, reference)
+            except ThriftTransportError:
+                expected = ThriftTransportError
+            self.assertEqual(self.fast(data, limited), expected, data)
+
+    @given(st.binary(max_size=40))
+    @settings(max_examples=300, deadline=None)
+    def test_any_bytes(self, data: bytes) -> None:
+        """
+        Whatever the bytes, the same result or error.
+        """
+        self.assertEqual(self.fast(data), self.reference(data))
 
 
 class SetUpChannelTests(SynchronousTestCase):
