@@ -96,7 +96,7 @@ _VERSION_1 = TBinaryProtocol.VERSION_1
 
 class _BinaryProtocolFactory(TBinaryProtocolAcceleratedFactory):  # type: ignore[misc]
     """
-    Thrift's L{TBinaryProtocolAcceleratedFactory}, making its protocols
+    Thrift's C{TBinaryProtocolAcceleratedFactory}, making its protocols
     faster: a call builds four or five protocols (one per message read or
     written, on each side), and Thrift's constructor, which imports the C
     codec every time, was some 5% of a call's CPU.  The first protocol is
