@@ -6,8 +6,10 @@ by a fake broker made of frames.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers import FrameFactory, SentParser, open_channel, open_connection
@@ -428,6 +430,94 @@ class ChannelTests(SynchronousTestCase):
         [unblocked] = self.conn.receive_data(self.factory.method(0, "connection.unblocked"))
         assert isinstance(unblocked, MethodReceived)
         self.assertEqual(unblocked.method.NAME, "connection.unblocked")
+
+
+class AckTests(SynchronousTestCase):
+    """
+    C{ack}, the core's way to send C{basic.ack} without a method object,
+    puts the same bytes on the wire as L{Connection.send_method} with a
+    C{Basic.Ack}, in the same order, and refuses what it refuses.
+    """
+
+    SPECS: ClassVar[list[str]] = [
+        "0-8/amqp0-8.stripped.xml",
+        "0-8-qpid/amqp0-8-qpid.stripped.xml",
+        "0-9/amqp0-9.stripped.xml",
+        "0-9-qpid/amqp0-9-qpid.stripped.xml",
+        "0-9-1/amqp0-9-1.stripped.xml",
+    ]
+
+    def setUp(self) -> None:
+        self.conn, self.factory, self.parser = open_connection()
+        self.ch = open_channel(self.conn, self.factory, self.parser)
+
+    @settings(max_examples=200, deadline=None)
+    @given(tag=st.integers(0, 2**64 - 1), multiple=st.booleans())
+    def test_same_bytes(self, tag: int, multiple: bool) -> None:
+        """
+        Any delivery tag, either way of C{multiple}.
+        """
+        self.conn.ack(self.ch, tag, multiple)
+        fast = self.conn.data_to_send()
+        method = self.conn.methods.Basic.Ack(delivery_tag=tag, multiple=multiple)
+        self.conn.send_method(self.ch, method)
+        self.assertEqual(fast, self.conn.data_to_send())
+
+    def test_every_spec(self) -> None:
+        """
+        With each reference spec: the loaded spec's C{basic.ack}.
+        """
+        for name in [None, *self.SPECS]:
+            kwargs = {} if name is None else {"spec": reference_spec(name)}
+            conn, factory, parser = open_connection(**kwargs)
+            ch = open_channel(conn, factory, parser, 3)
+            conn.ack(ch, 2**40 + 5, True)
+            [method] = parser.methods_sent(conn.data_to_send())
+            self.assertEqual(method, conn.methods.Basic.Ack(delivery_tag=2**40 + 5, multiple=True))
+
+    def test_waits_behind_a_call(self) -> None:
+        """
+        Behind a synchronous call waiting for its reply (and what queued
+        behind it), an ack waits its turn.
+        """
+        ms = self.conn.methods
+        self.conn.send_method(self.ch, ms.Queue.Declare(queue="a"))
+        self.conn.send_method(self.ch, ms.Queue.Declare(queue="b"))
+        self.conn.ack(self.ch, 7)
+        sent = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual([m.NAME for m in sent], ["queue.declare"])
+        self.conn.receive_data(self.factory.method(self.ch, "queue.declare-ok", queue="a"))
+        self.conn.receive_data(self.factory.method(self.ch, "queue.declare-ok", queue="b"))
+        sent = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual(sent, [ms.Queue.Declare(queue="b"), ms.Basic.Ack(delivery_tag=7)])
+
+    def test_refused_alike(self) -> None:
+        """
+        A tag that does not fit, a tag that is not an integer, a
+        C{multiple} that is not a bit, a channel that is not open: the
+        error L{Connection.send_method} gives, and nothing is sent; 1 is
+        a bit.
+        """
+        ack = self.conn.methods.Basic.Ack
+        cases: list[tuple[int, Any, Any]] = [
+            (self.ch, -1, False),
+            (self.ch, 2**64, False),
+            (self.ch, "7", False),
+            (self.ch, 7.0, False),
+            (self.ch, 7, "yes"),
+            (self.ch, 7, 2),
+            (self.ch + 1, 7, False),
+        ]
+        for channel, tag, multiple in cases:
+            with self.assertRaises(Exception) as reference:
+                self.conn.send_method(channel, ack(delivery_tag=tag, multiple=multiple))
+            with self.assertRaises(type(reference.exception)) as fast:
+                self.conn.ack(channel, tag, multiple)
+            self.assertEqual(str(fast.exception), str(reference.exception))
+            self.assertEqual(self.conn.data_to_send(), b"", (channel, tag))
+        self.conn.ack(self.ch, 7, 1)
+        [sent] = self.parser.methods_sent(self.conn.data_to_send())
+        self.assertEqual(sent, ack(delivery_tag=7, multiple=True))
 
 
 class ContentTests(SynchronousTestCase):

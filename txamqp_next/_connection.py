@@ -213,6 +213,11 @@ _CH_OPEN: Final = ChannelState.OPEN
 # no flags) and the envelope of the one body frame that follows it
 _BARE_CONTENT: Final = struct.Struct(">BHIHHQHBBHI")
 _END: Final = bytes([_frames.FRAME_END])
+# a basic.ack frame: type, channel, size, class and method ids, delivery
+# tag, the multiple bit, frame end
+_ACK_FRAME: Final = struct.Struct(">BHIHHQBB")
+_ACK_FIELDS: Final = [("delivery_tag", "longlong"), ("multiple", "bit")]
+_MAX_LONGLONG: Final = 2**64 - 1
 #: the most method frames of content methods kept encoded
 _METHOD_FRAME_CACHE: Final = 256
 #: the smallest frame_max a broker may propose (0-9-1's frame-min-size,
@@ -377,6 +382,11 @@ class Connection:
         # see _encode (the entry keeps the object alive, so its id is not
         # reused while cached)
         self._method_frames: dict[int, tuple[Method, int, bytes]] = {}
+        # basic.ack, and its ids when its fields are the usual two (see ack)
+        ack = self.methods.get("basic.ack")
+        self._ack_ids: tuple[int, int] | None = None
+        if ack is not None and [(f.name, f.type) for f in ack.SPEC.fields] == _ACK_FIELDS:
+            self._ack_ids = (ack.CLASS_ID, ack.METHOD_ID)
 
     # -- driver side ---------------------------------------------------------
 
@@ -674,6 +684,41 @@ class Connection:
         if properties is None:
             properties = self.no_properties
         self.send_method(channel, method, properties, body)
+
+    def ack(self, channel: int, delivery_tag: int, multiple: bool = False) -> None:
+        """
+        Send C{basic.ack}.  Equivalent to L{send_method} with a
+        C{Basic.Ack}, with less overhead: on an open channel with nothing
+        queued its frame is packed directly, with no method object.
+
+        @raise LocalProtocolError: as L{send_method}, or the spec has no
+            C{basic.ack}.
+        """
+        ids = self._ack_ids
+        if (
+            ids is not None
+            and self.state is _CONN_OPEN
+            and type(delivery_tag) is int
+            and 0 <= delivery_tag <= _MAX_LONGLONG
+            and (multiple is False or multiple is True)
+        ):
+            ch = self._channels.get(channel)
+            if ch is not None and ch.state is _CH_OPEN and not ch.pending:
+                self._outbox.append(
+                    _ACK_FRAME.pack(
+                        FRAME_METHOD,
+                        channel,
+                        13,
+                        ids[0],
+                        ids[1],
+                        delivery_tag,
+                        multiple,
+                        _frames.FRAME_END,
+                    )
+                )
+                return
+        fields = {"delivery_tag": delivery_tag, "multiple": multiple}
+        self.send_method(channel, self.methods.make("basic.ack", (), fields))
 
     @property
     def _publish_class(self) -> type[Method]:

@@ -700,13 +700,14 @@ class Channel(typed.ChannelMethods):
         @return: a L{Deferred} firing with C{None} once the ack is handed to
             the transport, or failing with the channel's error.
         """
-        cls = self._ack_class
-        if self.closed is not None or cls is None:
+        if self.closed is not None or self._ack_class is None:
             return self.invoke("basic.ack", delivery_tag=delivery_tag, multiple=multiple)
+        link = self._link
         try:
-            self._link.send(self.id, cls(delivery_tag=delivery_tag, multiple=multiple))
+            link.send_ack(self.id, delivery_tag, multiple)
         except LocalProtocolError as e:
-            return fail(self.closed or self._link.refused(e))
+            return fail(self.closed or link.refused(e))
+        link.flush()
         self._acked += 1
         return succeed(None)
 

@@ -115,6 +115,7 @@ class ChannelLink:
         "flush",
         "methods",
         "no_properties",
+        "send_ack",
         "send_method",
     )
 
@@ -129,6 +130,9 @@ class ChannelLink:
         #: hand a method to the core: C{send_method(channel, method,
         #: properties, body)}, raising L{LocalProtocolError} if refused
         self.send_method = core.send_method
+        #: hand a C{basic.ack} to the core: C{send_ack(channel,
+        #: delivery_tag, multiple)}, raising as C{send_method}
+        self.send_ack = core.ack
         #: write what the core queued: C{flush(size=..., publish=...)} (see
         #: L{AMQPConnection._flush}); the publish path calls these two
         #: itself rather than L{send}
