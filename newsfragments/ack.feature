@@ -1,0 +1,1 @@
+`basic.ack` (`Channel.basic_ack`, `Message.ack`) on an open channel with nothing queued is packed straight into its frame, without a method object: about 1.1 us per ack instead of 2.1 us while deliveries are handled. Anything else (a call waiting on the channel, a value that does not fit) takes the general path, with the same errors.

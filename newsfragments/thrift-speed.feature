@@ -1,0 +1,1 @@
+Thrift calls cost less CPU: the protocols `binary_protocol()` builds copy the attributes of one built by Thrift's own constructor (0.56 us instead of 1.76 us, four or five times per call), and a client reads the header of the call it sends straight from the bytes when it uses that protocol (0.6 us instead of 3.1 us).
