@@ -12,7 +12,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from txamqp_next.connection import AMQPConnection
-from txamqp_next.errors import ConnectionClosed, LocalProtocolError, NotFound
+from txamqp_next.errors import ConnectionClosed, LocalProtocolError, NoFreeChannel, NotFound
 from txamqp_next.pool import ChannelPool, PoolClosed
 from txamqp_next.testing import MemoryBroker
 
@@ -201,3 +201,90 @@ class PoolTests(SynchronousTestCase):
             self.assertIn("send it on a Channel", str(failure.value))
         self.assertEqual(self.pool.channels, 0)
         self.assertEqual(self.broker.queues, {})
+
+
+class ChannelIdsTests(SynchronousTestCase):
+    """
+    A pool larger than the channel ids the connection has left makes do
+    with the channels it could open.
+    """
+
+    def setUp(self) -> None:
+        self.broker = MemoryBroker(channel_max=4)
+        self.connection: AMQPConnection = self.successResultOf(self.broker.open_connection())
+
+    def open_own(self) -> Any:
+        """
+        Open a channel of the application's, outside the pool.
+        """
+        d = self.connection.open_channel()
+        self.broker.flush()
+        return self.successResultOf(d)
+
+    def test_calls_wait_for_pool_channels(self) -> None:
+        """
+        With one of four channel ids taken by a channel of the application,
+        a pool of eight opens three; the twenty calls made at once all
+        succeed on them, none failing for want of a channel id.
+        """
+        own = self.open_own()
+        pool = ChannelPool(self.connection, size=8)
+        names = [f"q{i}" for i in range(20)]
+        calls = [pool.queue_declare(queue=name) for name in names]
+        self.assertEqual(pool.channels, 3)
+        self.broker.flush()
+        self.assertEqual([self.successResultOf(d).queue for d in calls], names)
+        self.assertEqual(pool.channels, 3)
+        self.assertIn("0 calls waiting", repr(pool))
+        self.assertTrue(own.is_open)
+
+    def test_ids_freed(self) -> None:
+        """
+        Once one of the pool's channels closes (a broker error over its
+        call), its id is free again and the pool opens a channel on it.
+        """
+        pool = ChannelPool(self.connection, size=8)
+        first = [pool.queue_declare(queue=f"q{i}") for i in range(4)]
+        missing = pool.queue_declare(queue="missing", passive=True)
+        later = [pool.queue_declare(queue=f"r{i}") for i in range(6)]
+        self.broker.flush()
+        self.failureResultOf(missing, NotFound)
+        for d in first + later:
+            self.successResultOf(d)
+        self.assertLessEqual(pool.channels, 4)
+        calls = [pool.queue_declare(queue=f"s{i}") for i in range(8)]
+        self.broker.flush()
+        self.assertEqual(len([self.successResultOf(d) for d in calls]), 8)
+        self.assertEqual(pool.channels, 4)
+
+    def test_no_id_at_all(self) -> None:
+        """
+        When every channel id is taken and the pool has no channel, the
+        calls fail with NoFreeChannel (a LocalProtocolError) rather than
+        wait for a channel that may never come.
+        """
+        for _ in range(4):
+            self.open_own()
+        pool = ChannelPool(self.connection, size=2)
+        calls = [pool.queue_declare(queue=f"q{i}") for i in range(3)]
+        for d in calls:
+            failure = self.failureResultOf(d, NoFreeChannel)
+            self.assertIsInstance(failure.value, LocalProtocolError)
+            self.assertIn("all 4 channels are in use", str(failure.value))
+        self.assertEqual(pool.channels, 0)
+
+    def test_close_while_waiting(self) -> None:
+        """
+        Calls waiting for one of the pool's channels after the ids ran out
+        fail with PoolClosed when the pool closes.
+        """
+        for _ in range(3):
+            self.open_own()
+        pool = ChannelPool(self.connection, size=4)
+        busy = pool.queue_declare(queue="a")
+        waiting = pool.queue_declare(queue="b")
+        self.assertEqual(pool.channels, 1)
+        pool.close()
+        self.failureResultOf(waiting, PoolClosed)
+        self.broker.flush()
+        self.assertEqual(self.successResultOf(busy).queue, "a")

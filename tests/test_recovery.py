@@ -22,6 +22,7 @@ from txamqp_next.errors import (
     ChannelClosed,
     ConnectionClosed,
     LocalProtocolError,
+    NoFreeChannel,
     NotAllowed,
     PreconditionFailed,
     PublishBufferFull,
@@ -117,6 +118,26 @@ class ConnectTests(RecoveryCase):
         self.assertEqual(self.events[0].broker, "fake0")
         self.assertIsNotNone(connection.connection)
         self.assertEqual(connection.broker.name, "fake0")  # type: ignore[union-attr]
+
+    def test_channel_without_free_id(self) -> None:
+        """
+        A channel that cannot be opened (every channel id of the connection
+        is in use) fails with NoFreeChannel and is forgotten: after a
+        reconnection only the open channels are opened again.
+        """
+        self.broker = MemoryBroker(self.clock, channel_max=2)
+        self.brokers = [self.broker]
+        connection = self.connection()
+        first, second = self.channel(connection), self.channel(connection)
+        d = connection.open_channel()
+        self.flush()
+        self.failureResultOf(d, NoFreeChannel)
+        self.lose_and_recover()
+        self.assertEqual(self.kinds(), ["connected", "lost", "recovered"])
+        self.assertTrue(first.is_open)
+        self.assertTrue(second.is_open)
+        opened = [name for name in self.broker.current.names() if name[1] == "channel.open"]
+        self.assertEqual(len(opened), 2)
 
     def test_connect_recovering(self) -> None:
         """

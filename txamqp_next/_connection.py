@@ -53,6 +53,7 @@ from txamqp_next.errors import (
     ContentTooLarge,
     HeartbeatTimeout,
     LocalProtocolError,
+    NoFreeChannel,
     ProtocolError,
     RemoteProtocolError,
     channel_error_for,
@@ -788,13 +789,13 @@ class Connection:
         """
         The lowest channel id that is not in use (nor in C{exclude}).
 
-        @raise LocalProtocolError: every id up to C{channel_max} is taken.
+        @raise NoFreeChannel: every id up to C{channel_max} is taken.
         """
         limit = self.channel_max or 65535
         for candidate in range(1, limit + 1):
             if candidate not in self._channels and candidate not in exclude:
                 return candidate
-        raise LocalProtocolError(COMMAND_INVALID, f"all {limit} channels are in use")
+        raise NoFreeChannel(COMMAND_INVALID, f"all {limit} channels are in use")
 
     def _connection_input(self, name: str, local: bool) -> None:
         new = _CONNECTION_TRANSITIONS.get((self.state, name))

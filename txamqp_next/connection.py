@@ -610,8 +610,9 @@ class AMQPConnection(Protocol):
 
         @param id: the channel id; the lowest free one when omitted.
         @return: a L{Deferred} firing with the open L{Channel}, or failing
-            with L{LocalProtocolError} (the id is in use, every id is taken)
-            or the connection's error.
+            with L{LocalProtocolError} (the id is in use; its subclass
+            L{NoFreeChannel<txamqp_next.errors.NoFreeChannel>} when every
+            id is taken) or the connection's error.
         """
         if self.closed is not None:
             return fail(self.closed)
@@ -627,8 +628,8 @@ class AMQPConnection(Protocol):
         C{channel_open}).
 
         @param id: the channel id; the lowest free one when omitted.
-        @raise LocalProtocolError: the id is in use or out of range, or every
-            id is taken.
+        @raise LocalProtocolError: the id is in use or out of range.
+        @raise txamqp_next.errors.NoFreeChannel: every id is taken.
         @raise Exception: the connection's error, when it has ended.
         """
         if self.closed is not None:

@@ -44,6 +44,7 @@ __all__ = [
     "InvalidPath",
     "LocalProtocolError",
     "NoConsumers",
+    "NoFreeChannel",
     "NoRoute",
     "NotAllowed",
     "NotFound",
@@ -127,6 +128,13 @@ class LocalProtocolError(ProtocolError):
     The application asked for something the protocol does not allow: a value
     that does not fit its field, a method on a closed channel, a second
     handshake.  Nothing was sent.
+    """
+
+
+class NoFreeChannel(LocalProtocolError):
+    """
+    Every channel id up to the connection's C{channel_max} is in use, so no
+    channel can be opened until one closes.
     """
 
 

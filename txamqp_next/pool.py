@@ -6,8 +6,9 @@ channels.
 A channel answers its synchronous calls one at a time: a thousand
 C{queue_declare}s on one channel are a thousand broker round trips in a
 row.  A pool gives each call a channel of its own while it is in flight,
-opening channels as needed up to C{size}, and queues calls beyond that
-until a channel is free::
+opening channels as needed up to C{size} (or as many as the connection
+has channel ids left for), and queues calls beyond that until a channel
+is free::
 
     pool = ChannelPool(connection, size=64)
     oks = await gatherResults([pool.queue_declare(queue=name) for name in names])
@@ -34,7 +35,7 @@ from twisted.internet.defer import CancelledError, Deferred
 
 from txamqp_next._deferred import AsyncioDeferred, fail, from_coroutine, succeed
 from txamqp_next.connection import AMQPConnection
-from txamqp_next.errors import COMMAND_INVALID, AMQPError, LocalProtocolError
+from txamqp_next.errors import COMMAND_INVALID, AMQPError, LocalProtocolError, NoFreeChannel
 from txamqp_next.methods import ChannelMethods
 
 if TYPE_CHECKING:
@@ -64,8 +65,10 @@ class ChannelPool(ChannelMethods):
         """
         @param connection: an L{AMQPConnection} or a recovering one, whose
             channels are opened again after a reconnection.
-        @param size: the most channels open at once, at least 1 (and within
-            the connection's C{channel_max}).
+        @param size: the most channels open at once, at least 1.  When the
+            connection has no channel id left (its C{channel_max}, with the
+            channels it has besides the pool's), the pool makes do with
+            the channels it has: calls wait for one of them.
         @raise TypeError: C{size} is not an C{int}.
         @raise ValueError: C{size} below 1.
         """
@@ -83,6 +86,9 @@ class ChannelPool(ChannelMethods):
         self._idle: list[Channel | RecoveringChannel] = []
         # channels open or being opened, idle or busy
         self._count = 0
+        # how many channels the pool had when the connection had no channel
+        # id left for another; it opens no more until one of its own closes
+        self._ceiling: int | None = None
         self._waiting: deque[Deferred[Channel | RecoveringChannel]] = deque()
         self._closed: PoolClosed | None = None
         self._serving = False
@@ -147,8 +153,23 @@ class ChannelPool(ChannelMethods):
             if channel.is_open:
                 return succeed(channel)
             self._count -= 1
-        if self._count < self.size:
+            self._ceiling = None
+        if self._count < self._limit():
             return self._open()
+        return self._wait()
+
+    def _limit(self) -> int:
+        """
+        How many channels the pool may have now: its size, or fewer while
+        the connection has no channel id left.
+        """
+        ceiling = self._ceiling
+        return self.size if ceiling is None else min(self.size, ceiling)
+
+    def _wait(self) -> Deferred[Channel | RecoveringChannel]:
+        """
+        Wait for a channel of the pool to be released.
+        """
         d: Deferred[Channel | RecoveringChannel] = AsyncioDeferred(self._waiting.remove)
         self._waiting.append(d)
         return d
@@ -159,6 +180,10 @@ class ChannelPool(ChannelMethods):
 
         def failed(reason: Any) -> Any:
             self._count -= 1
+            if reason.check(NoFreeChannel) and self._count > 0 and self._closed is None:
+                # every channel id is taken: wait for one of the pool's own
+                self._ceiling = self._count
+                return self._wait()
             # no busy channel may be left to hand to the calls waiting (the
             # connection is gone, say): each tries a channel of its own
             self._serve_waiting()
@@ -178,7 +203,7 @@ class ChannelPool(ChannelMethods):
             return
         self._serving = True
         try:
-            while self._waiting and self._count < self.size and self._closed is None:
+            while self._waiting and self._count < self._limit() and self._closed is None:
                 self._open().chainDeferred(self._waiting.popleft())
         finally:
             self._serving = False
@@ -186,8 +211,9 @@ class ChannelPool(ChannelMethods):
     def _release(self, channel: Channel | RecoveringChannel) -> None:
         if not channel.is_open:
             # the broker closed it over this call's error: another takes
-            # its place when a call needs one
+            # its place when a call needs one (its id is free again)
             self._count -= 1
+            self._ceiling = None
             self._serve_waiting()
             return
         if self._closed is not None:

@@ -427,8 +427,11 @@ class RecoveringConnection:
         assert connection is not None
         try:
             await channel._attach(connection)
-        except Exception:
+        except Exception as e:
             if self._current is connection and connection.closed is None:
+                # it never opened (no channel id was free, say): it is
+                # closed for good, and not opened again after a reconnection
+                channel._end(e)
                 raise
             # the connection went meanwhile: the channel opens on the next
             await channel._when_attached()

@@ -49,6 +49,29 @@ class PoolTests(BrokerTestCase):
         await pool.close()
 
     @async_test
+    async def test_more_than_channel_max(self) -> None:
+        """
+        On a connection limited to 4 channels, one of them the
+        application's, a pool of 8 makes do with the 3 ids left: 30
+        declarations at once all succeed on 3 channels, and the
+        application's channel goes on working.
+        """
+        client = await self.connect(channel_max=4)
+        self.assertEqual(client.core.channel_max, 4)
+        own = await client.open_channel()
+        pool = ChannelPool(client, size=8)
+        names = [unique(f"pool-max-{i}") for i in range(30)]
+        oks = await defer.gatherResults(
+            [pool.queue_declare(queue=name, exclusive=True) for name in names],
+            consumeErrors=True,
+        )
+        self.assertEqual([ok.queue for ok in oks], names)
+        self.assertEqual(pool.channels, 3)
+        ok = await own.queue_declare(queue=names[0], passive=True)
+        self.assertEqual(ok.queue, names[0])
+        await pool.close()
+
+    @async_test
     async def test_error_confined_to_its_call(self) -> None:
         """
         Among 100 declarations in flight, a passive declaration of a missing
