@@ -40,6 +40,28 @@ async def drain(ch: Channel, queue: str) -> list[bytes]:
         bodies.append(message.body)
 
 
+async def publish_until_blocked(
+    client: Any, ch: Channel, queue: str, name: bytes, timeout: float = 20
+) -> list[defer.Deferred[None]]:
+    """
+    Publish C{name-0}, C{name-1}, ... every 50 ms until the broker blocks
+    the connection.  RabbitMQ blocks a connection when it publishes while an
+    alarm is raised, and the alarm may be raised a moment after
+    C{rabbitmqctl} returned: a single publish made at once may come before
+    it, and then nothing blocks.
+
+    @return: the publishes made.
+    """
+    deadline = time.monotonic() + timeout
+    sent: list[defer.Deferred[None]] = []
+    while client.blocked is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for connection.blocked ({name!r})")
+        sent.append(ch.basic_publish(routing_key=queue, body=b"%s-%d" % (name, len(sent))))
+        await sleep(0.05)
+    return sent
+
+
 def record_sends(transport: Any) -> list[Any]:
     """
     Spy on a TCP transport's sends.
@@ -86,9 +108,7 @@ class BlockedTests(BrokerTestCase):
         queue = (await ch.queue_declare(queue=unique("blocked"))).queue
         await ch.confirm_select()
         await node.ctl_in_thread("set_vm_memory_high_watermark", "0")
-        # RabbitMQ blocks a connection once it publishes during the alarm
-        first = ch.basic_publish(routing_key=queue, body=b"first")
-        await wait_for(lambda: client.blocked is not None, "connection.blocked")
+        first = await publish_until_blocked(client, ch, queue, b"first")
         self.assertTrue(client.publishing_paused)
         writable = client.when_writable()
         held = [ch.basic_publish(routing_key=queue, body=b"%d" % i) for i in range(5)]
@@ -96,25 +116,26 @@ class BlockedTests(BrokerTestCase):
         for d in [*held, writable]:
             self.assertFalse(d.called)
         await node.ctl_in_thread("set_vm_memory_high_watermark", "0.4")
-        await defer.gatherResults([first, *held, writable])
+        await defer.gatherResults([*first, *held, writable])
         self.assertIsNone(client.blocked)
         self.assertEqual(len(changes), 2)
         self.assertEqual(changes[0][0], True)
         self.assertIn("memory", changes[0][1].lower())
         self.assertEqual(changes[1], (False, ""))
-        self.assertEqual(await drain(ch, queue), [b"first", b"0", b"1", b"2", b"3", b"4"])
+        firsts = [b"first-%d" % i for i in range(len(first))]
+        self.assertEqual(await drain(ch, queue), [*firsts, b"0", b"1", b"2", b"3", b"4"])
         # a disk alarm blocks the same way
         await node.ctl_in_thread("set_disk_free_limit", "1000000GB")
-        trigger = ch.basic_publish(routing_key=queue, body=b"disk")
-        await wait_for(lambda: client.blocked is not None, "connection.blocked (disk)")
+        trigger = await publish_until_blocked(client, ch, queue, b"disk")
         self.assertIn("disk", (client.blocked or "").lower())
         late = ch.basic_publish(routing_key=queue, body=b"after")
         await sleep(0.3)
         self.assertFalse(late.called)
         await node.ctl_in_thread("set_disk_free_limit", "1MB")
-        await defer.gatherResults([trigger, late])
+        await defer.gatherResults([*trigger, late])
         self.assertEqual(changes[-1], (False, ""))
-        self.assertEqual(await drain(ch, queue), [b"disk", b"after"])
+        disks = [b"disk-%d" % i for i in range(len(trigger))]
+        self.assertEqual(await drain(ch, queue), [*disks, b"after"])
         await ch.queue_delete(queue=queue)
 
 
