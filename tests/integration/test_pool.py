@@ -26,6 +26,21 @@ class PoolTests(BrokerTestCase):
     Calls spread over pooled channels.
     """
 
+    async def declare(self, pool: ChannelPool, prefix: str, count: int) -> list[str]:
+        """
+        Declare C{count} exclusive queues at once through C{pool}, and check
+        that each was declared under its name.
+
+        @return: their names.
+        """
+        names = [unique(f"{prefix}-{i}") for i in range(count)]
+        oks = await defer.gatherResults(
+            [pool.queue_declare(queue=name, exclusive=True) for name in names],
+            consumeErrors=True,
+        )
+        self.assertEqual([ok.queue for ok in oks], names)
+        return names
+
     @async_test
     async def test_many_declarations(self) -> None:
         """
@@ -35,12 +50,7 @@ class PoolTests(BrokerTestCase):
         """
         client = await self.connect()
         pool = ChannelPool(client, size=32)
-        names = [unique(f"pool-{i}") for i in range(500)]
-        oks = await defer.gatherResults(
-            [pool.queue_declare(queue=name, exclusive=True) for name in names],
-            consumeErrors=True,
-        )
-        self.assertEqual([ok.queue for ok in oks], names)
+        names = await self.declare(pool, "pool", 500)
         self.assertLessEqual(pool.channels, 32)
         deleted = await defer.gatherResults(
             [pool.queue_delete(queue=name) for name in names], consumeErrors=True
@@ -60,12 +70,7 @@ class PoolTests(BrokerTestCase):
         self.assertEqual(client.core.channel_max, 4)
         own = await client.open_channel()
         pool = ChannelPool(client, size=8)
-        names = [unique(f"pool-max-{i}") for i in range(30)]
-        oks = await defer.gatherResults(
-            [pool.queue_declare(queue=name, exclusive=True) for name in names],
-            consumeErrors=True,
-        )
-        self.assertEqual([ok.queue for ok in oks], names)
+        names = await self.declare(pool, "pool-max", 30)
         self.assertEqual(pool.channels, 3)
         ok = await own.queue_declare(queue=names[0], passive=True)
         self.assertEqual(ok.queue, names[0])
