@@ -231,6 +231,31 @@ def results(output: str) -> dict[str, str]:
     return found
 
 
+def skip_reasons(output: str) -> dict[str, str]:
+    """
+    Why each skipped test was skipped, from the summary of trial's output:
+    a C{[SKIPPED]} line, the reason, a blank line, then the names of the
+    tests skipped for it.
+    """
+    reasons: dict[str, str] = {}
+    lines = output.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() != "[SKIPPED]":
+            i += 1
+            continue
+        i += 1
+        reason: list[str] = []
+        while i < len(lines) and lines[i].strip():
+            reason.append(lines[i].strip())
+            i += 1
+        i += 1
+        while i < len(lines) and lines[i].startswith("txamqp_suite."):
+            reasons[lines[i].strip()] = " ".join(reason)
+            i += 1
+    return reasons
+
+
 def main() -> int:
     args = sys.argv[1:]
     impl = "txamqp_next"
