@@ -15,6 +15,7 @@ import txamqp_next
 from tests.integration.broker import BROKER, BrokerTestCase, async_test, reactor, unique
 from tests.integration.proxy import Proxy
 from tests.integration.test_asyncio import in_task
+from tests.integration.test_recovery import FAST_RETRY, EventLog, wait_until
 from tests.integration.test_specs import SPEC_FILES
 from txamqp_next.errors import ConnectionClosed, NotFound
 from txamqp_next.pool import ChannelPool, PoolClosed
@@ -174,6 +175,46 @@ class PoolFaultTests(BrokerTestCase):
         kinds, took = await self.outcomes([pool.queue_declare(queue="x") for _ in range(3)])
         self.assertEqual(kinds, {ConnectionClosed})
         self.assertEqual(pool.channels, 0)
+        await pool.close()
+
+    @async_test
+    async def test_recovering_with_few_channel_ids(self) -> None:
+        """
+        A recovering connection limited to 4 channels, one of them the
+        application's, and a pool of 8: the 20 declarations made at once
+        succeed on the 3 channels the pool could open (the fourth open
+        failed with NoFreeChannel and was forgotten).  After the proxy cuts
+        the connection it recovers (nothing left over to reopen), and 20
+        more declarations and the application's channel work.
+        """
+        proxy = Proxy(reactor())
+        await proxy.start()
+        self.addCleanup(proxy.stop)
+        events = EventLog()
+        connection = await connect_recovering(
+            reactor(), proxy.url, on_event=events, retry_policy=FAST_RETRY, channel_max=4
+        )
+        self.addCleanup(connection.close)
+        own = await connection.open_channel()
+        pool = ChannelPool(connection, size=8)
+        names = [unique(f"pool-recovering-{i}") for i in range(40)]
+        oks = await defer.gatherResults(
+            [pool.queue_declare(queue=name, auto_delete=True) for name in names[:20]],
+            consumeErrors=True,
+        )
+        self.assertEqual([ok.queue for ok in oks], names[:20])
+        self.assertEqual(pool.channels, 3)
+        proxy.cut()
+        await wait_until(lambda: "recovered" in events.kinds(), 20, "recovery")
+        oks = await defer.gatherResults(
+            [pool.queue_declare(queue=name, auto_delete=True) for name in names[20:]],
+            consumeErrors=True,
+        )
+        self.assertEqual([ok.queue for ok in oks], names[20:])
+        self.assertEqual(pool.channels, 3)
+        ok = await own.queue_declare(queue=names[0], passive=True)
+        self.assertEqual(ok.queue, names[0])
+        await defer.gatherResults([pool.queue_delete(queue=name) for name in names])
         await pool.close()
 
     @async_test
