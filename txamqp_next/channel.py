@@ -418,11 +418,19 @@ class Channel(typed.ChannelMethods):
             spec when the spec lacks the method.
         @raise TypeError: a field the spec does not take, with a value.
         """
+        return self._invoke(name, fields)
+
+    def _invoke(
+        self, name: str, fields: Mapping[str, Any], then: _Then | None = None, arg: Any = None
+    ) -> Deferred[Any]:
+        """
+        L{invoke}, with the reply turned into the result as L{_call} does.
+        """
         try:
             method = self.methods.make(name, (), fields)
         except LocalProtocolError as e:
             return fail(e)
-        return self.call(method)
+        return self._call(method, then=then, arg=arg)
 
     if not TYPE_CHECKING:
         # the methods of other specs, untyped; to a type checker a channel has
@@ -462,7 +470,7 @@ class Channel(typed.ChannelMethods):
         @return: a L{Deferred} firing with this channel once the broker
             opened it.
         """
-        return self._call(self.methods.make("channel.open", (), {}), then=_the_channel)
+        return self._invoke("channel.open", {}, then=_the_channel)
 
     def channel_close(
         self, reply_code: int = 200, reply_text: str = "", class_id: int = 0, method_id: int = 0
@@ -779,13 +787,8 @@ class Channel(typed.ChannelMethods):
         @return: a L{Deferred} firing with C{Basic.CancelOk} (C{None} with
             C{no_wait}).
         """
-        try:
-            method = self.methods.make(
-                "basic.cancel", (), {"consumer_tag": consumer_tag, "no_wait": no_wait}
-            )
-        except LocalProtocolError as e:
-            return fail(e)
-        return self._call(method, then=Channel._consumer_cancelled, arg=consumer_tag)
+        fields = {"consumer_tag": consumer_tag, "no_wait": no_wait}
+        return self._invoke("basic.cancel", fields, Channel._consumer_cancelled, consumer_tag)
 
     def _consumer_cancelled(self, reply: Any, consumer_tag: str) -> Any:
         consumer = self.consumers.pop(consumer_tag, None)
@@ -802,13 +805,9 @@ class Channel(typed.ChannelMethods):
         @return: a L{Deferred} firing with the L{Message}, or C{None} when the
             queue is empty.
         """
-        try:
-            method = self.methods.make(
-                "basic.get", (), {"queue": queue, "no_ack": no_ack, **fields}
-            )
-        except LocalProtocolError as e:
-            return fail(e)
-        return self._call(method, then=_message_or_none)
+        return self._invoke(
+            "basic.get", {"queue": queue, "no_ack": no_ack, **fields}, then=_message_or_none
+        )
 
     def set_unclaimed_handler(self, handler: DeliveryCallback | None) -> None:
         """
