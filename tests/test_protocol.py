@@ -305,6 +305,29 @@ class ChannelTests(SynchronousTestCase):
         self.assertIn("in use", str(exc))
         self.assertEqual(self.broker.sent(), [])
 
+    def test_reply_handler_error_fails_its_call(self) -> None:
+        """
+        A reply handler of L{Channel._call} that raises fails its call's
+        L{Deferred} with the error; the reply is still consumed, and the
+        channel and the calls queued behind go on.
+        """
+        channel = self.broker.open_channel()
+
+        def broken(channel: Channel, reply: Any, arg: Any) -> Any:
+            raise ValueError(f"cannot use {reply.NAME} with {arg}")
+
+        failing = channel._call(
+            channel.methods.make("queue.declare", (), {"queue": "a"}), then=broken, arg=7
+        )
+        after = channel.queue_declare(queue="b")
+        self.broker.frames_sent()
+        self.broker.reply("queue.declare-ok", queue="a")
+        self.broker.reply("queue.declare-ok", queue="b")
+        failure = self.failureResultOf(failing, ValueError)
+        self.assertEqual(str(failure.value), "cannot use queue.declare-ok with 7")
+        self.assertEqual(self.successResultOf(after).queue, "b")
+        self.assertTrue(channel.is_open)
+
     def test_closed_id_reused(self) -> None:
         """
         Once a channel is closed its id is free again, with a new object.
