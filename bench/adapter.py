@@ -8,7 +8,10 @@ transport that only counts bytes, so that no I/O or broker noise enters.
     a mapping (the rpc workload's request);
   - confirm: publish in confirm mode, then the broker's C{basic.ack}s;
   - deliver+ack: C{basic.deliver} frames fed to C{dataReceived}, a consumer
-    callback that acks each message.
+    callback that acks each message;
+  - rpc-serve: one request (C{reply_to} and C{correlation_id} set) per
+    C{dataReceived}, as an rpc server receives them one round trip at a
+    time; the callback publishes the reply.
 
 Each reports CPU microseconds per message (process time, the median of
 several batches; wall time on a shared machine is noisier).
@@ -76,9 +79,16 @@ class Broker:
     def method(self, channel: int, name: str, **fields: Any) -> bytes:
         return _frames.method_frame(channel, self.methods[name](**fields).encode())
 
-    def content(self, channel: int, name: str, body: bytes, **fields: Any) -> bytes:
+    def content(
+        self,
+        channel: int,
+        name: str,
+        body: bytes,
+        properties: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> bytes:
         method = self.methods[name](**fields)
-        props = self.methods.properties[60]()
+        props = self.methods.properties[60](**(properties or {}))
         frames = [_frames.method_frame(channel, method.encode())]
         frames += _frames.content_frames(channel, props.encode_header(len(body)), body, 131072)
         return b"".join(frames)
@@ -207,11 +217,61 @@ def bench_deliver_ack(count: int) -> Callable[[], float]:
     return run
 
 
+def bench_rpc_serve(count: int) -> Callable[[], float]:
+    client, ch, broker, transport = open_client()
+    replies = []
+
+    def on_request(message: Any) -> None:
+        props = message.properties
+        replies.append(
+            ch.basic_publish(
+                exchange="",
+                routing_key=props.reply_to,
+                body=message.body,
+                properties={"correlation_id": props.correlation_id},
+            )
+        )
+
+    ch.basic_consume(queue="bench", consumer_tag="ctag", callback=on_request, no_ack=True)
+    client.dataReceived(broker.method(1, "basic.consume-ok", consumer_tag="ctag"))
+    state = {"next": 1}
+
+    def run() -> float:
+        first = state["next"]
+        requests = [
+            broker.content(
+                1,
+                "basic.deliver",
+                BODY,
+                {"reply_to": "amq.gen-reply", "correlation_id": str(tag)},
+                consumer_tag="ctag",
+                delivery_tag=tag,
+                exchange="",
+                routing_key="bench",
+            )
+            for tag in range(first, first + count)
+        ]
+        state["next"] = first + count
+        replies.clear()
+        writes = transport.writes
+        received = client.dataReceived
+        t0 = time.process_time()
+        for request in requests:
+            received(request)
+        elapsed = time.process_time() - t0
+        assert len(replies) == count, len(replies)
+        assert transport.writes - writes == count, transport.writes - writes
+        return elapsed
+
+    return run
+
+
 BENCHES = {
     "publish": bench_publish,
     "publish+props": bench_publish_props,
     "confirm": bench_confirm,
     "deliver+ack": bench_deliver_ack,
+    "rpc-serve": bench_rpc_serve,
 }
 
 

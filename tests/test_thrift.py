@@ -45,7 +45,13 @@ from txamqp_next.thrift import (
     close_client,
     open_client,
 )
-from txamqp_next.thrift._client import _BinaryProtocolFactory, read_header, set_up_channel
+from txamqp_next.thrift._client import (
+    _BinaryProtocol,
+    _BinaryProtocolFactory,
+    read_header,
+    reading_protocol,
+    set_up_channel,
+)
 
 BINARY = TBinaryProtocolFactory()
 
@@ -345,7 +351,8 @@ class BinaryProtocolTests(SynchronousTestCase):
         protocols = [factory.getProtocol(first), factory.getProtocol(second)]
         self.assertEqual([p.trans for p in protocols], [first, second])
         for protocol in protocols:
-            self.assertIs(type(protocol), TBinaryProtocolAccelerated)
+            self.assertIs(type(protocol), _BinaryProtocol)
+            self.assertIsInstance(protocol, TBinaryProtocolAccelerated)
             self.assertEqual(vars(protocol), vars(reference.getProtocol(protocol.trans)))
         oprot = factory.getProtocol(TMemoryBuffer())
         oprot.writeString("hello")
@@ -446,6 +453,120 @@ class ReadHeaderTests(SynchronousTestCase):
         Whatever the bytes, the same result or error.
         """
         self.assertEqual(self.fast(data), self.reference(data))
+
+
+def result_or_error(action: Any) -> Any:
+    """
+    What C{action()} returns, or the type and text of what it raises.
+    """
+    try:
+        return action()
+    except Exception as e:
+        return (type(e), str(e))
+
+
+class MessageBeginTests(SynchronousTestCase):
+    """
+    L{binary_protocol}'s protocols write a message header in one step, and
+    read the one L{reading_protocol} read from the bytes: the same bytes,
+    results and errors as Thrift's own protocol, and the transport left at
+    the same place.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        name=st.one_of(st.text(max_size=20), st.binary(max_size=20), st.none()),
+        mtype=st.one_of(st.integers(0, 255), st.integers(-(2**40), 2**40)),
+        seqid=st.one_of(st.integers(-(2**31), 2**31 - 1), st.integers(-(2**40), 2**40)),
+        strict=st.booleans(),
+    )
+    def test_write_same_as_thrift(self, name: Any, mtype: int, seqid: int, strict: bool) -> None:
+        """
+        Strict and non-strict, names that are text (encodable or not),
+        bytes or neither, types and seqids in and out of range: the bytes
+        written are Thrift's, or the error is the same.
+        """
+        got, expected = TMemoryBuffer(), TMemoryBuffer()
+        ours = binary_protocol().getProtocol(got)
+        theirs = TBinaryProtocolAcceleratedFactory().getProtocol(expected)
+        self.assertIs(type(ours), _BinaryProtocol)
+        ours.strictWrite = theirs.strictWrite = strict
+        written = result_or_error(lambda: theirs.writeMessageBegin(name, mtype, seqid))
+        self.assertEqual(
+            result_or_error(lambda: ours.writeMessageBegin(name, mtype, seqid)), written
+        )
+        if written is None:
+            self.assertEqual(got.getvalue(), expected.getvalue())
+
+    def test_write_strict_in_one_step(self) -> None:
+        """
+        A strict header is one write to the transport.
+        """
+        transport = mock.Mock()
+        binary_protocol().getProtocol(transport).writeMessageBegin("add", TMessageType.CALL, 9)
+        transport.write.assert_called_once_with(
+            header(TBinaryProtocol.VERSION_1, TMessageType.CALL, b"add", 9)
+        )
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        version=st.sampled_from([TBinaryProtocol.VERSION_1, -0x7FFE0000, -1, 0, 1]),
+        mtype=st.integers(0, 255),
+        name=st.one_of(st.text(max_size=20).map(str.encode), st.binary(max_size=20)),
+        seqid=st.integers(-(2**31), 2**31 - 1),
+        cut=st.integers(0, 40),
+        tail=st.binary(max_size=8),
+        limit=st.sampled_from([None, 3]),
+    )
+    def test_read_same_as_thrift(
+        self,
+        version: int,
+        mtype: int,
+        name: bytes,
+        seqid: int,
+        cut: int,
+        tail: bytes,
+        limit: int | None,
+    ) -> None:
+        """
+        Whatever the header (strict or not, cut short, a name that is or is
+        not UTF-8, over the string length limit or not): C{readMessageBegin}
+        gives Thrift's result or error, and what is read next is the same.
+        """
+        body = header(version, mtype, name, seqid) + tail
+        for data in (body, body[:cut]):
+            fast = binary_protocol()
+            fast.string_length_limit = limit
+            reference = TBinaryProtocolAcceleratedFactory()
+            reference.string_length_limit = limit
+            ours = reading_protocol(fast, data)
+            theirs = reference.getProtocol(TMemoryBuffer(data))
+            self.assertEqual(
+                result_or_error(ours.readMessageBegin), result_or_error(theirs.readMessageBegin)
+            )
+            self.assertEqual(ours.trans.read(100), theirs.trans.read(100))
+            # a second message on the protocol is read by Thrift's code
+            self.assertIsNone(ours._header)
+
+    def test_read_strict_header_once(self) -> None:
+        """
+        A strict header is read from the bytes, not from the transport.
+        """
+        body = header(TBinaryProtocol.VERSION_1, TMessageType.REPLY, b"add", 3) + b"rest"
+        protocol = reading_protocol(binary_protocol(), body)
+        with mock.patch.object(protocol.trans, "read", side_effect=AssertionError):
+            self.assertEqual(protocol.readMessageBegin(), ("add", TMessageType.REPLY, 3))
+        self.assertEqual(protocol.trans.read(10), b"rest")
+
+    def test_read_other_factories(self) -> None:
+        """
+        Another factory's protocol reads the header itself.
+        """
+        body = header(TBinaryProtocol.VERSION_1, TMessageType.CALL, b"add", 3) + b"rest"
+        protocol = reading_protocol(BINARY, body)
+        self.assertIs(type(protocol), TBinaryProtocol)
+        self.assertEqual(protocol.readMessageBegin(), ("add", TMessageType.CALL, 3))
+        self.assertEqual(protocol.trans.read(10), b"rest")
 
 
 class SetUpChannelTests(SynchronousTestCase):

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from thrift.transport.TTransport import TMemoryBuffer
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
@@ -30,6 +29,7 @@ from txamqp_next.thrift._client import (
     binary_protocol,
     declare_exchange,
     read_header,
+    reading_protocol,
     return_router,
     set_up_channel,
 )
@@ -177,7 +177,7 @@ class ThriftServer:
         reply_to: str | None = getattr(message.properties, "reply_to", None)
         transport = _ReplyTransport(self, reply_to)
         try:
-            iprot = self._iprot_factory.getProtocol(TMemoryBuffer(message.body))
+            iprot = reading_protocol(self._iprot_factory, message.body)
             oprot = self._oprot_factory.getProtocol(transport)
             await maybeDeferred(self.processor.process, iprot, oprot)
         except Exception:
