@@ -427,16 +427,34 @@ class Connection:
             self._reader.feed(data)
             if self.state is _CONN_AWAIT_START and self._awaiting_version_reply():
                 return events
-            read_frames = self._reader.read_frames
+            reader = self._reader
+            read_frames = reader.read_frames
             handle = self._handle_frame
+            channels = self._channels
             while True:
                 frames = read_frames()
                 if not frames:
                     break
                 for frame_type, channel, payload in frames:
+                    if channel and self.state is _CONN_OPEN:
+                        # _handle_frame's common case, inlined: a frame on
+                        # an open connection for a channel in use
+                        ch = channels.get(channel)
+                        if ch is not None and ch.state is not _CH_CLOSED:
+                            if frame_type == FRAME_BODY:
+                                self._handle_body(ch, payload, events)
+                            elif frame_type == FRAME_METHOD:
+                                self._handle_channel_method(
+                                    ch, self._decode(payload, channel), events
+                                )
+                            else:
+                                self._handle_header(ch, payload, events)
+                            continue
                     handle(frame_type, channel, payload, events)
                     if self.state is _CONN_CLOSED:  # type: ignore[comparison-overlap]
                         return events
+                if not reader.buffered:
+                    break
         except RemoteProtocolError as e:
             self._fail(e)
             raise

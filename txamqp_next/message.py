@@ -6,7 +6,7 @@ C{basic.get-ok} or a returned message).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
@@ -36,12 +36,14 @@ class Message:
 
     __slots__ = ("body", "channel", "method", "properties")
 
+    properties: BasicProperties
+
     def __init__(
         self, channel: Channel, method: Method, properties: Properties, body: bytes
     ) -> None:
         self.channel = channel
         self.method = method
-        self.properties = cast(BasicProperties, properties)
+        self.properties = properties  # type: ignore[assignment]
         self.body = body
 
     def __getattr__(self, name: str) -> Any:
