@@ -693,6 +693,44 @@ class PropertiesFromTests(SynchronousTestCase):
         ms08 = methods_for(reference_spec(SPEC_08))
         self.assertEqual(ms08.properties_from(60, {"cluster id": "c"}).cluster_id, "c")
 
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "reply_to",
+                    "correlation_id",
+                    "delivery_mode",
+                    "headers",
+                    "content-type",
+                    "app id",
+                    "cluster_id",
+                    "bogus",
+                ]
+            ),
+            st.one_of(st.none(), st.text(max_size=5), st.integers(0, 3)),
+            max_size=5,
+        )
+    )
+    def test_plain_dict_as_any_mapping(self, given_values: dict[str, Any]) -> None:
+        """
+        A plain C{dict} (whose Python-spelled names are taken as they are)
+        gives the same properties, or the same error, as the same names in
+        another mapping, with 0-8's spec and the default one.
+        """
+        from types import MappingProxyType
+
+        def outcome(ms: MethodSet, mapping: Any) -> Any:
+            try:
+                return ms.properties_from(60, mapping)
+            except Exception as e:
+                return (type(e), str(e))
+
+        for ms in (self.ms08, default_methods()):
+            self.assertEqual(outcome(ms, given_values), outcome(ms, MappingProxyType(given_values)))
+
+    ms08 = methods_for(reference_spec(SPEC_08))
+
 
 class LookupTests(SynchronousTestCase):
     """

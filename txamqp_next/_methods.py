@@ -274,6 +274,8 @@ class Properties(_Frozen):
 
     CLASS_ID: ClassVar[int]
     _codec: ClassVar[PropertiesCodec]
+    # field_names as a set, for MethodSet.properties_from
+    _name_set: ClassVar[frozenset[str]] = frozenset()
     # first flag word to its compiled decoder
     _flag_decoders: ClassVar[dict[int, Callable[[bytes, int], Properties]]]
     _source: ClassVar[str] = ""
@@ -541,6 +543,9 @@ class MethodSet:
             define (0-9-1 has no C{cluster_id}); the message names the spec.
         """
         cls = self.properties[class_id]
+        if type(given) is dict and given.keys() <= cls._name_set:
+            # every name already a property's own (the usual spelling)
+            return cls(**given)
         known = cls.field_names
         values: dict[str, Any] = {}
         for raw, value in given.items():
@@ -929,6 +934,7 @@ def _properties_class(namespace: str, spec: ClassSpec) -> type[Properties]:
         "__doc__": properties_doc(spec),
         "CLASS_ID": spec.id,
         "field_names": names,
+        "_name_set": frozenset(names),
         "_defaults": tuple((n, None, False) for n in names),
         "_codec": PropertiesCodec(tuple(f.type for f in spec.properties)),
     }
