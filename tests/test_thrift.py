@@ -232,6 +232,31 @@ class ClientTests(SynchronousTestCase):
         self.assertEqual(self.broker.clock.getDelayedCalls(), [])
         self.assertEqual(len(self.published()), 1)
 
+    def test_nacked_in_confirm_mode(self) -> None:
+        """
+        On a channel in confirm mode, a call the broker nacks fails with
+        L{ThriftTransportError}; one it acks waits for its reply.
+        """
+        channel = self.broker.open_channel()
+        channel.confirm_select()
+        self.broker.sent()
+        self.broker.reply("confirm.select-ok", channel=channel.id)
+        client: ThriftClient[Any] = ThriftClient(
+            channel, "calc", self.Calculator.Client, "rq2", exchange="ex", timeout=5
+        )
+        started = client.start()
+        self.broker.sent()
+        self.broker.reply("basic.consume-ok", channel=channel.id, consumer_tag="ctag2")
+        self.broker.successResult(started)
+        nacked, acked = client.stub.add(1, 2), client.stub.add(3, 4)
+        self.broker.reply("basic.nack", channel=channel.id, delivery_tag=1, multiple=False)
+        self.broker.reply("basic.ack", channel=channel.id, delivery_tag=2, multiple=False)
+        error = outcome(nacked).value
+        self.assertIsInstance(error, ThriftTransportError)
+        self.assertIn("refused call add", str(error))
+        self.assertEqual(outcome(acked), "pending")
+        self.assertEqual(client.pending, 1)
+
     def test_channel_closed(self) -> None:
         """
         The broker closing the channel fails the waiting calls with
@@ -717,6 +742,99 @@ class ServerTests(SynchronousTestCase):
         self.broker.reply("basic.ack", delivery_tag=1, multiple=False)
         [ack] = self.broker.sent()
         self.assertEqual(ack.NAME, "basic.ack")
+
+
+class _Processor:
+    """
+    A processor returning what a processor may return besides a fired
+    L{Deferred}: the generated processor's reply is written first.
+    """
+
+    def __init__(self, inner: Any, kind: str) -> None:
+        self.inner = inner
+        self.kind = kind
+        self.later: Deferred[None] = Deferred()
+
+    def process(self, iprot: Any, oprot: Any) -> Any:
+        if self.kind == "raises":
+            raise ValueError("the processor broke")
+        if self.kind == "failure":
+            return Failure(ValueError("the processor broke"))
+        self.inner.process(iprot, oprot)
+        if self.kind == "value":
+            return None
+        if self.kind == "coroutine":
+
+            async def processing() -> None:
+                await self.later
+
+            return processing()
+        return self.later
+
+
+class ProcessorResultTests(SynchronousTestCase):
+    """
+    Whatever the processor's C{process} returns, as C{maybeDeferred} would
+    take it: nothing (done), a L{Deferred} or a coroutine (done when it is),
+    a L{Failure} or an exception (the call is rejected).
+    """
+
+    def serve(self, kind: str) -> tuple[Broker, _Processor]:
+        broker = open_broker()
+        channel = broker.open_channel()
+        channel.confirm_select()
+        broker.sent()
+        broker.reply("confirm.select-ok")
+        proc = _Processor(processor(Handler()), kind)
+        server = ThriftServer(channel, "calc", proc, "calc-q", responses_exchange="replies")
+        started = server.start()
+        broker.sent()
+        broker.reply("basic.consume-ok", consumer_tag="stag")
+        broker.successResult(started)
+        body = thrift_message("add", TMessageType.CALL, 4, calculator().add_args(a=2, b=3))
+        broker.deliver("stag", 1, body=body, properties={"reply_to": "rq"})
+        return broker, proc
+
+    def assert_acked_after_confirm(self, broker: Broker) -> None:
+        [publish] = broker.sent()
+        self.assertEqual((publish.NAME, publish.routing_key), ("basic.publish", "rq"))
+        broker.reply("basic.ack", delivery_tag=1, multiple=False)
+        [ack] = broker.sent()
+        self.assertEqual((ack.NAME, ack.delivery_tag), ("basic.ack", 1))
+
+    def test_value(self) -> None:
+        """
+        A processor that returns nothing is done.
+        """
+        broker, _ = self.serve("value")
+        self.assert_acked_after_confirm(broker)
+
+    def test_later(self) -> None:
+        """
+        A L{Deferred} or a coroutine: the call is acknowledged once it is
+        done and the reply confirmed, not before.
+        """
+        for kind in ("deferred", "coroutine"):
+            broker, proc = self.serve(kind)
+            [publish] = broker.sent()
+            self.assertEqual(publish.NAME, "basic.publish")
+            broker.reply("basic.ack", delivery_tag=1, multiple=False)
+            self.assertEqual(broker.sent(), [], kind)
+            proc.later.callback(None)
+            [ack] = broker.sent()
+            self.assertEqual((ack.NAME, ack.delivery_tag), ("basic.ack", 1), kind)
+
+    def test_failed(self) -> None:
+        """
+        A L{Failure} returned or an exception raised: the call is rejected
+        without requeueing and the error logged.
+        """
+        for kind in ("failure", "raises"):
+            broker, _ = self.serve(kind)
+            [reject] = broker.sent()
+            self.assertEqual((reject.NAME, reject.requeue), ("basic.reject", False), kind)
+            [logged] = self.flushLoggedErrors(ValueError)
+            self.assertEqual(str(logged.value), "the processor broke")
 
 
 class OptionsTests(SynchronousTestCase):

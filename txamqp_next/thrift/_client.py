@@ -561,7 +561,10 @@ class ThriftClient(Generic[ClientT]):
             properties=self._properties,
             mandatory=True,
         )
-        published.addErrback(self._publish_failed, seqid, method)
+        if not published.called or isinstance(published.result, Failure):
+            # in confirm mode, or refused: a publish handed to the transport
+            # (the usual case) has nothing left to report
+            published.addErrback(self._publish_failed, seqid, method)
 
     def _send_again(self, seqid: int) -> bool:
         """

@@ -10,10 +10,12 @@ the broker, so a server that dies mid-call leaves it to be redelivered.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from inspect import iscoroutine
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from txamqp_next._deferred import from_coroutine, succeed
 from txamqp_next.channel import Consumer
@@ -179,7 +181,12 @@ class ThriftServer:
         try:
             iprot = reading_protocol(self._iprot_factory, message.body)
             oprot = self._oprot_factory.getProtocol(transport)
-            await maybeDeferred(self.processor.process, iprot, oprot)
+            # maybeDeferred's cases, without making a Deferred of a result
+            processed = self.processor.process(iprot, oprot)
+            if isinstance(processed, Deferred) or iscoroutine(processed):
+                await processed
+            elif isinstance(processed, Failure):
+                processed.raiseException()
         except Exception:
             self.log.failure(
                 "the Thrift processor failed on call {delivery_tag} ({size} bytes) from "
@@ -206,7 +213,9 @@ class ThriftServer:
                     error=e,
                 )
                 return
-        await self._settle(message.ack(), "ack", message)
+        acked = message.ack()
+        if not acked.called or isinstance(acked.result, Failure):
+            await self._settle(acked, "ack", message)
 
     def _publish_reply(self, reply_to: str | None, body: bytes) -> Deferred[None]:
         if not reply_to:
