@@ -93,6 +93,27 @@ class Broker:
         frames += _frames.content_frames(channel, props.encode_header(len(body)), body, 131072)
         return b"".join(frames)
 
+    def deliveries(
+        self, first: int, count: int, properties: Callable[[int], dict[str, Any]] | None = None
+    ) -> list[bytes]:
+        """
+        The frames of C{count} deliveries to consumer C{ctag} on channel 1,
+        tags from C{first}, each with C{properties(tag)}.
+        """
+        return [
+            self.content(
+                1,
+                "basic.deliver",
+                BODY,
+                properties(tag) if properties else None,
+                consumer_tag="ctag",
+                delivery_tag=tag,
+                exchange="",
+                routing_key="bench",
+            )
+            for tag in range(first, first + count)
+        ]
+
 
 def open_client() -> tuple[AMQPConnection, Any, Broker, NullTransport]:
     broker = Broker()
@@ -193,18 +214,7 @@ def bench_deliver_ack(count: int) -> Callable[[], float]:
 
     def run() -> float:
         first = state["next"]
-        data = b"".join(
-            broker.content(
-                1,
-                "basic.deliver",
-                BODY,
-                consumer_tag="ctag",
-                delivery_tag=tag,
-                exchange="",
-                routing_key="bench",
-            )
-            for tag in range(first, first + count)
-        )
+        data = b"".join(broker.deliveries(first, count))
         state["next"] = first + count
         received.clear()
         t0 = time.process_time()
@@ -238,19 +248,9 @@ def bench_rpc_serve(count: int) -> Callable[[], float]:
 
     def run() -> float:
         first = state["next"]
-        requests = [
-            broker.content(
-                1,
-                "basic.deliver",
-                BODY,
-                {"reply_to": "amq.gen-reply", "correlation_id": str(tag)},
-                consumer_tag="ctag",
-                delivery_tag=tag,
-                exchange="",
-                routing_key="bench",
-            )
-            for tag in range(first, first + count)
-        ]
+        requests = broker.deliveries(
+            first, count, lambda tag: {"reply_to": "amq.gen-reply", "correlation_id": str(tag)}
+        )
         state["next"] = first + count
         replies.clear()
         writes = transport.writes

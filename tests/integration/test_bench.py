@@ -431,6 +431,36 @@ class ProfileTests(SynchronousTestCase):
         self.assertEqual(layer_of("/x/bench/common.py", "check_body"), OTHER)
 
 
+class AdapterBenchTests(SynchronousTestCase):
+    """
+    C{python -m bench.adapter}, the adapter's micro-benchmark (no broker),
+    runs every case and checks what it fed and got.
+    """
+
+    def test_every_case(self) -> None:
+        """
+        Each case prints its CPU time per message; each asserts its count
+        of messages handled (and C{rpc-serve} one write per reply).
+        """
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.adapter", "--count", "200", "--repeat", "1"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        lines = dict(line.split(None, 1) for line in proc.stdout.splitlines())
+        self.assertEqual(
+            sorted(lines),
+            sorted(["publish", "publish+props", "confirm", "deliver+ack", "rpc-serve"]),
+        )
+        for name, text in lines.items():
+            value, unit = text.split()
+            self.assertEqual(unit, "us/msg", name)
+            self.assertGreater(float(value), 0, name)
+
+
 class MeterTests(SynchronousTestCase):
     """
     The meter reads the broker's CPU time from C{/proc}, as it reads its
