@@ -17,6 +17,27 @@ from tests.integration.broker import BROKER
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+def run_module(module: str, *args: str) -> list[str]:
+    """
+    Run C{python -m <module> <args>} from the checkout and check it
+    succeeded.
+
+    @return: the lines it printed.
+    @raise AssertionError: it failed; the end of its error output says why.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"{module} {' '.join(args)} failed: {proc.stderr[-2000:]}")
+    return proc.stdout.splitlines()
+
+
 def run_driver(module: str, prefix: str, argv: list[str]) -> Path:
     """
     Run C{python -m <module>} quietly on the broker, writing to a fresh
@@ -29,14 +50,5 @@ def run_driver(module: str, prefix: str, argv: list[str]) -> Path:
         says why.
     """
     out = Path(tempfile.mkdtemp(prefix=prefix))
-    proc = subprocess.run(
-        [sys.executable, "-m", module, "--output-dir", str(out), "--url", BROKER, "--quiet", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"{module} {' '.join(argv)} failed: {proc.stderr[-2000:]}")
+    run_module(module, "--output-dir", str(out), "--url", BROKER, "--quiet", *argv)
     return out

@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from bench import client_floor, run
 from bench.common import WORKLOADS, BenchError, body, check_body
 from tests.integration.broker import BROKER
-from tests.integration.drivers import ROOT, run_driver
+from tests.integration.drivers import ROOT, run_driver, run_module
 
 
 def tiny_run(client: str) -> Path:
@@ -386,16 +386,7 @@ class ProfileTests(SynchronousTestCase):
         layers (the poller's wait, our core and adapter, Twisted) adding up
         to 100%, and the functions with the most own time.
         """
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.profile", "--workload", "rpc", "--count", "20"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
-        lines = proc.stdout.splitlines()
+        lines = run_module("bench.profile", "--workload", "rpc", "--count", "20")
         self.assertEqual(json.loads(lines[0])["count"], 20)
         shares = {}
         for line in lines[2:]:
@@ -442,15 +433,8 @@ class AdapterBenchTests(SynchronousTestCase):
         Each case prints its CPU time per message; each asserts its count
         of messages handled (and C{rpc-serve} one write per reply).
         """
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.adapter", "--count", "200", "--repeat", "1"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        self.assertEqual(proc.returncode, 0, proc.stderr)
-        lines = dict(line.split(None, 1) for line in proc.stdout.splitlines())
+        output = run_module("bench.adapter", "--count", "200", "--repeat", "1")
+        lines = dict(line.split(None, 1) for line in output)
         self.assertEqual(
             sorted(lines),
             sorted(["publish", "publish+props", "confirm", "deliver+ack", "rpc-serve"]),
