@@ -429,30 +429,27 @@ class Connection:
                 return events
             reader = self._reader
             read_frames = reader.read_frames
-            handle = self._handle_frame
             channels = self._channels
             while True:
                 frames = read_frames()
                 if not frames:
                     break
                 for frame_type, channel, payload in frames:
-                    if channel and self.state is _CONN_OPEN:
-                        # _handle_frame's common case, inlined: a frame on
-                        # an open connection for a channel in use
-                        ch = channels.get(channel)
-                        if ch is not None and ch.state is not _CH_CLOSED:
-                            if frame_type == FRAME_BODY:
-                                self._handle_body(ch, payload, events)
-                            elif frame_type == FRAME_METHOD:
-                                self._handle_channel_method(
-                                    ch, self._decode(payload, channel), events
-                                )
-                            else:
-                                self._handle_header(ch, payload, events)
+                    # channel 0 is never in channels
+                    ch = channels.get(channel)
+                    if ch is None or ch.state is _CH_CLOSED or self.state is not _CONN_OPEN:
+                        ch = self._frame_channel(frame_type, channel, payload, events)
+                        if ch is None:
+                            if self.state is _CONN_CLOSED:  # type: ignore[comparison-overlap]
+                                return events
                             continue
-                    handle(frame_type, channel, payload, events)
-                    if self.state is _CONN_CLOSED:  # type: ignore[comparison-overlap]
-                        return events
+                    if frame_type == FRAME_BODY:
+                        self._handle_body(ch, payload, events)
+                    elif frame_type == FRAME_METHOD:
+                        self._handle_channel_method(ch, self._decode(payload, channel), events)
+                    else:
+                        # the frame reader refuses heartbeats off channel 0
+                        self._handle_header(ch, payload, events)
                 if not reader.buffered:
                     break
         except RemoteProtocolError as e:
@@ -906,34 +903,37 @@ class Connection:
             method, frames = ch.pending.popleft()
             self._transmit(ch, method, frames)
 
-    def _handle_frame(
+    def _frame_channel(
         self, frame_type: int, channel: int, payload: bytes, events: list[Event]
-    ) -> None:
+    ) -> _Channel | None:
+        """
+        What L{receive_data} does not check for a frame on a channel in use
+        of an open connection: the channel a channel frame goes to, or
+        C{None} for a frame handled here (on channel 0) or discarded (on a
+        closing connection).
+
+        @raise RemoteProtocolError: a frame for a channel not in use, or a
+            frame the connection's state refuses.
+        """
         if channel:
             if self.state is not _CONN_OPEN:
                 # (open, channel-frame) leaves the state alone: the table is
                 # consulted for every other state
                 self._connection_input("channel-frame", local=False)
                 if self.state is _CONN_CLOSING:
-                    return  # discarded until close-ok
+                    return None  # discarded until close-ok
             ch = self._channels.get(channel)
             if ch is None or ch.state is _CH_CLOSED:
                 raise RemoteProtocolError(
                     CHANNEL_ERROR, f"frame for channel {channel}, which is not open", channel
                 )
-            if frame_type == FRAME_BODY:
-                self._handle_body(ch, payload, events)
-            elif frame_type == FRAME_METHOD:
-                self._handle_channel_method(ch, self._decode(payload, channel), events)
-            elif frame_type == FRAME_HEADER:
-                self._handle_header(ch, payload, events)
-            # the frame reader refuses heartbeats off channel 0
-            return
+            return ch
         if frame_type == FRAME_HEARTBEAT:
-            return
+            return None
         if frame_type != FRAME_METHOD:
             raise RemoteProtocolError(UNEXPECTED_FRAME, "content frame on channel 0")
         self._handle_connection_method(self._decode(payload), events)
+        return None
 
     def _handle_connection_method(self, method: Method, events: list[Event]) -> None:
         if not method.CONNECTION_CLASS:
