@@ -10,10 +10,9 @@ the broker, so a server that dies mid-call leaves it to be redelivered.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from inspect import iscoroutine
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -181,12 +180,7 @@ class ThriftServer:
         try:
             iprot = reading_protocol(self._iprot_factory, message.body)
             oprot = self._oprot_factory.getProtocol(transport)
-            # maybeDeferred's cases, without making a Deferred of a result
-            processed = self.processor.process(iprot, oprot)
-            if isinstance(processed, Deferred) or iscoroutine(processed):
-                await processed
-            elif isinstance(processed, Failure):
-                processed.raiseException()
+            await maybeDeferred(self.processor.process, iprot, oprot)
         except Exception:
             self.log.failure(
                 "the Thrift processor failed on call {delivery_tag} ({size} bytes) from "
