@@ -23,6 +23,7 @@ from thrift.Thrift import TMessageType
 from thrift.transport.TTransport import TMemoryBuffer, TTransportException
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
@@ -30,8 +31,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.helpers import Broker, open_broker
 from tests.thrift.support import Handler, calculator, processor, ttypes
 from txamqp_next import _frames, tap
+from txamqp_next._deferred import fail
 from txamqp_next.channel import Channel
-from txamqp_next.errors import AMQPError, NotFound
+from txamqp_next.errors import AMQPError, LocalProtocolError, NotFound
+from txamqp_next.message import Message
 from txamqp_next.service import ConsumerService
 from txamqp_next.thrift import (
     CallTimeout,
@@ -256,6 +259,21 @@ class ClientTests(SynchronousTestCase):
         self.assertIn("refused call add", str(error))
         self.assertEqual(outcome(acked), "pending")
         self.assertEqual(client.pending, 1)
+
+    def test_publish_refused(self) -> None:
+        """
+        A call whose publish the channel refuses at once fails at once with
+        L{ThriftTransportError}, leaving no call waiting and no timer.
+        """
+
+        refused = LocalProtocolError(505, "refused for the test")
+        with mock.patch.object(self.channel, "basic_publish", return_value=fail(refused)):
+            error = outcome(self.stub.add(1, 2)).value
+        self.assertIsInstance(error, ThriftTransportError)
+        self.assertIn("could not be published", str(error))
+        self.assertEqual(self.client.pending, 0)
+        self.broker.clock.advance(0)  # the reactor turn ends
+        self.assertEqual(self.broker.clock.getDelayedCalls(), [])
 
     def test_channel_closed(self) -> None:
         """
@@ -729,6 +747,26 @@ class ServerTests(SynchronousTestCase):
         [ack] = self.broker.sent()
         self.assertEqual(ack.NAME, "basic.ack")
         self.assertEqual(self.handler.calls, 1)
+
+    def test_ack_refused(self) -> None:
+        """
+        An ack the channel refuses is logged; the call is no longer in
+        flight.
+        """
+
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        refused = fail(LocalProtocolError(505, "refused for the test"))
+        with mock.patch.object(Message, "ack", return_value=refused):
+            self.call(self.add_call())
+            self.broker.reply("basic.ack", delivery_tag=1, multiple=False)
+        self.assertEqual(self.server.in_flight, 0)
+        [publish] = self.broker.sent()
+        self.assertEqual(publish.NAME, "basic.publish")
+        [warning] = [e for e in events if e.get("action") == "ack"]
+        self.assertEqual(warning["delivery_tag"], 1)
+        self.assertIn("refused for the test", str(warning["error"]))
 
     def test_unroutable_reply(self) -> None:
         """
