@@ -20,6 +20,7 @@ from twisted.internet import defer
 
 from tests.integration.broker import BROKER, BrokerTestCase, async_test, sleep, unique
 from tests.thrift.support import Handler, calculator, generate, processor, ttypes
+from tests.txamqp_suite import SPEC_0_8, SPEC_0_9, SPEC_0_9_1
 from txamqp_next import errors
 from txamqp_next.thrift import (
     CallTimeout,
@@ -305,6 +306,38 @@ class CallTests(ThriftTestCase):
         self.assertEqual(self.handler.calls + other.calls, 80)
         self.assertGreater(other.calls, 0)
         self.assertGreater(self.handler.calls, 0)
+
+
+class SpecTests(ThriftTestCase):
+    """
+    Thrift over the reference specs of Debian's C{amqp-specs} (0-8, 0-9 and
+    the plain 0-9-1 file), which have no C{confirm} class: the server
+    acknowledges a call once its reply is handed to the transport.
+    """
+
+    @async_test
+    async def test_reference_specs(self) -> None:
+        """
+        Sequential and concurrent calls come back right with each spec,
+        client and server loading the same one.
+        """
+        for path in (SPEC_0_8, SPEC_0_9, SPEC_0_9_1):
+            service, exchange = unique("thrift-spec"), unique("thrift-spec-x")
+            amqp = await self.connect(spec=str(path))
+            server = await serve(amqp, service, processor(self.handler), exchange=exchange)
+            self.addCleanup(server.stop, 5)
+            self.addCleanup(self.delete_exchange, exchange)
+            self.assertFalse(server.channel.confirm_mode, path)
+            calc = await connect_client(
+                await self.connect(spec=str(path)),
+                service,
+                self.Calculator.Client,
+                exchange=exchange,
+            )
+            self.addCleanup(close_client, calc)
+            self.assertEqual([await calc.add(i, 1) for i in range(20)], list(range(1, 21)), path)
+            replies = await defer.gatherResults([calc.add(i, 2) for i in range(100)])
+            self.assertEqual(replies, list(range(2, 102)), path)
 
 
 class ServerTests(ThriftTestCase):
