@@ -177,6 +177,10 @@ def prepare(workdir: Path, impl: str, spec: str) -> Prepared:
             standard = base / "specs" / "standard"
             standard.mkdir(parents=True, exist_ok=True)
             (standard / "amqp0-9.stripped.xml").symlink_to(spec)
+            # and the one it loads when told the broker is Qpid (see run)
+            qpid = base / "specs" / "qpid"
+            qpid.mkdir(parents=True, exist_ok=True)
+            (qpid / "amqp.0-8.xml").symlink_to(spec)
         pythonpath += [str(workdir / "lib"), *paths[1:]]
     return Prepared(run, pythonpath)
 
@@ -187,11 +191,16 @@ def run(
     modules: tuple[str, ...] = BROKER_MODULES,
     extra: list[str] | None = None,
     timeout: float = 600,
+    broker: str = "RABBITMQ",
 ) -> subprocess.CompletedProcess[str]:
     """
     Run the rewritten suite once under trial, in a subprocess.
 
     @param spec: the spec file the test base loads.
+    @param modules: the modules to run, or single tests by their names
+        (C{test_basic.BasicTests.test_ack}).
+    @param broker: the broker the suite is told it runs against
+        (C{TXAMQP_BROKER}): its tests for Qpid only run with C{"QPID"}.
     @return: the finished process, its output in C{stdout}.
     """
     with tempfile.TemporaryDirectory(prefix="txamqp-suite-") as tmp:
@@ -199,7 +208,7 @@ def run(
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(prepared.pythonpath),
-            "TXAMQP_BROKER": "RABBITMQ",
+            "TXAMQP_BROKER": broker,
             "TXAMQP_SPEC": spec,
         }
         argv = [sys.executable, "-m", "twisted.trial", *(extra or [])]
@@ -228,6 +237,38 @@ def results(output: str) -> dict[str, str]:
         match = _RESULT.match(line.strip())
         if match:
             found[match["name"]] = match["result"]
+    return found
+
+
+_OWN_RESULT = re.compile(
+    r"^(?P<name>txamqp_suite\.\S+)\s*\.\.\.\s*\[(?P<result>[A-Z]+)\](\[[A-Z]+\])*$"
+)
+
+
+def outcomes(output: str) -> dict[str, str]:
+    """
+    Each test's own result (C{OK}, C{FAIL}, C{ERROR}, C{SKIPPED}): the
+    first on its line of trial's C{--reporter=bwverbose} output (more
+    follow it for errors logged after the test, such as one a previous
+    test's connection left behind), or, for a test whose line a log
+    message broke, the kind of the summary's block that names it (C{FAIL}
+    over C{ERROR}).
+    """
+    found: dict[str, str] = {}
+    for line in output.splitlines():
+        match = _OWN_RESULT.match(line.strip())
+        if match:
+            result = match["result"]
+            found[match["name"]] = "FAIL" if result == "FAILURE" else result
+    kind = None
+    for line in output.splitlines():
+        text = line.strip()
+        if text in ("[FAIL]", "[ERROR]"):
+            kind = text[1:-1]
+        elif text.startswith(("=====", "-----")):
+            kind = None
+        elif kind is not None and line.startswith("txamqp_suite.") and text not in found:
+            found[text] = kind
     return found
 
 
