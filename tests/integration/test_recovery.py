@@ -325,8 +325,11 @@ class ClusterTests(BrokerTestCase):
         async def publish(body: bytes) -> None:
             # a quorum queue without a leader (just declared, or its node
             # killed) nacks: the publisher sends such a message again, as an
-            # application would
-            for _ in range(100):
+            # application would, until the cluster has elected a new leader
+            # (seconds; more on a loaded two-core machine: 100 tries over 10 s
+            # were once not enough in a full run)
+            deadline = time.monotonic() + 60
+            while True:
                 try:
                     await pub.basic_publish(
                         routing_key=queue, body=body, properties={"delivery_mode": 2}
@@ -334,8 +337,9 @@ class ClusterTests(BrokerTestCase):
                     return
                 except PublishNacked:
                     nacked.append(body)
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"publish {body!r} nacked for 60 s") from None
                     await sleep(0.1)
-            raise AssertionError(f"publish {body!r} nacked 100 times")
 
         started = time.monotonic()
         killed_at = 0.0
