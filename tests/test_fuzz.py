@@ -23,11 +23,12 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers import FrameFactory, open_channel, open_connection
+from tests.test_methods import reference_spec
 from txamqp_next import _frames
 from txamqp_next._connection import Connection, ConnectionState
 from txamqp_next._events import Event
 from txamqp_next._methods import Method, methods_for
-from txamqp_next.errors import RemoteProtocolError
+from txamqp_next.errors import LocalProtocolError, RemoteProtocolError
 from txamqp_next.spec import load
 
 # A small frame_max, so that fuzzed frames can come close to it and bodies
@@ -39,12 +40,16 @@ CHANNEL = 1
 fuzz_settings = settings(max_examples=600, deadline=None)
 
 
-def opened() -> Connection:
+def opened(**kwargs: Any) -> Connection:
     """
     A connection through the handshake with C{frame_max} L{FRAME_MAX} and
     channel L{CHANNEL} open, with nothing left to send.
+
+    @param kwargs: more parameters for L{Connection}.
     """
-    conn, factory, parser = open_connection(tune={"frame_max": FRAME_MAX}, frame_max=FRAME_MAX)
+    conn, factory, parser = open_connection(
+        tune={"frame_max": FRAME_MAX}, frame_max=FRAME_MAX, **kwargs
+    )
     if open_channel(conn, factory, parser) != CHANNEL:
         raise AssertionError("the first channel opened is not 1")
     conn.data_to_send()
@@ -367,3 +372,245 @@ def sent_methods(data: bytes) -> list[Method]:
 
 def last_method_sent(conn: Connection) -> Method:
     return sent_methods(conn.data_to_send())[-1]
+
+
+# Well-formed messages with content, bodies of any size cut at any frame
+# size, a few properties: deliveries, returns and get-oks.
+content_messages = st.builds(
+    lambda name, body, frame_max, properties: FrameFactory().content(
+        CHANNEL, name, body, frame_max=frame_max, properties=properties
+    ),
+    st.sampled_from(
+        ["basic.deliver", "basic.deliver", "basic.return", "basic.get-ok", "basic.publish"]
+    ),
+    st.binary(max_size=300),
+    st.integers(9, FRAME_MAX),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "correlation_id": st.text(max_size=10),
+            "reply_to": st.text(max_size=10),
+            "headers": st.dictionaries(st.text(max_size=5), st.integers(0, 9), max_size=2),
+            "delivery_mode": st.integers(1, 2),
+        },
+    ),
+)
+
+# A content method and header announcing C{size} bytes, then body frames
+# of lengths around it: empty, whole, half, one too many.
+odd_bodies = st.integers(0, 20).flatmap(
+    lambda size: st.builds(
+        lambda name, headers, lengths: b"".join(
+            [
+                envelope(_frames.FRAME_METHOD, CHANNEL, _METHODS[name]().encode()),
+                *[
+                    envelope(
+                        _frames.FRAME_HEADER,
+                        CHANNEL,
+                        _METHODS.properties[60]().encode_header(size),
+                    )
+                ]
+                * headers,
+                *(envelope(_frames.FRAME_BODY, CHANNEL, b"b" * n) for n in lengths),
+            ]
+        ),
+        st.sampled_from(["basic.deliver", "basic.get-ok"]),
+        st.sampled_from([1, 1, 1, 0, 2]),
+        st.lists(st.sampled_from([0, size, size // 2, size + 1]), max_size=3),
+    )
+)
+
+#: what the channel is doing when the frames come (see L{prepared})
+SETUPS = ["none", "get", "get queued", "queued", "closing", "small cap"]
+
+
+def prepared(setup: str, inline: bool) -> Connection:
+    """
+    L{opened}, then: C{"get"}, a C{basic.get} waits for its reply (a reply
+    with content); C{"get queued"}, the same with a C{basic.qos} queued
+    behind it; C{"queued"}, a C{queue.declare} waits with a C{basic.qos}
+    queued behind it; C{"closing"}, our C{channel.close} waits
+    for its C{close-ok}; C{"small cap"}, messages over 50 bytes are
+    refused.  C{inline} turns the core's inlined common cases on or off.
+    """
+    conn = opened(max_message_size=50) if setup == "small cap" else opened()
+    conn._inline_content = inline
+    if setup in ("get", "get queued"):
+        conn.send_method(CHANNEL, _METHODS["basic.get"](queue="q"))
+        if setup == "get queued":
+            conn.send_method(CHANNEL, _METHODS["basic.qos"](prefetch_count=1))
+    elif setup == "queued":
+        conn.send_method(CHANNEL, _METHODS["queue.declare"](queue="q"))
+        conn.send_method(CHANNEL, _METHODS["basic.qos"](prefetch_count=1))
+    elif setup == "closing":
+        conn.send_method(CHANNEL, _METHODS["channel.close"](reply_code=200, reply_text="bye"))
+    conn.data_to_send()
+    return conn
+
+
+def outcome(conn: Connection, chunk: bytes) -> tuple[Any, ...]:
+    """
+    What feeding C{chunk} did: the events (errors by type, code and text)
+    or the protocol error, then the connection's and the channel's state,
+    and what it has to send.
+    """
+    try:
+        result: Any = [describe(e) for e in conn.receive_data(chunk)]
+    except RemoteProtocolError as e:
+        result = ("error", describe_error(e))
+    ch = conn._channels.get(CHANNEL)
+    channel = None
+    if ch is not None:
+        channel = (
+            ch.state,
+            ch.awaiting,
+            list(ch.pending or ()),
+            ch.content_method,
+            ch.content_reply,
+            ch.content_properties,
+            ch.content_size,
+            ch.content_received,
+            [bytes(piece) for piece in ch.content_body],
+        )
+    return result, conn.state, channel, conn.data_to_send()
+
+
+def close(conn: Connection) -> tuple[Any, ...]:
+    """
+    Close channel L{CHANNEL}, if the core lets us: what it sent, or the
+    error that refused it.
+    """
+    try:
+        conn.send_method(CHANNEL, _METHODS["channel.close"](reply_code=200, reply_text="bye"))
+    except LocalProtocolError as e:
+        return describe_error(e)
+    return (conn.data_to_send(),)
+
+
+def describe(event: Event) -> tuple[Any, ...]:
+    values = [getattr(event, name) for name in event.__slots__]  # type: ignore[attr-defined]
+    return (
+        type(event).__name__,
+        *[describe_error(v) if isinstance(v, Exception) else v for v in values],
+    )
+
+
+def describe_error(error: Exception) -> tuple[Any, ...]:
+    return type(error), getattr(error, "reply_code", None), str(error)
+
+
+class InlineTests(SynchronousTestCase):
+    """
+    The common cases of a message's frames that C{receive_data} handles
+    itself (a content method that answers nothing, its header, a body in
+    one frame) do what the handlers it would otherwise call do, whatever
+    the frames and the channel's state: the same events, errors, states
+    and frames sent, chunk by chunk.
+    """
+
+    @fuzz_settings
+    @given(
+        st.sampled_from(SETUPS),
+        st.lists(content_messages | frames, min_size=1, max_size=8),
+        cut_lists,
+    )
+    def test_same_as_handlers(self, setup: str, stream: list[bytes], cuts: list[int]) -> None:
+        inlined, reference = prepared(setup, True), prepared(setup, False)
+        for chunk in split(b"".join(stream), cuts):
+            self.assertEqual(outcome(inlined, chunk), outcome(reference, chunk))
+
+    @fuzz_settings
+    @given(
+        st.sampled_from(SETUPS),
+        st.lists(content_messages | odd_bodies, min_size=1, max_size=6),
+        cut_lists,
+        st.none() | st.integers(0, 12),
+    )
+    def test_messages_same_as_handlers(
+        self, setup: str, stream: list[bytes], cuts: list[int], close_at: int | None
+    ) -> None:
+        """
+        The same, with messages only (well-formed, or with body frames
+        that do not add up), the channel closed by us before the chunk
+        C{close_at} if it comes.
+        """
+        inlined, reference = prepared(setup, True), prepared(setup, False)
+        for index, chunk in enumerate(split(b"".join(stream), cuts)):
+            if index == close_at:
+                self.assertEqual(close(inlined), close(reference))
+            self.assertEqual(outcome(inlined, chunk), outcome(reference, chunk))
+
+    def test_large_body_in_one_frame(self) -> None:
+        """
+        A body frame of 4 KiB or more comes from the frame reader as a view
+        of the received data: the body handed out is still C{bytes}, equal
+        to the handlers' in every way.
+        """
+        factory = FrameFactory()
+        body = bytes(range(256)) * 40
+        data = factory.deliver(CHANNEL, "c", 1, body)
+        conns = []
+        for inline in (True, False):
+            conn, _, parser = open_connection()
+            open_channel(conn, factory, parser)
+            conn._inline_content = inline
+            conns.append(conn)
+        inlined, reference = (outcome(conn, data) for conn in conns)
+        self.assertEqual(inlined, reference)
+        self.assertIs(type(inlined[0][0][-1]), bytes)
+        self.assertEqual(inlined[0][0][-1], body)
+
+    def test_closed_between_header_and_body(self) -> None:
+        """
+        A body that comes after we closed the channel, its method and
+        header before, is dropped the same way.
+        """
+        data = FrameFactory().deliver(CHANNEL, "c", 1, b"body")
+        body_at = len(data) - len(b"body") - 8
+        outcomes = []
+        for inline in (True, False):
+            conn = prepared("none", inline)
+            outcomes.append(
+                (outcome(conn, data[:body_at]), close(conn), outcome(conn, data[body_at:]))
+            )
+        self.assertEqual(outcomes[0], outcomes[1])
+        self.assertEqual(outcomes[0][2][0], [])
+
+    def test_header_of_another_class(self) -> None:
+        """
+        On a spec with more than one class with content (0-8's C{file} and
+        C{stream}), a header of another class than its method's is refused
+        the same way.
+        """
+        spec_08 = reference_spec("0-8/amqp0-8.stripped.xml")
+        outcomes = []
+        for inline in (True, False):
+            conn, factory, parser = open_connection(spec=spec_08)
+            open_channel(conn, factory, parser)
+            conn._inline_content = inline
+            methods = factory.methods
+            data = b"".join(
+                [
+                    factory.method(CHANNEL, "basic.deliver", consumer_tag="c", delivery_tag=1),
+                    envelope(
+                        _frames.FRAME_HEADER, CHANNEL, methods.properties[70]().encode_header(4)
+                    ),
+                    envelope(_frames.FRAME_BODY, CHANNEL, b"body"),
+                ]
+            )
+            outcomes.append(outcome(conn, data))
+        self.assertEqual(outcomes[0], outcomes[1])
+        self.assertEqual(outcomes[0][0][0], "error")
+
+    def test_inlined_cases_taken(self) -> None:
+        """
+        A delivery fed whole to an idle open channel takes the inlined
+        cases: the handlers are not called.
+        """
+        conn = prepared("none", True)
+        called: list[str] = []
+        for name in ("_handle_channel_method", "_handle_header", "_handle_body"):
+            setattr(conn, name, lambda *args, name=name: called.append(name))
+        data = FrameFactory().deliver(CHANNEL, "c", 1, b"body", {"reply_to": "r"})
+        (event,) = conn.receive_data(data)
+        self.assertEqual((event.body, called), (b"body", []))  # type: ignore[attr-defined]

@@ -333,6 +333,10 @@ class Connection:
     @ivar methods: its method classes.
     """
 
+    #: whether L{receive_data} handles the common case of each frame of a
+    #: message itself (tests turn it off to compare with the handlers)
+    _inline_content = True
+
     def __init__(self, params: ConnectionParameters | None = None, **overrides: Any) -> None:
         params = params if params is not None else ConnectionParameters(credentials=None)
         if overrides:
@@ -430,6 +434,12 @@ class Connection:
             reader = self._reader
             read_frames = reader.read_frames
             channels = self._channels
+            decode_header = self._decode_header
+            # each kind of frame has its common case of a message's frames
+            # on an open channel handled here, where the handler it would
+            # go to (the reference, which checks and handles every case)
+            # would do the same; anything else goes to the handler
+            inline = self._inline_content
             while True:
                 frames = read_frames()
                 if not frames:
@@ -444,11 +454,67 @@ class Connection:
                                 return events
                             continue
                     if frame_type == FRAME_BODY:
-                        self._handle_body(ch, payload, events)
+                        # a whole body in one frame (of bytes, not a view)
+                        if (
+                            inline
+                            and ch.content_size == len(payload)
+                            and ch.content_properties is not None
+                            and not ch.content_body
+                            and ch.state is _CH_OPEN
+                            and type(payload) is bytes
+                        ):
+                            method = ch.content_method
+                            assert method is not None
+                            if ch.content_reply:
+                                event: Event = reply_received(
+                                    channel, method, ch.content_properties, payload
+                                )
+                            else:
+                                event = content_received(
+                                    channel, method, ch.content_properties, payload
+                                )
+                            events.append(event)
+                            ch.content_received = len(payload)
+                            ch.content_method = None
+                            ch.content_properties = None
+                            if ch.pending:
+                                self._flush_pending(ch)
+                        else:
+                            self._handle_body(ch, payload, events)
                     elif frame_type == FRAME_METHOD:
-                        self._handle_channel_method(ch, self._decode(payload, channel), events)
+                        method = self._decode(payload, channel)
+                        # a method with content that is no reply (a
+                        # delivery, a return: _check_reply would return
+                        # False), no content pending
+                        if (
+                            inline
+                            and method.CONTENT
+                            and ch.content_method is None
+                            and ch.state is _CH_OPEN
+                            and method.CLIENT_RECEIVES
+                            and not method.IS_REPLY
+                        ):
+                            ch.content_method = method
+                            ch.content_reply = False
+                        else:
+                            self._handle_channel_method(ch, method, events)
                     else:
-                        # the frame reader refuses heartbeats off channel 0
+                        # a content header (the frame reader refuses
+                        # heartbeats off channel 0) for the method before
+                        # it, of a message with a body within the size cap
+                        method = ch.content_method
+                        if (
+                            inline
+                            and method is not None
+                            and ch.content_properties is None
+                            and ch.state is _CH_OPEN
+                        ):
+                            class_id, size, properties = decode_header(payload, channel)
+                            if class_id == method.CLASS_ID and 0 < size <= self.max_message_size:
+                                ch.content_properties = properties
+                                ch.content_size = size
+                                ch.content_received = 0
+                                continue
                         self._handle_header(ch, payload, events)
                 if not reader.buffered:
                     break
@@ -1237,9 +1303,7 @@ class Connection:
         if size == 0:
             self._deliver(ch, events)
 
-    def _handle_body(
-        self, ch: _Channel, payload: _frames.BodyPayload, events: list[Event]
-    ) -> None:
+    def _handle_body(self, ch: _Channel, payload: _frames.BodyPayload, events: list[Event]) -> None:
         if ch.state is _CH_CLOSING:
             return
         if ch.content_properties is None:
