@@ -282,6 +282,29 @@ class PropertiesAgreementTests(SynchronousTestCase):
         decode = ms.Basic.Properties._compile_decoder(0xB080)
         self.assertEqual(decode(expected, len(expected)), props)
 
+    def test_no_properties_shared(self) -> None:
+        """
+        A header with no property flagged decodes, for every class of every
+        spec, to one object, equal to the reference's and immutable; with
+        trailing bytes it is refused as the reference refuses it.
+        """
+        shared = 0
+        for name in SPEC_NAMES:
+            ms = methods_for(load_spec(name))
+            for class_id, cls in ms.properties.items():
+                header = struct.pack(">HHQH", class_id, 0, 7, 0)
+                first, second = ms.decode_header(header), ms.decode_header(header)
+                self.assertEqual(first, ms._decode_header_generic(header))
+                self.assertEqual(
+                    outcome(ms.decode_header, header + b"x"),
+                    outcome(ms._decode_header_generic, header + b"x"),
+                )
+                self.assertIs(first[2], second[2])
+                for field_name in cls.field_names:
+                    self.assertRaises(AttributeError, setattr, first[2], field_name, "x")
+                shared += 1
+        self.assertEqual(shared, 22)
+
     def test_flags_left_to_the_reference(self) -> None:
         """
         A continuation bit, or a flag for a property the class lacks, is

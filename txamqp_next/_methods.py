@@ -1063,6 +1063,16 @@ def _compile_properties_decoder(
         raise _compile.Fallback()
     src = _compile.Source()
     src.scope.update({"_new": object.__new__, "_F": cls.__mro__[1], "_C": cls})
+    if not flags:
+        # no property: every such header decodes to the same values (none
+        # is a table, which could be changed), so one object serves them
+        # all; made by the reference decoder
+        values, _ = cls._codec.decode(_HEADER.pack(cls.CLASS_ID, 0, 0) + b"\0\0", _HEADER.size)
+        src.scope["_EMPTY"] = cls._from_values(values)
+        source = "def decode(buf, n):\n    if n != 14:\n        raise _Fallback\n    return _EMPTY"
+        scope = src.compile(source, f"<txamqp_next {cls.__qualname__} decoder {flags:#06x}>")
+        cls._flag_decoders[flags] = scope["decode"]
+        return scope["decode"]  # type: ignore[no-any-return]
     stored = [i for i in present if types[i] != "bit"]
     lines = _compile.decoder_lines(src, [types[i] for i in stored], [f"v{i}" for i in stored])
     stores = []
