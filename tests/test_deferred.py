@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers import FrameFactory, SentParser
 from txamqp_next._connection import Credentials
-from txamqp_next._deferred import AsyncioDeferred, adopt, fail, from_coroutine, succeed
+from txamqp_next._deferred import AsyncioDeferred, adopt, fail, from_coroutine, may_fail, succeed
 from txamqp_next.channel import Channel
 from txamqp_next.connection import AMQPConnection
 
@@ -430,3 +430,17 @@ class ChannelTests(LoopTestCase):
         closing = channel.when_closed()
         self.client.dataReceived(self.frames.method(1, "channel.close-ok"))
         self.assertEqual(self.successResultOf(closing).reply_code, 200)
+
+
+class MayFailTests(SynchronousTestCase):
+    """
+    L{may_fail} tells a L{Deferred} that has succeeded already (which needs
+    no error handler) from one still pending or failed.
+    """
+
+    def test_may_fail(self) -> None:
+        failed = fail(Boom())
+        self.assertEqual(
+            [may_fail(d) for d in (succeed(None), Deferred(), failed)], [False, True, True]
+        )
+        self.failureResultOf(failed, Boom)

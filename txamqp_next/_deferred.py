@@ -33,7 +33,7 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-__all__ = ["AsyncioDeferred", "adopt", "fail", "from_coroutine", "succeed"]
+__all__ = ["AsyncioDeferred", "adopt", "fail", "from_coroutine", "may_fail", "succeed"]
 
 _T = TypeVar("_T")
 
@@ -137,6 +137,15 @@ def succeed(result: _T) -> Deferred[_T]:
     d.result = result
     d.called = True
     return d
+
+
+def may_fail(d: Deferred[Any]) -> bool:
+    """
+    Whether C{d} may still report a failure: it has not fired, or it has
+    failed.  A L{Deferred} that succeeded already (a publish or an ack
+    handed to the transport) needs no error handler.
+    """
+    return not d.called or isinstance(d.result, Failure)
 
 
 def fail(error: BaseException | Failure) -> Deferred[Any]:

@@ -1067,25 +1067,21 @@ def _compile_properties_decoder(
         # no property: every such header decodes to the same values (none
         # is a table, which could be changed), so one object serves them
         # all; made by the reference decoder
-        values, _ = cls._codec.decode(_HEADER.pack(cls.CLASS_ID, 0, 0) + b"\0\0", _HEADER.size)
+        values, _ = cls._codec.decode(_HEADER_FLAGS.pack(cls.CLASS_ID, 0, 0, 0), _HEADER.size)
         src.scope["_EMPTY"] = cls._from_values(values)
-        source = "def decode(buf, n):\n    if n != 14:\n        raise _Fallback\n    return _EMPTY"
-        scope = src.compile(source, f"<txamqp_next {cls.__qualname__} decoder {flags:#06x}>")
-        cls._flag_decoders[flags] = scope["decode"]
-        return scope["decode"]  # type: ignore[no-any-return]
-    stored = [i for i in present if types[i] != "bit"]
-    lines = _compile.decoder_lines(src, [types[i] for i in stored], [f"v{i}" for i in stored])
-    stores = []
-    for i, name in enumerate(names):
-        if i in stored:
-            stores.append(f"    s.{name} = v{i}")
-        elif types[i] == "bit":
-            stores.append(f"    s.{name} = {i in present}")
-        else:
-            stores.append(f"    s.{name} = None")
-    source = "\n".join(
-        [
-            "def decode(buf, n):",
+        body = ["    if n != 14:", "        raise _Fallback", "    return _EMPTY"]
+    else:
+        stored = [i for i in present if types[i] != "bit"]
+        lines = _compile.decoder_lines(src, [types[i] for i in stored], [f"v{i}" for i in stored])
+        stores = []
+        for i, name in enumerate(names):
+            if i in stored:
+                stores.append(f"    s.{name} = v{i}")
+            elif types[i] == "bit":
+                stores.append(f"    s.{name} = {i in present}")
+            else:
+                stores.append(f"    s.{name} = None")
+        body = [
             "    p = 14",
             *[f"    {line}" for line in lines],
             "    if p != n:",
@@ -1095,7 +1091,7 @@ def _compile_properties_decoder(
             "    s.__class__ = _C",
             "    return s",
         ]
-    )
+    source = "\n".join(["def decode(buf, n):", *body])
     scope = src.compile(source, f"<txamqp_next {cls.__qualname__} decoder {flags:#06x}>")
     decode: Callable[[bytes, int], Properties] = scope["decode"]
     cls._flag_decoders[flags] = decode

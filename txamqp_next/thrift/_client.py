@@ -35,7 +35,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txamqp_next._deferred import adopt, from_coroutine, succeed
+from txamqp_next._deferred import adopt, from_coroutine, may_fail, succeed
 from txamqp_next.channel import Channel, Consumer
 from txamqp_next.confirms import PublishNacked, Unroutable
 from txamqp_next.connection import AMQPConnection
@@ -561,7 +561,7 @@ class ThriftClient(Generic[ClientT]):
             properties=self._properties,
             mandatory=True,
         )
-        if not published.called or isinstance(published.result, Failure):
+        if may_fail(published):
             # in confirm mode, or refused: a publish handed to the transport
             # (the usual case) has nothing left to report
             published.addErrback(self._publish_failed, seqid, method)

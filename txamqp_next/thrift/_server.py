@@ -14,9 +14,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
-from txamqp_next._deferred import from_coroutine, succeed
+from txamqp_next._deferred import from_coroutine, may_fail, succeed
 from txamqp_next.channel import Consumer
 from txamqp_next.confirms import Unroutable
 from txamqp_next.message import Message
@@ -208,7 +207,7 @@ class ThriftServer:
                 )
                 return
         acked = message.ack()
-        if not acked.called or isinstance(acked.result, Failure):
+        if may_fail(acked):
             await self._settle(acked, "ack", message)
 
     def _publish_reply(self, reply_to: str | None, body: bytes) -> Deferred[None]:
