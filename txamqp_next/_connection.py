@@ -501,7 +501,7 @@ class Connection:
                     else:
                         # a content header (the frame reader refuses
                         # heartbeats off channel 0) for the method before
-                        # it, of a message with a body within the size cap
+                        # it, of a message within the size cap
                         method = ch.content_method
                         if (
                             inline
@@ -510,10 +510,12 @@ class Connection:
                             and ch.state is _CH_OPEN
                         ):
                             class_id, size, properties = decode_header(payload, channel)
-                            if class_id == method.CLASS_ID and 0 < size <= self.max_message_size:
+                            if class_id == method.CLASS_ID and size <= self.max_message_size:
                                 ch.content_properties = properties
                                 ch.content_size = size
                                 ch.content_received = 0
+                                if not size:
+                                    self._deliver(ch, events)
                                 continue
                         self._handle_header(ch, payload, events)
                 if not reader.buffered:
