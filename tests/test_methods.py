@@ -12,6 +12,7 @@ import pathlib
 import struct
 from datetime import datetime, timezone
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -718,18 +719,14 @@ class PropertiesFromTests(SynchronousTestCase):
         gives the same properties, or the same error, as the same names in
         another mapping, with 0-8's spec and the default one.
         """
-        from types import MappingProxyType
-
         def outcome(ms: MethodSet, mapping: Any) -> Any:
             try:
                 return ms.properties_from(60, mapping)
             except Exception as e:
                 return (type(e), str(e))
 
-        for ms in (self.ms08, default_methods()):
+        for ms in (methods_for(reference_spec(SPEC_08)), default_methods()):
             self.assertEqual(outcome(ms, given_values), outcome(ms, MappingProxyType(given_values)))
-
-    ms08 = methods_for(reference_spec(SPEC_08))
 
 
 class LookupTests(SynchronousTestCase):
