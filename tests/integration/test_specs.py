@@ -3,7 +3,8 @@
 Every spec, on the real broker: with each of Debian's 0-8, 0-9, 0-9-1 and
 0-9-1-rabbit files (package amqp-specs) loaded, a channel consumes,
 publishes, gets, acks, rejects, runs a transaction, sets QoS and cancels;
-the broker's consumer cancel notification arrives; the txAMQP-style client
+the broker's consumer cancel notification arrives; messages of every
+shape (empty, without properties, many frames, got, returned) come whole; the txAMQP-style client
 does the same; and a Thrift client calls a Thrift server.
 
 The channel sends only the fields each spec defines, so the same calls work
@@ -125,6 +126,42 @@ class SpecTestsMixin:
         self.assertEqual(committed.body, b"committed")  # type: ignore[attr-defined]
         self.assertIsNone(await ch.basic_get(queue=queue))  # type: ignore[attr-defined]
         await ch.channel_close()
+
+    @async_test
+    async def test_message_shapes(self) -> None:
+        """
+        Messages of every shape the receive path tells apart come through
+        whole, in order: an empty one, one without properties, one whose
+        body spans many frames, one with properties; a C{basic.get} of an
+        empty one; and an empty one the broker returns.
+        """
+        client = await self.modern()
+        ch = await client.open_channel()
+        queue = (await ch.queue_declare(queue="", exclusive=True)).queue
+        consumer = await ch.basic_consume(queue=queue, no_ack=True)
+        big = bytes(range(256)) * 1000  # more than one frame at any frame_max
+        sent = [
+            (b"", None),
+            (b"plain", None),
+            (big, None),
+            (b"with", {"content_type": "text/plain"}),
+        ]
+        for body, properties in sent:
+            ch.basic_publish(routing_key=queue, body=body, properties=properties)
+        got = [await consumer.queue.get(timeout=5) for _ in sent]
+        self.assertEqual(
+            [(m.body, m.properties.content_type) for m in got],  # type: ignore[attr-defined]
+            [(b"", None), (b"plain", None), (big, None), (b"with", "text/plain")],
+        )
+        await ch.basic_cancel(consumer.consumer_tag)
+        await ch.basic_publish(routing_key=queue, body=b"")
+        empty = await get_when_there(ch, queue)
+        self.assertEqual(empty.body, b"")  # type: ignore[attr-defined]
+        returned: defer.Deferred[Any] = defer.Deferred()
+        ch.add_return_handler(returned.callback)
+        ch.basic_publish(routing_key=unique("nowhere"), body=b"", mandatory=True)
+        message = await returned
+        self.assertEqual((message.body, message.method.NAME), (b"", "basic.return"))  # type: ignore[attr-defined]
 
     @async_test
     async def test_broker_cancels_consumer(self) -> None:
