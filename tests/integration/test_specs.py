@@ -3,9 +3,10 @@
 Every spec, on the real broker: with each of Debian's 0-8, 0-9, 0-9-1 and
 0-9-1-rabbit files (package amqp-specs) loaded, a channel consumes,
 publishes, gets, acks, rejects, runs a transaction, sets QoS and cancels;
-the broker's consumer cancel notification arrives; messages of every
-shape (empty, without properties, many frames, got, returned) come whole; the txAMQP-style client
-does the same; and a Thrift client calls a Thrift server.
+the broker's consumer cancel notification arrives; messages of every shape
+(empty, without properties, many frames, got, returned) come whole; the
+txAMQP-style client does the same; and a Thrift client calls a Thrift
+server.
 
 The channel sends only the fields each spec defines, so the same calls work
 everywhere; what a spec lacks (confirms before 0-9-1-rabbit, C{basic.nack})
