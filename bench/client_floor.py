@@ -13,12 +13,18 @@ counts and sizes, fresh queues from L{common.queue_name}, the same helper
 process to fill and check them, and every delivered body checked with
 L{common.check_body}.
 
+Its C{thrift} workload is the AMQP work of txamqp_next's Thrift calls (the
+same exchanges, flags, properties and acknowledgements, see L{thrift}) with
+Thrift messages encoded before the meter starts: what the broker allows a
+Thrift call over AMQP, whatever the client.
+
     python -m bench.client_floor --workload publish --count 100000 --size 100
 """
 
 from __future__ import annotations
 
 import argparse
+import select
 import socket
 import struct
 import time
@@ -56,6 +62,7 @@ OPEN, OPEN_OK, CLOSE, CLOSE_OK = _id(10, 40), _id(10, 41), _id(10, 50), _id(10, 
 CHANNEL_OPEN, CHANNEL_OPEN_OK = _id(20, 10), _id(20, 11)
 CHANNEL_CLOSE, CHANNEL_CLOSE_OK = _id(20, 40), _id(20, 41)
 DECLARE, DECLARE_OK, DELETE, DELETE_OK = _id(50, 10), _id(50, 11), _id(50, 40), _id(50, 41)
+BIND, BIND_OK = _id(50, 20), _id(50, 21)
 QOS, QOS_OK, CONSUME, CONSUME_OK = _id(60, 10), _id(60, 11), _id(60, 20), _id(60, 21)
 CANCEL, CANCEL_OK, PUBLISH, DELIVER = _id(60, 30), _id(60, 31), _id(60, 40), _id(60, 60)
 ACK, NACK = _id(60, 80), _id(60, 120)
@@ -67,6 +74,9 @@ PASSIVE, EXCLUSIVE = 1, 4
 NO_ACK = 2
 #: the basic property flags this client sends and understands
 CORRELATION_ID, REPLY_TO = 1 << 10, 1 << 9
+HEADERS = 1 << 13
+#: basic.publish's mandatory bit
+MANDATORY = 1
 
 
 def shortstr(value: bytes) -> bytes:
@@ -86,15 +96,22 @@ def method(method_id: bytes, arguments: bytes = b"", channel: int = 1) -> bytes:
 
 
 def publish_frames(
-    routing_key: bytes, body: bytes, frame_max: int, flags: int = 0, properties: bytes = b""
+    routing_key: bytes,
+    body: bytes,
+    frame_max: int,
+    flags: int = 0,
+    properties: bytes = b"",
+    exchange: bytes = b"",
+    bits: int = 0,
 ) -> bytes:
     """
-    The C{basic.publish} of C{body} to the default exchange: method,
+    The C{basic.publish} of C{body} (to the default exchange unless
+    C{exchange} is given; C{bits} are the method's, L{MANDATORY}): method,
     content header and body frames, the body split to fit C{frame_max}.
     """
     step = frame_max - 8
     parts = [
-        method(PUBLISH, b"\x00\x00" + shortstr(b"") + shortstr(routing_key) + b"\x00"),
+        method(PUBLISH, b"\x00\x00" + shortstr(exchange) + shortstr(routing_key) + bytes([bits])),
         frame(HEADER_FRAME, CONTENT_HEADER.pack(60, 0, len(body), flags) + properties),
     ]
     parts += [frame(BODY_FRAME, body[i : i + step]) for i in range(0, len(body), step)]
@@ -233,6 +250,10 @@ class Connection:
         arguments = b"\x00\x00" + shortstr(queue) + shortstr(b"") + bytes([bits]) + EMPTY_TABLE
         ok = self.call(method(CONSUME, arguments), CONSUME_OK)
         return ok[1 : 1 + ok[0]]
+
+    def bind(self, queue: bytes, exchange: bytes, routing_key: bytes) -> None:
+        arguments = shortstr(queue) + shortstr(exchange) + shortstr(routing_key)
+        self.call(method(BIND, b"\x00\x00" + arguments + b"\x00" + EMPTY_TABLE), BIND_OK)
 
     def cancel(self, tag: bytes) -> None:
         self.call(method(CANCEL, shortstr(tag) + b"\x00"), CANCEL_OK)
@@ -511,6 +532,238 @@ def declare(args: argparse.Namespace) -> dict[str, Any]:
     return common.result(args, meter)
 
 
+#: where the floor's Thrift calls and replies go: txamqp_next's servers
+#: reply through amq.direct; a direct exchange of one's own (txamqp_next's
+#: C{thrift}) routes the calls the same way
+THRIFT_EXCHANGE = b"amq.direct"
+THRIFT_CLIENT_NAME = b"floor"
+#: seconds without a frame before a concurrent run gives up
+THRIFT_STALL = 60.0
+
+
+def thrift_messages(count: int, size: int, first_seqid: int) -> tuple[list[bytes], list[bytes]]:
+    """
+    The Thrift binary messages of C{count} C{echo} calls and of their
+    replies, encoded with Thrift's own protocol and the workload's
+    generated code, as a txamqp_next client and server would send them.
+    """
+    from thrift.protocol.TBinaryProtocol import TBinaryProtocol
+    from thrift.Thrift import TMessageType
+    from thrift.transport.TTransport import TMemoryBuffer
+
+    from bench import thriftcode
+
+    echo = thriftcode.echo_module()
+    calls: list[bytes] = []
+    replies: list[bytes] = []
+    for i, payload in enumerate(common.bodies(count, size)):
+        for kind, value, out in (
+            (TMessageType.CALL, echo.echo_args(data=payload), calls),
+            (TMessageType.REPLY, echo.echo_result(success=payload), replies),
+        ):
+            buffer = TMemoryBuffer()
+            protocol = TBinaryProtocol(buffer)
+            protocol.writeMessageBegin("echo", kind, first_seqid + i)
+            value.write(protocol)
+            protocol.writeMessageEnd()
+            out.append(buffer.getvalue())
+    return calls, replies
+
+
+def reply_to_of_call(header: bytes) -> bytes:
+    """
+    The C{reply_to} of a Thrift call's content header: it has C{headers}
+    (C{thriftClientName}) and C{reply_to}, nothing else.
+    """
+    flags = CONTENT_HEADER.unpack_from(header)[3]
+    if flags != HEADERS | REPLY_TO:
+        raise BenchError(f"unexpected property flags {flags:#x} on a call")
+    pos = 14 + 4 + U32.unpack_from(header, 14)[0]
+    return header[pos + 1 : pos + 1 + header[pos]]
+
+
+class Messages:
+    """
+    Deliveries and confirms read from a connection's buffer as they
+    complete, across C{recv}s.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._tag = 0
+        self._header = b""
+        self._remaining = -1
+        self._parts: list[bytes] = []
+
+    def read(self) -> list[tuple[int, bytes, bytes]]:
+        """
+        Every delivery completed by the bytes buffered: C{(delivery tag,
+        content header, body)}, or C{(-tag, b"", b"")} for a confirm of
+        every publish up to C{tag} (C{tag} for a confirm of that one alone,
+        marked by a header of C{b"1"}).
+        """
+        done = []
+        while (got := self.conn.next_frame()) is not None:
+            kind, payload = got
+            if kind == METHOD_FRAME:
+                if payload[:4] == DELIVER:
+                    self._tag = struct.unpack_from(">Q", payload, 5 + payload[4])[0]
+                    self._remaining = -1
+                elif payload[:4] == ACK:
+                    tag, bits = TAG_BITS.unpack_from(payload, 4)
+                    done.append((-tag, b"" if bits & 1 else b"1", b""))
+                else:
+                    raise unexpected(payload)
+            elif kind == HEADER_FRAME:
+                self._header = payload
+                self._remaining = CONTENT_HEADER.unpack_from(payload)[2]
+                self._parts = []
+            elif kind == BODY_FRAME:
+                self._parts.append(payload)
+                self._remaining -= len(payload)
+            elif kind != HEARTBEAT_FRAME:
+                raise BenchError(f"frame type {kind}")
+            if kind != METHOD_FRAME and self._remaining == 0:
+                done.append((self._tag, self._header, b"".join(self._parts)))
+                self._remaining = -1
+        return done
+
+
+def thrift(args: argparse.Namespace) -> dict[str, Any]:
+    """
+    The AMQP work of txamqp_next's Thrift calls, as a client and a server
+    in one process would do it, with the least client CPU: each call is
+    published to a direct exchange with C{mandatory}, its C{reply_to} and
+    a C{thriftClientName} header; the server consumes with acknowledgements
+    (prefetch L{common.PREFETCH}, as the workload's servers), publishes the
+    reply (C{mandatory}) from a channel in confirm mode, and acknowledges
+    the call once the broker confirmed its reply; the client consumes its
+    reply queue without acknowledgements.  Every call and reply is checked
+    byte for byte against the Thrift message it should be.
+
+    The sequential calls time a call from the client's publish to its
+    reply; the server's confirm and ack come after that, before the next
+    call (in a real server they overlap the client's reading of the reply).
+    The concurrent calls are all published at once, then both connections
+    are served as their frames arrive.
+    """
+    service = common.queue_name(CLIENT, "thrift").encode()
+    count, size = args.count, args.size
+    server = Connection(args.url)
+    server.queue_declare(service, EXCLUSIVE)
+    server.bind(service, THRIFT_EXCHANGE, service)
+    server.call(method(QOS, struct.pack(">IHB", 0, common.PREFETCH, 0)), QOS_OK)
+    server.call(method(SELECT, b"\x00"), SELECT_OK)
+    server.consume(service)
+    client = Connection(args.url)
+    reply_queue = client.queue_declare(b"", EXCLUSIVE)[0]
+    client.bind(reply_queue, THRIFT_EXCHANGE, reply_queue)
+    client.consume(reply_queue, NO_ACK)
+    fm = client.frame_max
+    table = shortstr(b"thriftClientName") + b"S" + longstr(THRIFT_CLIENT_NAME)
+    properties = U32.pack(len(table)) + table + shortstr(reply_queue)
+
+    def call_frames(calls: list[bytes]) -> list[bytes]:
+        return [
+            publish_frames(
+                service, c, fm, HEADERS | REPLY_TO, properties, THRIFT_EXCHANGE, MANDATORY
+            )
+            for c in calls
+        ]
+
+    def reply_frames(reply_to: bytes, reply: bytes) -> bytes:
+        return publish_frames(reply_to, reply, fm, 0, b"", THRIFT_EXCHANGE, MANDATORY)
+
+    def ack(tag: int, multiple: bool) -> bytes:
+        return method(ACK, TAG_BITS.pack(tag, int(multiple)))
+
+    calls, replies = thrift_messages(count, size, 1)
+    requests = call_frames(calls)
+    server_in, client_in = Messages(server), Messages(client)
+    latencies: list[float] = []
+    perf_counter = time.perf_counter
+    sequential = Meter()
+    sequential.start()
+    for i in range(count):
+        t0 = perf_counter()
+        client.send(requests[i])
+        while not (got := server_in.read()):
+            server.fill()
+        [(tag, header, body)] = got
+        if tag != i + 1 or body != calls[i]:
+            raise BenchError(f"call {i} came as delivery {tag} with a wrong body")
+        server.send(reply_frames(reply_to_of_call(header), replies[i]))
+        while not (got := client_in.read()):
+            client.fill()
+        latencies.append(perf_counter() - t0)
+        [(_, _, body)] = got
+        check_body(i, size, body[-size - 1 : -1])
+        if body != replies[i]:
+            raise BenchError(f"reply {i} is not the echo of its call")
+        while not (got := server_in.read()):
+            server.fill()
+        [(confirmed, _, _)] = got
+        if abs(confirmed) != i + 1:
+            raise BenchError(f"confirm of {abs(confirmed)} where {i + 1} was due")
+        server.send(ack(tag, False))
+    sequential.stop()
+
+    calls, replies = thrift_messages(count, size, count + 1)
+    requests = call_frames(calls)
+    first_tag = count + 1
+    concurrent = Meter()
+    concurrent.start()
+    client.send(b"".join(requests))
+    answered = acked = replied = 0
+    while replied < count or acked < count:
+        readable, _, _ = select.select([server.sock, client.sock], [], [], THRIFT_STALL)
+        if not readable:
+            raise BenchError(f"no frame in {THRIFT_STALL:g} s")
+        if server.sock in readable:
+            server.fill()
+            out = []
+            for tag, header, body in server_in.read():
+                if tag > 0:
+                    i = tag - first_tag
+                    if i != answered or body != calls[i]:
+                        raise BenchError(f"delivery {tag} is not call {answered}")
+                    out.append(reply_frames(reply_to_of_call(header), replies[i]))
+                    answered += 1
+                else:
+                    # publish n's confirm: call n (delivery first_tag - 1 + n)
+                    # is acked, with every call before it when the confirm was
+                    up_to = -tag - count
+                    if header:
+                        out.append(ack(first_tag - 1 + up_to, False))
+                        acked += 1
+                    elif up_to > acked:
+                        out.append(ack(first_tag - 1 + up_to, True))
+                        acked = up_to
+            if out:
+                server.send(b"".join(out))
+        if client.sock in readable:
+            client.fill()
+            for _, _, body in client_in.read():
+                check_body(replied, size, body[-size - 1 : -1])
+                if body != replies[replied]:
+                    raise BenchError(f"reply {replied} is not the echo of its call")
+                replied += 1
+    concurrent.stop()
+    client.close()
+    server.close()
+    extra: dict[str, Any] = {}
+    if concurrent.broker_cpu is not None:
+        extra["concurrent_broker_cpu_us"] = round(concurrent.broker_cpu / count * 1e6, 2)
+    return common.result(
+        args,
+        sequential,
+        **common.rpc_extra(latencies),
+        concurrent_per_s=round(count / concurrent.wall, 1),
+        concurrent_cpu_us=round(concurrent.cpu / count * 1e6, 2),
+        **extra,
+    )
+
+
 WORKLOADS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "publish": publish,
     "confirm": confirm,
@@ -518,6 +771,7 @@ WORKLOADS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "rpc": rpc,
     "large": large,
     "declare": declare,
+    "thrift": thrift,
 }
 
 
