@@ -177,6 +177,181 @@ class ClientTests(SynchronousTestCase):
         self.assertEqual(self.stub._reqs, {})
         self.assertEqual(self.client.pending, 0)
 
+    def timers(self) -> list[Any]:
+        """
+        The clock's delayed calls once the reactor turn has ended (the
+        connection's end-of-turn write is not a call's timer).
+        """
+        self.broker.clock.advance(0)
+        return list(self.broker.clock.getDelayedCalls())
+
+    def test_one_timer_for_many_calls(self) -> None:
+        """
+        However many calls wait, the client has one timer; each call still
+        times out its own C{timeout} after it was sent, and once no call
+        waits no timer is left.
+        """
+        clock = self.broker.clock
+        early = [self.stub.add(i, i) for i in range(50)]
+        self.assertEqual(len(self.timers()), 1)
+        clock.advance(2)
+        late = [self.stub.add(i, i) for i in range(50)]
+        self.assertEqual(len(self.timers()), 1)
+        self.reply(self.add_reply(1, 0))
+        self.reply(self.add_reply(60, 20), 2)
+        clock.advance(2.9)
+        self.assertEqual({outcome(d) for d in early[1:] + late[:9] + late[10:]}, {"pending"})
+        clock.advance(0.1)
+        self.assertEqual(outcome(early[0]), 0)
+        self.assertEqual(outcome(late[9]), 20)
+        for d in early[1:]:
+            self.assertIsInstance(outcome(d).value, CallTimeout)
+        self.assertEqual({outcome(d) for d in late[:9] + late[10:]}, {"pending"})
+        self.assertEqual(len(self.timers()), 1)
+        clock.advance(1.9)
+        self.assertEqual(outcome(late[0]), "pending")
+        clock.advance(0.1)
+        for d in late[:9] + late[10:]:
+            self.assertIsInstance(outcome(d).value, CallTimeout)
+        self.assertEqual(self.client.pending, 0)
+        self.assertEqual(self.timers(), [])
+
+    def test_timeout_lowered(self) -> None:
+        """
+        A call keeps the timeout the client had when it was sent: lowering
+        it makes the later calls time out first, each with its own timeout
+        in its error.
+        """
+        clock = self.broker.clock
+        first = self.stub.add(1, 1)
+        self.client.timeout = 1
+        second = self.stub.add(2, 2)
+        clock.advance(1)
+        self.assertEqual(outcome(first), "pending")
+        error = outcome(second).value
+        self.assertIsInstance(error, CallTimeout)
+        self.assertIn("within 1s", str(error))
+        clock.advance(3.9)
+        self.assertEqual(outcome(first), "pending")
+        clock.advance(0.1)
+        self.assertIn("within 5s", str(outcome(first).value))
+        self.assertEqual(self.timers(), [])
+
+    def test_no_timeout(self) -> None:
+        """
+        With C{timeout=None} a call never times out and starts no timer; a
+        timeout set later applies to the calls sent after.
+        """
+        self.client.timeout = None
+        forever = self.stub.add(1, 1)
+        self.assertEqual(self.timers(), [])
+        self.client.timeout = 2
+        bounded = self.stub.add(2, 2)
+        self.broker.clock.advance(1000)
+        self.assertEqual(outcome(forever), "pending")
+        self.assertIsInstance(outcome(bounded).value, CallTimeout)
+        self.assertEqual(self.timers(), [])
+
+    def test_sequence_id_used_again(self) -> None:
+        """
+        A call sent with the sequence id of one still waiting (the
+        generated client's counter started again) takes that id's place,
+        with its own deadline, and the calls sent between them still time
+        out on time.
+        """
+        clock = self.broker.clock
+        self.stub.add(1, 1)
+        clock.advance(1)
+        between = self.stub.add(2, 2)
+        clock.advance(1)
+        self.stub._seqid = 0
+        again = self.stub.add(3, 3)
+        self.assertEqual(self.client.pending, 2)
+        clock.advance(3.9)
+        self.assertEqual(outcome(between), "pending")
+        clock.advance(0.1)
+        self.assertIsInstance(outcome(between).value, CallTimeout)
+        self.assertEqual(outcome(again), "pending")
+        clock.advance(1)
+        self.assertIsInstance(outcome(again).value, CallTimeout)
+        self.assertEqual(self.timers(), [])
+
+    def test_call_from_timeout_callback(self) -> None:
+        """
+        A call made by the errback of a call that timed out gets its own
+        full timeout, on the one timer.
+        """
+        clock = self.broker.clock
+        again: list[Deferred[Any]] = []
+        self.stub.add(1, 1).addErrback(lambda _: again.append(self.stub.add(2, 2)))
+        self.stub.add(3, 3).addErrback(lambda _: None)
+        clock.advance(5)
+        [retry] = again
+        self.assertEqual(len(self.timers()), 1)
+        clock.advance(4.9)
+        self.assertEqual(outcome(retry), "pending")
+        clock.advance(0.1)
+        self.assertIsInstance(outcome(retry).value, CallTimeout)
+        self.assertEqual(self.timers(), [])
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.lists(
+            st.one_of(
+                st.tuples(st.just("call"), st.sampled_from([None, 0.5, 1.0, 3.0])),
+                st.tuples(st.just("reply"), st.integers(0, 30)),
+                st.tuples(st.just("wait"), st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0])),
+            ),
+            max_size=40,
+        )
+    )
+    def test_timeouts_as_timers_per_call(self, steps: list[tuple[str, Any]]) -> None:
+        """
+        Whatever the calls, their timeouts (changed between calls, or none),
+        replies and the time between them, each call ends as it would with
+        a timer of its own: timed out once its own timeout has passed
+        without a reply, answered otherwise; the client never has more than
+        one timer, and none once no call waits.
+        """
+        self.setUp()
+        clock = self.broker.clock
+        calls: list[list[Any]] = []
+        expected: dict[int, Any] = {}
+        tag = 0
+        for kind, value in steps:
+            if kind == "call":
+                self.client.timeout = value
+                seqid = len(calls) + 1
+                ended: list[Any] = []
+                self.stub.add(seqid, 0).addBoth(ended.append)
+                calls.append(ended)
+                deadline = None if value is None else clock.seconds() + value
+                expected[seqid] = ("pending", deadline)
+            elif kind == "reply" and value < len(calls):
+                seqid = value + 1
+                if expected[seqid][0] == "pending":
+                    expected[seqid] = ("answered", None)
+                tag += 1
+                self.reply(self.add_reply(seqid, seqid), tag)
+            elif kind == "wait":
+                clock.advance(value)
+                for seqid, (state, deadline) in expected.items():
+                    if state == "pending" and deadline is not None and deadline <= clock.seconds():
+                        expected[seqid] = ("timed out", None)
+            self.assertLessEqual(len(self.timers()), 1)
+            for seqid, ended in enumerate(calls, 1):
+                state = expected[seqid][0]
+                if state == "pending":
+                    self.assertEqual(ended, [], seqid)
+                elif state == "answered":
+                    self.assertEqual(ended, [seqid])
+                else:
+                    [failure] = ended
+                    self.assertIsInstance(failure.value, CallTimeout)
+        if self.client.pending == 0:
+            self.assertEqual(self.timers(), [])
+        self.flushLoggedErrors()
+
     def test_returned(self) -> None:
         """
         A call the broker returns fails at once with L{ServiceUnavailable}.

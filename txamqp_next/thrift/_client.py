@@ -343,19 +343,26 @@ class _Call:
     """
     A call waiting for its reply.
 
+    @ivar deadline: when it times out (the clock's seconds), or C{None}.
+    @ivar timeout: the client's timeout when it was sent.
     @ivar held: for a call made while a recovering connection was down,
         its message and the time until which it is sent again when the
         broker returns it (no server bound yet: the servers may be
         recovering too).
     """
 
-    __slots__ = ("held", "method", "timer")
+    __slots__ = ("deadline", "held", "method", "timeout")
 
     def __init__(
-        self, method: str, timer: IDelayedCall | None, held: tuple[bytes, float] | None = None
+        self,
+        method: str,
+        timeout: float | None,
+        deadline: float | None,
+        held: tuple[bytes, float] | None = None,
     ) -> None:
         self.method = method
-        self.timer = timer
+        self.timeout = timeout
+        self.deadline = deadline
         self.held = held
 
 
@@ -468,7 +475,16 @@ class ThriftClient(Generic[ClientT]):
         self._iprot_factory = iprot_factory or binary_protocol()
         self._oprot_factory = oprot_factory or self._iprot_factory
         self._owns_channel = owns_channel
+        #: the calls waiting, in the order they were sent
         self._calls: dict[int, _Call] = {}
+        #: the one timer of the calls' deadlines (see L{_watch}), when armed
+        self._timer: IDelayedCall | None = None
+        self._timer_at = 0.0
+        #: the latest deadline given, and whether the calls' deadlines are
+        #: in the order of C{_calls} (not so once C{timeout} was lowered
+        #: while calls waited)
+        self._last_deadline = 0.0
+        self._in_order = True
         self._consumer: Consumer | RecoveringConsumer | None = None
         self._sending = False
         self._send_error: BaseException | None = None
@@ -536,13 +552,19 @@ class ThriftClient(Generic[ClientT]):
             )
         method, mtype, seqid = read_header(message, self._oprot_factory)
         if mtype != TMessageType.ONEWAY:
-            timer = None
-            if self.timeout is not None:
-                timer = self._clock.callLater(self.timeout, self._timed_out, seqid)
+            now = self._clock.seconds()
+            timeout = self.timeout
+            deadline = None if timeout is None else now + timeout
             held = None
             if isinstance(self.channel, RecoveringChannel) and not self.channel.is_open:
-                held = (message, self._clock.seconds() + (self.timeout or 60.0))
-            self._calls[seqid] = _Call(method, timer, held)
+                held = (message, now + (timeout or 60.0))
+            calls = self._calls
+            if seqid in calls:
+                # a sequence id used again: the call goes to the end
+                self._forget(seqid)
+            calls[seqid] = _Call(method, timeout, deadline, held)
+            if deadline is not None:
+                self._watch(deadline, now)
         self._sending = True
         try:
             self._publish(message, seqid, method)
@@ -615,9 +637,71 @@ class ThriftClient(Generic[ClientT]):
 
     def _forget(self, seqid: int) -> _Call | None:
         call = self._calls.pop(seqid, None)
-        if call is not None and call.timer is not None and call.timer.active():
-            call.timer.cancel()
+        if not self._calls:
+            # no call waits: no timer either
+            self._in_order = True
+            self._last_deadline = 0.0
+            timer, self._timer = self._timer, None
+            if timer is not None and timer.active():
+                timer.cancel()
         return call
+
+    # -- deadlines ---------------------------------------------------------------
+    #
+    # One timer for all of a client's calls rather than one per call: it is
+    # armed for the earliest deadline of the calls waiting.  With a timeout
+    # that does not change, deadlines come in the order calls are sent, the
+    # order of C{_calls}, so the earliest is the first call's that has one.
+
+    def _watch(self, deadline: float, now: float) -> None:
+        """
+        A call was sent at C{now} with C{deadline}: arm the timer for it
+        unless it is armed for an earlier time.
+        """
+        if deadline < self._last_deadline:
+            self._in_order = False
+        self._last_deadline = deadline
+        timer = self._timer
+        if timer is None:
+            self._arm(deadline, now)
+        elif deadline < self._timer_at:
+            timer.cancel()
+            self._arm(deadline, now)
+
+    def _arm(self, deadline: float, now: float) -> None:
+        self._timer_at = deadline
+        self._timer = self._clock.callLater(max(0.0, deadline - now), self._deadlines_reached)
+
+    def _deadlines_reached(self) -> None:
+        """
+        The timer fired: time out every call whose deadline has come, then
+        arm the timer for the earliest deadline left.
+        """
+        self._timer = None
+        now = self._clock.seconds()
+        due = []
+        for seqid, call in self._calls.items():
+            deadline = call.deadline
+            if deadline is None:
+                continue
+            if deadline <= now:
+                due.append(seqid)
+            elif self._in_order:
+                break
+        for seqid in due:
+            self._timed_out(seqid)
+        if self._timer is None and self.closed is None:
+            # (a callback of a call timed out may have sent another, which
+            # armed the timer)
+            earliest = None
+            for call in self._calls.values():
+                deadline = call.deadline
+                if deadline is not None and (earliest is None or deadline < earliest):
+                    earliest = deadline
+                    if self._in_order:
+                        break
+            if earliest is not None:
+                self._arm(earliest, self._clock.seconds())
 
     def _fail(self, seqid: int, error: BaseException) -> None:
         self._forget(seqid)
@@ -628,17 +712,18 @@ class ThriftClient(Generic[ClientT]):
     def _timed_out(self, seqid: int) -> None:
         call = self._calls.get(seqid)
         if call is None:
+            # answered or failed by the callback of another call timed out
             return
-        call.timer = None
-        assert self.timeout is not None
+        timeout = call.timeout
+        assert timeout is not None, "a call without a timeout timed out"
         self.log.warn(
             "no reply to {method} (seqid {seqid}) from {service} within {timeout}s",
             method=call.method,
             seqid=seqid,
             service=self.service_name,
-            timeout=self.timeout,
+            timeout=timeout,
         )
-        self._fail(seqid, CallTimeout(self.service_name, call.method, seqid, self.timeout))
+        self._fail(seqid, CallTimeout(self.service_name, call.method, seqid, timeout))
 
     # -- replies -----------------------------------------------------------------
 
