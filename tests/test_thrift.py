@@ -956,6 +956,84 @@ class ServerTests(SynchronousTestCase):
         [ack] = self.broker.sent()
         self.assertEqual(ack.NAME, "basic.ack")
 
+    def log_events(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        return events
+
+    def test_reply_nacked(self) -> None:
+        """
+        A reply the broker nacks is logged and the call left
+        unacknowledged (for the broker to redeliver once the channel
+        closes); it is no longer in flight.
+        """
+        events = self.log_events()
+        self.call(self.add_call())
+        self.broker.sent()
+        self.broker.reply("basic.nack", delivery_tag=1, multiple=False, requeue=False)
+        self.assertEqual(self.broker.sent(), [])
+        self.assertEqual(self.server.in_flight, 0)
+        [warning] = [e for e in events if "stays unacknowledged" in e.get("log_format", "")]
+        self.assertEqual(warning["reply_to"], "rq")
+
+    def test_reject_refused(self) -> None:
+        """
+        A reject the channel refuses is logged; the call is no longer in
+        flight.
+        """
+        events = self.log_events()
+        refused = fail(LocalProtocolError(505, "refused for the test"))
+        with mock.patch.object(Message, "reject", return_value=refused):
+            self.call(b"\x00\x01junk")
+        self.assertEqual(self.server.in_flight, 0)
+        self.assertEqual(self.broker.sent(), [])
+        [warning] = [e for e in events if e.get("action") == "reject"]
+        self.assertIn("refused for the test", str(warning["error"]))
+        self.assertEqual(len(self.flushLoggedErrors()), 1)
+
+    def test_handling_breaks(self) -> None:
+        """
+        An unexpected error after the processor (here the ack raising) is
+        logged as such, and the call is no longer in flight.
+        """
+        with mock.patch.object(Message, "ack", side_effect=RuntimeError("ack broke")):
+            self.call(self.add_call())
+            self.broker.reply("basic.ack", delivery_tag=1, multiple=False)
+        self.assertEqual(self.server.in_flight, 0)
+        [logged] = self.flushLoggedErrors(RuntimeError)
+        self.assertEqual(str(logged.value), "ack broke")
+
+    def test_every_reply_confirmed_first(self) -> None:
+        """
+        A processor that publishes two replies has its call acknowledged
+        once both are confirmed, whatever the order of the confirms.
+        """
+        for first, second in ((1, 2), (2, 1)):
+            self.setUp()
+
+            class Twice:
+                def __init__(self, inner: Any) -> None:
+                    self.inner = inner
+
+                def process(self, iprot: Any, oprot: Any) -> Any:
+                    self.inner.process(iprot, oprot)
+                    oprot.trans.write(b"again")
+                    oprot.trans.flush()
+
+            self.server.processor = Twice(self.server.processor)
+            self.call(self.add_call())
+            self.assertEqual(
+                [m.NAME for m in self.broker.sent()], ["basic.publish", "basic.publish"]
+            )
+            self.broker.reply("basic.ack", delivery_tag=first, multiple=False)
+            self.assertEqual(self.broker.sent(), [])
+            self.assertEqual(self.server.in_flight, 1)
+            self.broker.reply("basic.ack", delivery_tag=second, multiple=False)
+            [ack] = self.broker.sent()
+            self.assertEqual((ack.NAME, ack.delivery_tag), ("basic.ack", 1))
+            self.assertEqual(self.server.in_flight, 0)
+
 
 class _Processor:
     """

@@ -717,6 +717,19 @@ class _InFlight:
         self.count = 0
         self._idle_waiters: list[Deferred[None]] = []
 
+    def begin(self) -> None:
+        """
+        A piece of work started; L{end} it once done.
+        """
+        self.count += 1
+
+    def end(self, _: object = None) -> None:
+        """
+        A piece of work L{begin}-ed is done (a callback: its argument is
+        ignored).
+        """
+        self._done(None)
+
     def run(self, work: Coroutine[Any, Any, None], on_failure: Callable[[Failure], None]) -> None:
         """
         Run C{work}, counting it until it is done.

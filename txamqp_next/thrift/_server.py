@@ -14,8 +14,9 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from txamqp_next._deferred import from_coroutine, may_fail, succeed
+from txamqp_next._deferred import fail, from_coroutine, may_fail, succeed
 from txamqp_next.channel import Consumer
 from txamqp_next.confirms import Unroutable
 from txamqp_next.message import Message
@@ -43,12 +44,13 @@ class _ReplyTransport:
     The Thrift transport a processor writes one reply to; C{flush}
     publishes what was written.
 
+    @ivar reply_to: where the replies go (the call's C{reply_to}).
     @ivar sent: the L{Deferred}s of the replies published.
     """
 
     def __init__(self, server: ThriftServer, reply_to: str | None) -> None:
         self._server = server
-        self._reply_to = reply_to
+        self.reply_to = reply_to
         self._buffer: list[bytes] = []
         self.sent: list[Deferred[None]] = []
 
@@ -75,7 +77,7 @@ class _ReplyTransport:
         body = b"".join(self._buffer)
         self._buffer.clear()
         if body:
-            self.sent.append(self._server._publish_reply(self._reply_to, body))
+            self.sent.append(self._server._publish_reply(self.reply_to, body))
 
 
 class ThriftServer:
@@ -161,54 +163,108 @@ class ThriftServer:
     # -- calls -------------------------------------------------------------------
 
     def _request(self, message: Message) -> None:
+        """
+        Handle one call, as a chain of callbacks (a call's steps mostly run
+        at once: a coroutine per call cost more than the steps themselves):
+        run the processor, which publishes the reply; wait for the broker
+        to confirm the reply (in confirm mode); acknowledge the call.  It
+        counts as in flight until its ack or reject is settled.
+        """
         if self._stopping:
             return
-        self._calls.run(
-            self._handle(message),
-            lambda f: self.log.failure(
-                "handling Thrift call {delivery_tag} on {queue} went wrong",
-                f,
-                delivery_tag=message.delivery_tag,
-                queue=self.queue,
-            ),
-        )
-
-    async def _handle(self, message: Message) -> None:
         reply_to: str | None = getattr(message.properties, "reply_to", None)
         transport = _ReplyTransport(self, reply_to)
+        self._calls.begin()
         try:
             iprot = reading_protocol(self._iprot_factory, message.body)
             oprot = self._oprot_factory.getProtocol(transport)
-            await maybeDeferred(self.processor.process, iprot, oprot)
-        except Exception:
-            self.log.failure(
-                "the Thrift processor failed on call {delivery_tag} ({size} bytes) from "
-                "queue {queue}; rejecting it",
-                delivery_tag=message.delivery_tag,
-                size=len(message.body),
-                queue=self.queue,
-            )
-            await self._settle(message.reject(requeue=False), "reject", message)
-            return
-        for sent in transport.sent:
-            try:
-                await sent
-            except Unroutable:
-                self.log.warn(
-                    "the reply to {reply_to} was returned: its client has gone",
-                    reply_to=reply_to,
+            processed = maybeDeferred(self.processor.process, iprot, oprot)
+        except Exception as e:
+            processed = fail(e)
+        processed.addCallbacks(
+            self._processed,
+            self._processor_failed,
+            callbackArgs=(message, transport, 0),
+            errbackArgs=(message,),
+        )
+        processed.addErrback(self._went_wrong, message)
+        processed.addBoth(self._calls.end)
+
+    def _processed(
+        self, _: object, message: Message, transport: _ReplyTransport, first: int
+    ) -> Deferred[None] | None:
+        """
+        The processor is done: once every reply from C{transport.sent[first]}
+        on is settled, acknowledge the call.
+        """
+        sent = transport.sent
+        for index in range(first, len(sent)):
+            published = sent[index]
+            if may_fail(published):
+                # in flight (confirm mode) or failed: go on once settled
+                return published.addCallbacks(
+                    self._processed,
+                    self._reply_failed,
+                    callbackArgs=(message, transport, index + 1),
+                    errbackArgs=(message, transport, index + 1),
                 )
-            except Exception as e:
-                self.log.warn(
-                    "could not publish the reply to {reply_to} ({error}); the call stays "
-                    "unacknowledged",
-                    reply_to=reply_to,
-                    error=e,
-                )
-                return
         acked = message.ack()
         if may_fail(acked):
-            await self._settle(acked, "ack", message)
+            return acked.addErrback(self._settle_failed, "ack", message)
+        return None
+
+    def _reply_failed(
+        self, failure: Failure, message: Message, transport: _ReplyTransport, next_reply: int
+    ) -> Deferred[None] | Failure | None:
+        if isinstance(failure.value, Unroutable):
+            self.log.warn(
+                "the reply to {reply_to} was returned: its client has gone",
+                reply_to=transport.reply_to,
+            )
+            return self._processed(None, message, transport, next_reply)
+        if not isinstance(failure.value, Exception):
+            return failure
+        self.log.warn(
+            "could not publish the reply to {reply_to} ({error}); the call stays unacknowledged",
+            reply_to=transport.reply_to,
+            error=failure.value,
+        )
+        return None
+
+    def _processor_failed(
+        self, failure: Failure, message: Message
+    ) -> Deferred[None] | Failure | None:
+        if not isinstance(failure.value, Exception):
+            return failure
+        self.log.failure(
+            "the Thrift processor failed on call {delivery_tag} ({size} bytes) from "
+            "queue {queue}; rejecting it",
+            failure,
+            delivery_tag=message.delivery_tag,
+            size=len(message.body),
+            queue=self.queue,
+        )
+        rejected = message.reject(requeue=False)
+        if may_fail(rejected):
+            return rejected.addErrback(self._settle_failed, "reject", message)
+        return None
+
+    def _settle_failed(self, failure: Failure, action: str, message: Message) -> None:
+        self.log.warn(
+            "could not {action} call {delivery_tag} on {queue} ({error})",
+            action=action,
+            delivery_tag=message.delivery_tag,
+            queue=self.queue,
+            error=failure.value,
+        )
+
+    def _went_wrong(self, failure: Failure, message: Message) -> None:
+        self.log.failure(
+            "handling Thrift call {delivery_tag} on {queue} went wrong",
+            failure,
+            delivery_tag=message.delivery_tag,
+            queue=self.queue,
+        )
 
     def _publish_reply(self, reply_to: str | None, body: bytes) -> Deferred[None]:
         if not reply_to:
@@ -225,18 +281,6 @@ class ThriftServer:
         return self.channel.basic_publish(
             exchange=self.responses_exchange, routing_key=reply_to, body=body, mandatory=True
         )
-
-    async def _settle(self, sent: Deferred[None], action: str, message: Message) -> None:
-        try:
-            await sent
-        except Exception as e:
-            self.log.warn(
-                "could not {action} call {delivery_tag} on {queue} ({error})",
-                action=action,
-                delivery_tag=message.delivery_tag,
-                queue=self.queue,
-                error=e,
-            )
 
     # -- stopping ------------------------------------------------------------------
 
