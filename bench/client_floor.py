@@ -751,17 +751,7 @@ def thrift(args: argparse.Namespace) -> dict[str, Any]:
     concurrent.stop()
     client.close()
     server.close()
-    extra: dict[str, Any] = {}
-    if concurrent.broker_cpu is not None:
-        extra["concurrent_broker_cpu_us"] = round(concurrent.broker_cpu / count * 1e6, 2)
-    return common.result(
-        args,
-        sequential,
-        **common.rpc_extra(latencies),
-        concurrent_per_s=round(count / concurrent.wall, 1),
-        concurrent_cpu_us=round(concurrent.cpu / count * 1e6, 2),
-        **extra,
-    )
+    return common.thrift_result(args, sequential, concurrent, latencies)
 
 
 WORKLOADS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {

@@ -328,6 +328,28 @@ def rpc_extra(latencies: list[float]) -> dict[str, Any]:
     }
 
 
+def thrift_result(
+    args: argparse.Namespace, sequential: Meter, concurrent: Meter, latencies: list[float]
+) -> dict[str, Any]:
+    """
+    The record of a C{thrift} run: the sequential calls' rate, CPU and
+    latencies, and the concurrent calls' rate and CPU (and the broker's)
+    per call, for C{args.count} calls each.
+    """
+    count = args.count
+    extra: dict[str, Any] = {}
+    if concurrent.broker_cpu is not None:
+        extra["concurrent_broker_cpu_us"] = round(concurrent.broker_cpu / count * 1e6, 2)
+    return result(
+        args,
+        sequential,
+        **rpc_extra(latencies),
+        concurrent_per_s=round(count / concurrent.wall, 1),
+        concurrent_cpu_us=round(concurrent.cpu / count * 1e6, 2),
+        **extra,
+    )
+
+
 def emit(record: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()

@@ -116,14 +116,4 @@ async def measure(args: Any, stub: Any) -> dict[str, Any]:
         raise BenchError(f"{len(replies)} concurrent replies, not {count}")
     for i, got in enumerate(replies):
         check_body(i, size, got)
-    extra: dict[str, Any] = {}
-    if concurrent.broker_cpu is not None:
-        extra["concurrent_broker_cpu_us"] = round(concurrent.broker_cpu / count * 1e6, 2)
-    return common.result(
-        args,
-        sequential,
-        **common.rpc_extra(latencies),
-        concurrent_per_s=round(count / concurrent.wall, 1),
-        concurrent_cpu_us=round(concurrent.cpu / count * 1e6, 2),
-        **extra,
-    )
+    return common.thrift_result(args, sequential, concurrent, latencies)
