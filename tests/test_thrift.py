@@ -294,59 +294,113 @@ class ClientTests(SynchronousTestCase):
         self.assertIsInstance(outcome(retry).value, CallTimeout)
         self.assertEqual(self.timers(), [])
 
-    @settings(max_examples=60, deadline=None)
+    def test_call_from_timeout_callback_keeps_earlier_deadlines(self) -> None:
+        """
+        A call made by the errback of a call that timed out does not delay
+        the calls sent before it: each still times out on time.
+        """
+        clock = self.broker.clock
+        again: list[Deferred[Any]] = []
+        self.stub.add(1, 1).addErrback(lambda _: again.append(self.stub.add(2, 2)))
+        clock.advance(1)
+        waiting = self.stub.add(3, 3)
+        clock.advance(4)
+        [retry] = again
+        clock.advance(0.9)
+        self.assertEqual(outcome(waiting), "pending")
+        clock.advance(0.1)
+        self.assertIsInstance(outcome(waiting).value, CallTimeout)
+        self.assertEqual(outcome(retry), "pending")
+        clock.advance(4)
+        self.assertIsInstance(outcome(retry).value, CallTimeout)
+        self.assertEqual(self.timers(), [])
+
+    @settings(max_examples=300, deadline=None)
     @given(
         st.lists(
             st.one_of(
-                st.tuples(st.just("call"), st.sampled_from([None, 0.5, 1.0, 3.0])),
-                st.tuples(st.just("reply"), st.integers(0, 30)),
-                st.tuples(st.just("wait"), st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0])),
+                st.tuples(st.just("call"), st.sampled_from([None, 0.5, 2.0]), st.booleans()),
+                st.tuples(st.just("reply"), st.integers(0, 15), st.just(False)),
+                st.tuples(st.just("wait"), st.sampled_from([0.0, 0.25, 1.0]), st.just(False)),
             ),
-            max_size=40,
+            max_size=30,
         )
     )
-    def test_timeouts_as_timers_per_call(self, steps: list[tuple[str, Any]]) -> None:
+    def test_timeouts_as_timers_per_call(self, steps: list[tuple[str, Any, bool]]) -> None:
         """
         Whatever the calls, their timeouts (changed between calls, or none),
-        replies and the time between them, each call ends as it would with
-        a timer of its own: timed out once its own timeout has passed
-        without a reply, answered otherwise; the client never has more than
-        one timer, and none once no call waits.
+        replies, the time between them and the calls made again by the
+        errback of a call that timed out, each call ends as it would with a
+        timer of its own: timed out once its own timeout has passed without
+        a reply, answered otherwise; the client never has more than one
+        timer, and none once no call waits.
         """
         self.setUp()
         clock = self.broker.clock
-        calls: list[list[Any]] = []
-        expected: dict[int, Any] = {}
+        # per call (by sequence id): what it ended with, in the real client
+        ended: dict[int, list[Any]] = {}
+        # and in the model: state, deadline, whether it is made again on
+        # timing out
+        model: dict[int, list[Any]] = {}
+
+        def call(again: bool) -> None:
+            seqid = len(ended) + 1
+            timeout = self.client.timeout
+            deadline = None if timeout is None else clock.seconds() + timeout
+            model[seqid] = ["pending", deadline, again]
+            ended[seqid] = []
+
+            def end(result: Any) -> None:
+                ended[seqid].append(result)
+                if again and isinstance(result, Failure) and result.check(CallTimeout):
+                    call(False)
+
+            self.stub.add(seqid, 0).addBoth(end)
+
         tag = 0
-        for kind, value in steps:
+        for kind, value, again in steps:
             if kind == "call":
                 self.client.timeout = value
-                seqid = len(calls) + 1
-                ended: list[Any] = []
-                self.stub.add(seqid, 0).addBoth(ended.append)
-                calls.append(ended)
-                deadline = None if value is None else clock.seconds() + value
-                expected[seqid] = ("pending", deadline)
-            elif kind == "reply" and value < len(calls):
+                call(again)
+            elif kind == "reply" and value < len(ended):
                 seqid = value + 1
-                if expected[seqid][0] == "pending":
-                    expected[seqid] = ("answered", None)
+                if model[seqid][0] == "pending":
+                    model[seqid][0] = "answered"
                 tag += 1
                 self.reply(self.add_reply(seqid, seqid), tag)
             elif kind == "wait":
+                # the model first: calls time out in the order of their
+                # deadlines; one made again gets the client's timeout then
+                end = clock.seconds() + value
+                made = len(model)
+                while True:
+                    due = [
+                        (entry[1], seqid)
+                        for seqid, entry in model.items()
+                        if entry[0] == "pending" and entry[1] is not None and entry[1] <= end
+                    ]
+                    if not due:
+                        break
+                    deadline, seqid = min(due)
+                    model[seqid][0] = "timed out"
+                    if model[seqid][2]:
+                        made += 1
+                        timeout = self.client.timeout
+                        model[made] = [
+                            "pending",
+                            None if timeout is None else deadline + timeout,
+                            False,
+                        ]
                 clock.advance(value)
-                for seqid, (state, deadline) in expected.items():
-                    if state == "pending" and deadline is not None and deadline <= clock.seconds():
-                        expected[seqid] = ("timed out", None)
+                self.assertEqual(len(ended), len(model))
             self.assertLessEqual(len(self.timers()), 1)
-            for seqid, ended in enumerate(calls, 1):
-                state = expected[seqid][0]
+            for seqid, (state, _, _) in model.items():
                 if state == "pending":
-                    self.assertEqual(ended, [], seqid)
+                    self.assertEqual(ended[seqid], [], seqid)
                 elif state == "answered":
-                    self.assertEqual(ended, [seqid])
+                    self.assertEqual(ended[seqid], [seqid])
                 else:
-                    [failure] = ended
+                    [failure] = ended[seqid]
                     self.assertIsInstance(failure.value, CallTimeout)
         if self.client.pending == 0:
             self.assertEqual(self.timers(), [])

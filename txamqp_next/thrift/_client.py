@@ -485,6 +485,8 @@ class ThriftClient(Generic[ClientT]):
         #: while calls waited)
         self._last_deadline = 0.0
         self._in_order = True
+        #: whether calls are being timed out (the timer is armed after)
+        self._timing_out = False
         self._consumer: Consumer | RecoveringConsumer | None = None
         self._sending = False
         self._send_error: BaseException | None = None
@@ -661,6 +663,8 @@ class ThriftClient(Generic[ClientT]):
         if deadline < self._last_deadline:
             self._in_order = False
         self._last_deadline = deadline
+        if self._timing_out:
+            return
         timer = self._timer
         if timer is None:
             self._arm(deadline, now)
@@ -688,11 +692,15 @@ class ThriftClient(Generic[ClientT]):
                 due.append(seqid)
             elif self._in_order:
                 break
-        for seqid in due:
-            self._timed_out(seqid)
-        if self._timer is None and self.closed is None:
-            # (a callback of a call timed out may have sent another, which
-            # armed the timer)
+        # the callbacks of the calls timed out may send others: the timer is
+        # armed once they are all done, for the earliest deadline of all
+        self._timing_out = True
+        try:
+            for seqid in due:
+                self._timed_out(seqid)
+        finally:
+            self._timing_out = False
+        if self._calls and self.closed is None:
             earliest = None
             for call in self._calls.values():
                 deadline = call.deadline
