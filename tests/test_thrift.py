@@ -185,6 +185,16 @@ class ClientTests(SynchronousTestCase):
         self.broker.clock.advance(0)
         return list(self.broker.clock.getDelayedCalls())
 
+    def assert_times_out_in(self, call: Deferred[Any], seconds: float) -> None:
+        """
+        C{call} is still waiting 0.1 s before C{seconds} have passed, and
+        has failed with L{CallTimeout} once they have.
+        """
+        self.broker.clock.advance(seconds - 0.1)
+        self.assertEqual(outcome(call), "pending")
+        self.broker.clock.advance(0.1)
+        self.assertIsInstance(outcome(call).value, CallTimeout)
+
     def test_one_timer_for_many_calls(self) -> None:
         """
         However many calls wait, the client has one timer; each call still
@@ -267,13 +277,8 @@ class ClientTests(SynchronousTestCase):
         self.stub._seqid = 0
         again = self.stub.add(3, 3)
         self.assertEqual(self.client.pending, 2)
-        clock.advance(3.9)
-        self.assertEqual(outcome(between), "pending")
-        clock.advance(0.1)
-        self.assertIsInstance(outcome(between).value, CallTimeout)
-        self.assertEqual(outcome(again), "pending")
-        clock.advance(1)
-        self.assertIsInstance(outcome(again).value, CallTimeout)
+        self.assert_times_out_in(between, 4)
+        self.assert_times_out_in(again, 1)
         self.assertEqual(self.timers(), [])
 
     def test_call_from_timeout_callback(self) -> None:
@@ -288,10 +293,7 @@ class ClientTests(SynchronousTestCase):
         clock.advance(5)
         [retry] = again
         self.assertEqual(len(self.timers()), 1)
-        clock.advance(4.9)
-        self.assertEqual(outcome(retry), "pending")
-        clock.advance(0.1)
-        self.assertIsInstance(outcome(retry).value, CallTimeout)
+        self.assert_times_out_in(retry, 5)
         self.assertEqual(self.timers(), [])
 
     def test_call_from_timeout_callback_keeps_earlier_deadlines(self) -> None:
@@ -306,13 +308,8 @@ class ClientTests(SynchronousTestCase):
         waiting = self.stub.add(3, 3)
         clock.advance(4)
         [retry] = again
-        clock.advance(0.9)
-        self.assertEqual(outcome(waiting), "pending")
-        clock.advance(0.1)
-        self.assertIsInstance(outcome(waiting).value, CallTimeout)
-        self.assertEqual(outcome(retry), "pending")
-        clock.advance(4)
-        self.assertIsInstance(outcome(retry).value, CallTimeout)
+        self.assert_times_out_in(waiting, 1)
+        self.assert_times_out_in(retry, 4)
         self.assertEqual(self.timers(), [])
 
     @settings(max_examples=300, deadline=None)
