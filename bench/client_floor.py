@@ -29,7 +29,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from bench import common
@@ -582,6 +582,22 @@ def reply_to_of_call(header: bytes) -> bytes:
     return header[pos + 1 : pos + 1 + header[pos]]
 
 
+class Delivery(NamedTuple):
+    tag: int
+    header: bytes
+    body: bytes
+
+
+class Confirm(NamedTuple):
+    """
+    The broker's ack of publish C{tag} (and of every one before it, when
+    C{multiple}).
+    """
+
+    tag: int
+    multiple: bool
+
+
 class Messages:
     """
     Deliveries and confirms read from a connection's buffer as they
@@ -595,14 +611,12 @@ class Messages:
         self._remaining = -1
         self._parts: list[bytes] = []
 
-    def read(self) -> list[tuple[int, bytes, bytes]]:
+    def read(self) -> list[Delivery | Confirm]:
         """
-        Every delivery completed by the bytes buffered: C{(delivery tag,
-        content header, body)}, or C{(-tag, b"", b"")} for a confirm of
-        every publish up to C{tag} (C{tag} for a confirm of that one alone,
-        marked by a header of C{b"1"}).
+        Every delivery and confirm completed by the bytes buffered, in
+        order.
         """
-        done = []
+        done: list[Delivery | Confirm] = []
         while (got := self.conn.next_frame()) is not None:
             kind, payload = got
             if kind == METHOD_FRAME:
@@ -611,7 +625,7 @@ class Messages:
                     self._remaining = -1
                 elif payload[:4] == ACK:
                     tag, bits = TAG_BITS.unpack_from(payload, 4)
-                    done.append((-tag, b"" if bits & 1 else b"1", b""))
+                    done.append(Confirm(tag, bool(bits & 1)))
                 else:
                     raise unexpected(payload)
             elif kind == HEADER_FRAME:
@@ -624,7 +638,7 @@ class Messages:
             elif kind != HEARTBEAT_FRAME:
                 raise BenchError(f"frame type {kind}")
             if kind != METHOD_FRAME and self._remaining == 0:
-                done.append((self._tag, self._header, b"".join(self._parts)))
+                done.append(Delivery(self._tag, self._header, b"".join(self._parts)))
                 self._remaining = -1
         return done
 
@@ -689,23 +703,25 @@ def thrift(args: argparse.Namespace) -> dict[str, Any]:
         client.send(requests[i])
         while not (got := server_in.read()):
             server.fill()
-        [(tag, header, body)] = got
-        if tag != i + 1 or body != calls[i]:
-            raise BenchError(f"call {i} came as delivery {tag} with a wrong body")
-        server.send(reply_frames(reply_to_of_call(header), replies[i]))
+        [call] = got
+        if not isinstance(call, Delivery) or call.tag != i + 1 or call.body != calls[i]:
+            raise BenchError(f"call {i} came as {call!r}")
+        server.send(reply_frames(reply_to_of_call(call.header), replies[i]))
         while not (got := client_in.read()):
             client.fill()
         latencies.append(perf_counter() - t0)
-        [(_, _, body)] = got
-        check_body(i, size, body[-size - 1 : -1])
-        if body != replies[i]:
+        [reply] = got
+        if not isinstance(reply, Delivery):
+            raise BenchError(f"{reply!r} where reply {i} was due")
+        check_body(i, size, reply.body[-size - 1 : -1])
+        if reply.body != replies[i]:
             raise BenchError(f"reply {i} is not the echo of its call")
         while not (got := server_in.read()):
             server.fill()
-        [(confirmed, _, _)] = got
-        if abs(confirmed) != i + 1:
-            raise BenchError(f"confirm of {abs(confirmed)} where {i + 1} was due")
-        server.send(ack(tag, False))
+        [confirm] = got
+        if not isinstance(confirm, Confirm) or confirm.tag != i + 1:
+            raise BenchError(f"{confirm!r} where the confirm of {i + 1} was due")
+        server.send(ack(call.tag, False))
     sequential.stop()
 
     calls, replies = thrift_messages(count, size, count + 1)
@@ -722,18 +738,19 @@ def thrift(args: argparse.Namespace) -> dict[str, Any]:
         if server.sock in readable:
             server.fill()
             out = []
-            for tag, header, body in server_in.read():
-                if tag > 0:
-                    i = tag - first_tag
-                    if i != answered or body != calls[i]:
-                        raise BenchError(f"delivery {tag} is not call {answered}")
-                    out.append(reply_frames(reply_to_of_call(header), replies[i]))
+            for item in server_in.read():
+                if isinstance(item, Delivery):
+                    i = item.tag - first_tag
+                    if i != answered or item.body != calls[i]:
+                        raise BenchError(f"delivery {item.tag} is not call {answered}")
+                    out.append(reply_frames(reply_to_of_call(item.header), replies[i]))
                     answered += 1
                 else:
-                    # publish n's confirm: call n (delivery first_tag - 1 + n)
-                    # is acked, with every call before it when the confirm was
-                    up_to = -tag - count
-                    if header:
+                    # this phase's publish n confirmed: call n (delivery
+                    # first_tag - 1 + n) is acked, with every call before it
+                    # when the confirm was
+                    up_to = item.tag - count
+                    if not item.multiple:
                         out.append(ack(first_tag - 1 + up_to, False))
                         acked += 1
                     elif up_to > acked:
@@ -743,9 +760,11 @@ def thrift(args: argparse.Namespace) -> dict[str, Any]:
                 server.send(b"".join(out))
         if client.sock in readable:
             client.fill()
-            for _, _, body in client_in.read():
-                check_body(replied, size, body[-size - 1 : -1])
-                if body != replies[replied]:
+            for item in client_in.read():
+                if not isinstance(item, Delivery):
+                    raise BenchError(f"{item!r} on the client's connection")
+                check_body(replied, size, item.body[-size - 1 : -1])
+                if item.body != replies[replied]:
                     raise BenchError(f"reply {replied} is not the echo of its call")
                 replied += 1
     concurrent.stop()
