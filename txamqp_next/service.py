@@ -725,10 +725,15 @@ class _InFlight:
 
     def end(self, _: object = None) -> None:
         """
-        A piece of work L{begin}-ed is done (a callback: its argument is
-        ignored).
+        A piece of work L{begin}-ed (or L{run}) is done (a callback: its
+        argument is ignored).
         """
-        self._done(None)
+        self.count -= 1
+        if not self.count:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for d in waiters:
+                if not d.called:
+                    d.callback(None)
 
     def run(self, work: Coroutine[Any, Any, None], on_failure: Callable[[Failure], None]) -> None:
         """
@@ -740,15 +745,7 @@ class _InFlight:
         self.count += 1
         running = from_coroutine(work)
         running.addErrback(on_failure)
-        running.addBoth(self._done)
-
-    def _done(self, _: object) -> None:
-        self.count -= 1
-        if not self.count:
-            waiters, self._idle_waiters = self._idle_waiters, []
-            for d in waiters:
-                if not d.called:
-                    d.callback(None)
+        running.addBoth(self.end)
 
     def when_idle(self) -> Deferred[None]:
         """

@@ -479,7 +479,6 @@ class ThriftClient(Generic[ClientT]):
         self._calls: dict[int, _Call] = {}
         #: the one timer of the calls' deadlines (see L{_watch}), when armed
         self._timer: IDelayedCall | None = None
-        self._timer_at = 0.0
         #: the latest deadline given, and whether the calls' deadlines are
         #: in the order of C{_calls} (not so once C{timeout} was lowered
         #: while calls waited)
@@ -668,12 +667,11 @@ class ThriftClient(Generic[ClientT]):
         timer = self._timer
         if timer is None:
             self._arm(deadline, now)
-        elif deadline < self._timer_at:
+        elif deadline < timer.getTime():
             timer.cancel()
             self._arm(deadline, now)
 
     def _arm(self, deadline: float, now: float) -> None:
-        self._timer_at = deadline
         self._timer = self._clock.callLater(max(0.0, deadline - now), self._deadlines_reached)
 
     def _deadlines_reached(self) -> None:
