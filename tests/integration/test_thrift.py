@@ -185,6 +185,36 @@ class CallTests(ThriftTestCase):
             d.callback(None)
 
     @async_test
+    async def test_timeouts_per_call(self) -> None:
+        """
+        Calls waiting at once each time out after the timeout the client
+        had when it was sent, on the client's one timer: a call sent later
+        with a lower timeout fails first; answered calls in between are
+        unaffected, and no timer is left afterwards.
+        """
+        await self.serve()
+        calc = await self.client(timeout=3)
+        client = calc._transport.client
+        slow = calc.hang()
+        client.timeout = 1
+        started = self.reactor_seconds()
+        fast = calc.hang()
+        self.assertEqual(await calc.add(1, 2), 3)
+        with self.assertRaises(CallTimeout) as caught:
+            await fast
+        self.assertEqual(caught.exception.timeout, 1)
+        self.assertLess(self.reactor_seconds() - started, 2.5)
+        self.assertEqual(client.pending, 1)
+        with self.assertRaises(CallTimeout) as caught:
+            await slow
+        self.assertEqual(caught.exception.timeout, 3)
+        self.assertGreaterEqual(self.reactor_seconds() - started, 2.9)
+        self.assertEqual(client.pending, 0)
+        self.assertIsNone(client._timer)
+        for d in self.handler.hanging:
+            d.callback(None)
+
+    @async_test
     async def test_no_server(self) -> None:
         """
         With no server queue bound, the broker returns the call and it fails
