@@ -786,7 +786,7 @@ WORKLOADS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
 
 def main(argv: list[str] | None = None) -> None:
     args = common.parse_args(CLIENT, argv)
-    workload = common.pick(args, WORKLOADS, "is a reference client, no Thrift")
+    workload = common.pick(args, WORKLOADS, "has no such workload")
     common.run_blocking(args, lambda: workload(args))
 
 
