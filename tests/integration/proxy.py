@@ -62,13 +62,17 @@ class _Pipe:
         self.queue: deque[tuple[float, bytes]] = deque()
         self.timer: IDelayedCall | None = None
         self.frozen = False
+        self.stopped = False
 
     def push(self, data: bytes) -> None:
+        if self.stopped:
+            # bytes from the broker's side after the client's side closed
+            return
         self.queue.append((self.proxy.reactor.seconds() + self.proxy.delay, data))
         self.pump()
 
     def pump(self) -> None:
-        if self.proxy.frozen or self.frozen or self.destination is None:
+        if self.proxy.frozen or self.frozen or self.stopped or self.destination is None:
             return
         now = self.proxy.reactor.seconds()
         while self.queue and self.queue[0][0] <= now:
@@ -83,6 +87,11 @@ class _Pipe:
         self.pump()
 
     def stop(self) -> None:
+        """
+        The connection closed: drop what waits, and never wake again.
+        """
+        self.stopped = True
+        self.queue.clear()
         if self.timer is not None and self.timer.active():
             self.timer.cancel()
         self.timer = None
